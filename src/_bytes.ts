@@ -1,0 +1,126 @@
+// A growable byte buffer with a hard size limit. Its first storage may be a view into a
+// pool slab; it grows into its own ArrayBuffer and keeps that buffer across resets.
+
+import { TofuError } from "./status.ts";
+
+const encoder = new TextEncoder();
+
+export class ByteBuffer {
+  #buf: Uint8Array;
+  #len = 0;
+  readonly #limit: number;
+  readonly #status: number;
+  readonly #what: string;
+
+  constructor(storage: Uint8Array, limit: number, status: number, what: string) {
+    this.#buf = storage;
+    this.#limit = limit;
+    this.#status = status;
+    this.#what = what;
+  }
+
+  get length(): number {
+    return this.#len;
+  }
+
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
+  /** The underlying storage (for identity checks in tests). */
+  get storage(): Uint8Array {
+    return this.#buf;
+  }
+
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  reset(): void {
+    this.#len = 0;
+  }
+
+  #tooLong(size: number, action: string): TofuError {
+    return new TofuError(
+      this.#status,
+      `Cannot ${action} ${this.#what}: ${size} bytes exceeds the limit of ${this.#limit}`,
+    );
+  }
+
+  /** Makes room for `total` bytes, keeping the current content. */
+  reserve(total: number, action = "grow"): void {
+    if (total > this.#limit) throw this.#tooLong(total, action);
+    if (total <= this.#buf.length) return;
+    let cap = Math.max(64, this.#buf.length * 2);
+    while (cap < total) cap *= 2;
+    cap = Math.min(cap, this.#limit);
+    const next = new Uint8Array(cap);
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+
+  append(bytes: Uint8Array): void {
+    const end = this.#len + bytes.length;
+    this.reserve(end, "append to");
+    this.#buf.set(bytes, this.#len);
+    this.#len = end;
+  }
+
+  /** Replaces the content with `bytes`. */
+  set(bytes: Uint8Array): void {
+    this.reserve(bytes.length, "set");
+    this.#buf.set(bytes, 0);
+    this.#len = bytes.length;
+  }
+
+  /** Appends the UTF-8 encoding of `s`; all or nothing (it checks before writing). */
+  appendString(s: string): void {
+    const start = this.#len;
+    // Most strings fit in the spare room; only a long one needs its exact size first.
+    let spare = this.#buf.length - start;
+    if (spare < s.length * 3) {
+      const need = start + byteLengthUtf8(s);
+      this.reserve(need, "append to");
+      spare = this.#buf.length - start;
+    }
+    const { written } = encoder.encodeInto(s, this.#buf.subarray(start));
+    this.#len = start + written;
+  }
+
+  /** Replaces the content with the UTF-8 encoding of `s`; unchanged if it is too long. */
+  setString(s: string): void {
+    if (s.length * 3 > this.#limit) {
+      const n = byteLengthUtf8(s);
+      if (n > this.#limit) throw this.#tooLong(n, "set");
+    }
+    this.#len = 0;
+    this.appendString(s);
+  }
+
+  /** Truncates to `len` bytes (used to undo a partial append). */
+  truncate(len: number): void {
+    if (len < this.#len) this.#len = len;
+  }
+
+  /** Adopts the content of another buffer (a copy; storage stays separate). */
+  copyFrom(other: ByteBuffer): void {
+    this.set(other.view());
+  }
+}
+
+export function byteLengthUtf8(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}

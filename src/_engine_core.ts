@@ -1,0 +1,342 @@
+// The engine's state and its handling of posts, connects and listens. Engine and
+// ChannelGroup are thin public faces over EngineCore and GroupCore.
+
+import { CONNECT_TO, LISTEN_ON, parseAddress, type ParsedAddress } from "./address.ts";
+import type { BinaryHeader } from "./binary_header.ts";
+import { ChannelNumbers } from "./_channel_numbers.ts";
+import type { Channel, EngineHost, GroupHost } from "./_host.ts";
+import { IoChannel } from "./_io_channel.ts";
+import { ListenerChannel, liveSocketPaths, removeSocketFile } from "./_listener.ts";
+import { type Message, Owner, ownerOf, transfer } from "./message.ts";
+import { OpCode, opCodeName } from "./opcode.ts";
+import { MessagePool } from "./pool.ts";
+import { ReceiveQueue } from "./_receive_queue.ts";
+import { asTofuError, engineSignal, handBack } from "./_report.ts";
+import { Status, TofuError } from "./status.ts";
+import { opensChannel, validateForPost } from "./validate.ts";
+
+export interface ResolvedOptions {
+  initialPoolMsgs: number;
+  maxPoolMsgs: number;
+  maxChannels: number;
+  maxQueuedBytes: number;
+}
+
+export class GroupCore implements GroupHost {
+  readonly queue = new ReceiveQueue();
+  readonly channels = new Set<Channel>();
+  readonly engine: EngineCore;
+  destroyed = false;
+
+  constructor(engine: EngineCore) {
+    this.engine = engine;
+  }
+
+  deliver(m: Message): void {
+    if (!this.queue.push(m)) this.engine.recycle(m);
+  }
+}
+
+export class EngineCore implements EngineHost {
+  readonly pool: MessagePool;
+  readonly numbers: ChannelNumbers;
+  readonly maxQueuedBytes: number;
+  readonly channels = new Map<number, Channel>();
+  readonly groups = new Set<GroupCore>();
+  closed = false;
+
+  constructor(o: ResolvedOptions) {
+    this.pool = new MessagePool(o.initialPoolMsgs, o.maxPoolMsgs);
+    this.numbers = new ChannelNumbers(o.maxChannels);
+    if (!Number.isInteger(o.maxQueuedBytes) || o.maxQueuedBytes < 1) {
+      throw new RangeError(
+        `Cannot create engine: maxQueuedBytes ${o.maxQueuedBytes} is not a positive integer`,
+      );
+    }
+    this.maxQueuedBytes = o.maxQueuedBytes;
+  }
+
+  register(ch: Channel): void {
+    this.channels.set(ch.number, ch);
+    (ch.group as GroupCore).channels.add(ch);
+  }
+
+  release(ch: Channel): void {
+    if (this.channels.get(ch.number) === ch) {
+      this.channels.delete(ch.number);
+      this.numbers.release(ch.number);
+    }
+    (ch.group as GroupCore).channels.delete(ch);
+  }
+
+  recycle(m: Message): void {
+    transfer(m, Owner.Application);
+    this.pool.put(m);
+  }
+
+  post(group: GroupCore, msg: Message): BinaryHeader {
+    const op = msg.bhdr.opCode;
+    if (ownerOf(msg) !== Owner.Application) {
+      throw new TofuError(
+        Status.notAllowed,
+        `Cannot post ${opCodeName(op)}: the message is not yours (already posted or put)`,
+      );
+    }
+    if (this.closed || group.destroyed) {
+      throw new TofuError(
+        Status.shutdownStarted,
+        `Cannot post ${opCodeName(op)}: the ${
+          this.closed ? "engine is closed" : "group is destroyed"
+        }`,
+      );
+    }
+    validateForPost(msg);
+    const bh = msg.bhdr;
+    if (opensChannel(op) && bh.channelNumber === 0) {
+      const n = this.numbers.allocate();
+      if (n === null) {
+        bh.status = Status.allocationFailed;
+        throw new TofuError(
+          Status.allocationFailed,
+          `Cannot post ${opCodeName(op)}: all ${this.numbers.limit} channel numbers are in use`,
+        );
+      }
+      bh.channelNumber = n;
+      const result = bh.clone();
+      transfer(msg, Owner.Engine);
+      if (op === OpCode.WelcomeRequest) this.#listen(group, msg);
+      else this.#connect(group, msg);
+      return result;
+    }
+    const ch = this.channels.get(bh.channelNumber);
+    if (ch === undefined) {
+      bh.status = Status.invalidChannelNumber;
+      throw new TofuError(
+        Status.invalidChannelNumber,
+        `Cannot post ${opCodeName(op)}: channel ${bh.channelNumber} is not open`,
+      );
+    }
+    if (ch.group !== group) {
+      bh.status = Status.invelidMchnGroup;
+      throw new TofuError(
+        Status.invelidMchnGroup,
+        `Cannot post ${opCodeName(op)}: channel ${bh.channelNumber} belongs to another group`,
+      );
+    }
+    const abort = op === OpCode.ByeSignal && bh.internalA === 1;
+    if (ch instanceof ListenerChannel) {
+      if (!abort) {
+        bh.status = Status.notAllowed;
+        throw new TofuError(
+          Status.notAllowed,
+          `Cannot post ${
+            opCodeName(op)
+          }: channel ${bh.channelNumber} is a listener; only a ByeSignal with internalA (close) is allowed`,
+        );
+      }
+      const result = bh.clone();
+      transfer(msg, Owner.Engine);
+      const err = new TofuError(
+        Status.channelClosed,
+        `Cannot accept on channel ${ch.number}: the application closed the listener`,
+      );
+      group.deliver(handBack(msg, Status.channelClosed, err));
+      ch.close(Status.channelClosed, err);
+      return result;
+    }
+    const io = ch as IoChannel;
+    if (abort) {
+      const result = bh.clone();
+      transfer(msg, Owner.Engine);
+      io.abort(msg);
+      return result;
+    }
+    try {
+      io.checkPost(msg);
+    } catch (err) {
+      bh.status = (err as TofuError).status;
+      throw err;
+    }
+    const result = bh.clone();
+    transfer(msg, Owner.Engine);
+    io.post(msg);
+    return result;
+  }
+
+  #fail(group: GroupCore, msg: Message, op: number, status: number, err: TofuError): void {
+    const n = msg.bhdr.channelNumber;
+    msg.bhdr.opCode = op;
+    group.deliver(handBack(msg, status, err));
+    group.deliver(engineSignal(n, Status.channelClosed, msg.bhdr, err));
+    this.numbers.release(n);
+  }
+
+  #connect(group: GroupCore, hello: Message): void {
+    const value = hello.headers.get(CONNECT_TO);
+    let addr: ParsedAddress;
+    try {
+      if (value === undefined) {
+        throw new TofuError(Status.invalidAddress, `Cannot connect: no ${CONNECT_TO} header`);
+      }
+      addr = parseAddress(value);
+    } catch (err) {
+      this.#fail(group, hello, OpCode.HelloRequest, Status.invalidAddress, err as TofuError);
+      return;
+    }
+    const ch = new IoChannel(this, group, hello.bhdr.channelNumber, hello);
+    this.register(ch);
+    ch.track(
+      dial(addr).then(
+        (conn) => ch.attach(conn),
+        (err) => {
+          const status = connectFailure(err);
+          ch.close(status, asTofuError(status, `connect to ${value}`, err));
+        },
+      ),
+    );
+  }
+
+  #listen(group: GroupCore, welcome: Message): void {
+    const value = welcome.headers.get(LISTEN_ON);
+    const id = welcome.bhdr.clone();
+    const n = welcome.bhdr.channelNumber;
+    // Listening is synchronous in Deno, but reports must not arrive before post returns.
+    queueMicrotask(() => {
+      if (this.closed || group.destroyed) {
+        this.numbers.release(n);
+        this.recycle(welcome);
+        return;
+      }
+      let addr: ParsedAddress;
+      try {
+        if (value === undefined) {
+          throw new TofuError(Status.invalidAddress, `Cannot listen: no ${LISTEN_ON} header`);
+        }
+        addr = parseAddress(value);
+      } catch (err) {
+        this.#fail(group, welcome, OpCode.WelcomeResponse, Status.invalidAddress, err as TofuError);
+        return;
+      }
+      let listener: Deno.Listener;
+      try {
+        listener = openListener(addr);
+      } catch (err) {
+        const status = listenFailure(err);
+        this.#fail(
+          group,
+          welcome,
+          OpCode.WelcomeResponse,
+          status,
+          asTofuError(status, `listen on ${value}`, err),
+        );
+        return;
+      }
+      const bound = boundAddress(addr, listener);
+      const ch = new ListenerChannel(
+        this,
+        group,
+        n,
+        listener,
+        bound,
+        id,
+        addr.transport === "uds" ? addr.path : null,
+      );
+      this.register(ch);
+      welcome.bhdr.opCode = OpCode.WelcomeResponse;
+      welcome.bhdr.origin = 0;
+      welcome.bhdr.status = 0;
+      replaceHeader(welcome, LISTEN_ON, bound);
+      transfer(welcome, Owner.Application);
+      group.deliver(welcome);
+    });
+  }
+
+  async destroy(group: GroupCore): Promise<void> {
+    if (group.destroyed) return;
+    group.destroyed = true;
+    this.groups.delete(group);
+    const err = new TofuError(Status.shutdownStarted, "Cannot receive: the group is destroyed");
+    const channels = [...group.channels];
+    for (const ch of channels) ch.close(Status.shutdownStarted, err, true);
+    for (const m of group.queue.shutdown(err)) this.recycle(m);
+    await Promise.all(channels.map((ch) => ch.done));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.groups].map((g) => this.destroy(g)));
+    this.pool.clear();
+  }
+}
+
+function dial(addr: ParsedAddress): Promise<Deno.Conn> {
+  return addr.transport === "tcp"
+    ? Deno.connect({ hostname: addr.host, port: addr.port })
+    : Deno.connect({ transport: "unix", path: addr.path });
+}
+
+function openListener(addr: ParsedAddress): Deno.Listener {
+  if (addr.transport === "tcp") return Deno.listen({ hostname: addr.host, port: addr.port });
+  prepareSocketPath(addr.path);
+  return Deno.listen({ transport: "unix", path: addr.path });
+}
+
+// A socket file left by a dead process is removed; a live one (something accepts
+// on it) or any other kind of file makes the listen fail.
+function prepareSocketPath(path: string): void {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  if (!info.isSocket) {
+    throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
+  }
+  if (liveSocketPaths.has(path)) {
+    throw new Deno.errors.AddrInUse(`a listener of this process is bound to ${path}`);
+  }
+  removeSocketFile(path);
+}
+
+function boundAddress(addr: ParsedAddress, listener: Deno.Listener): string {
+  if (addr.transport === "uds") return `uds|${addr.path}`;
+  const a = listener.addr as Deno.NetAddr;
+  return `tcp|${a.hostname}|${a.port}`;
+}
+
+function replaceHeader(msg: Message, name: string, value: string): void {
+  const pairs = [...msg.headers];
+  msg.headers.reset();
+  let replaced = false;
+  for (const [n, v] of pairs) {
+    if (n === name && !replaced) {
+      msg.headers.append(n, value);
+      replaced = true;
+    } else if (n.length > 0 && v.length > 0) msg.headers.append(n, v);
+  }
+}
+
+function isLookupFailure(err: unknown): boolean {
+  return err instanceof Error && /lookup|Name or service|nodename nor servname|No address/i
+    .test(err.message);
+}
+
+function isPermissionError(err: unknown): boolean {
+  return err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied;
+}
+
+function connectFailure(err: unknown): number {
+  if (isPermissionError(err)) return Status.notAllowed;
+  if (err instanceof Deno.errors.NotFound) return Status.udsPathNotFound;
+  if (isLookupFailure(err)) return Status.invalidAddress;
+  return Status.connectFailed;
+}
+
+function listenFailure(err: unknown): number {
+  if (isPermissionError(err)) return Status.notAllowed;
+  if (isLookupFailure(err)) return Status.invalidAddress;
+  return Status.listenFailed;
+}

@@ -1,0 +1,106 @@
+// A group's receive queue: messages in FIFO order and callers of waitReceive served in
+// call order. Every wait cleans up its timer and abort listener when it settles.
+
+import type { Message } from "./message.ts";
+import { Ring } from "./_ring.ts";
+import type { TofuError } from "./status.ts";
+
+interface Waiter {
+  resolve: (m: Message | null) => void;
+  reject: (reason: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  done: boolean;
+}
+
+export class ReceiveQueue {
+  #msgs = new Ring<Message>();
+  #waiters = new Ring<Waiter>();
+  #shutdown: TofuError | null = null;
+
+  get length(): number {
+    return this.#msgs.length;
+  }
+
+  get isShutdown(): boolean {
+    return this.#shutdown !== null;
+  }
+
+  /** Delivers a message; false if the queue is shut down (the caller keeps it). */
+  push(m: Message): boolean {
+    if (this.#shutdown) return false;
+    for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) {
+      if (w.done) continue;
+      this.#settle(w);
+      w.resolve(m);
+      return true;
+    }
+    this.#msgs.push(m);
+    return true;
+  }
+
+  tryShift(): Message | null {
+    return this.#msgs.shift() ?? null;
+  }
+
+  wait(timeoutMs: number, signal: AbortSignal | undefined): Promise<Message | null> {
+    if (this.#shutdown) return Promise.reject(this.#shutdown);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const m = this.#msgs.shift();
+    if (m !== undefined) return Promise.resolve(m);
+    if (timeoutMs <= 0) return Promise.resolve(null);
+    return new Promise<Message | null>((resolve, reject) => {
+      const w: Waiter = {
+        resolve,
+        reject,
+        timer: undefined,
+        signal,
+        onAbort: undefined,
+        done: false,
+      };
+      if (timeoutMs !== Infinity) {
+        w.timer = setTimeout(() => {
+          w.timer = undefined;
+          this.#settle(w);
+          this.#dropSettledHead();
+          resolve(null);
+        }, timeoutMs);
+      }
+      if (signal) {
+        w.onAbort = () => {
+          this.#settle(w);
+          this.#dropSettledHead();
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", w.onAbort, { once: true });
+      }
+      this.#waiters.push(w);
+    });
+  }
+
+  #settle(w: Waiter): void {
+    w.done = true;
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    w.timer = undefined;
+    if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
+    w.onAbort = undefined;
+  }
+
+  // Settled waiters are skipped lazily; dropping them from the head keeps a loop of
+  // timed-out waits from piling them up.
+  #dropSettledHead(): void {
+    while (this.#waiters.peek()?.done) this.#waiters.shift();
+  }
+
+  /** Rejects every waiter (now and later) with `err`; returns the undelivered messages. */
+  shutdown(err: TofuError): Message[] {
+    if (!this.#shutdown) this.#shutdown = err;
+    for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) {
+      if (w.done) continue;
+      this.#settle(w);
+      w.reject(err);
+    }
+    return this.#msgs.drain();
+  }
+}

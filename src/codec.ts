@@ -1,0 +1,411 @@
+/**
+ * The tofu wire codec: frames are a 16-byte {@linkcode BinaryHeader}, the text-header
+ * block, then the body. The core is sans-IO ({@linkcode FrameDecoder},
+ * {@linkcode encodeFrameInto}); the engine and the web streams are built on it.
+ *
+ * @module
+ */
+
+import { BinaryHeader } from "./binary_header.ts";
+import { Message } from "./message.ts";
+import { OpCode, opCodeName } from "./opcode.ts";
+import { Status, TofuError } from "./status.ts";
+
+/** Largest possible frame: 16 + 65535 + 65535 bytes. */
+export const MAX_FRAME_LENGTH = 16 + 65535 + 65535;
+
+const HDR = BinaryHeader.byteLength;
+
+/**
+ * Returns the encoded size of `msg` in bytes.
+ *
+ * @param msg The message.
+ * @returns 16 + text-header block + body.
+ */
+export function frameLength(msg: Message): number {
+  return HDR + msg.headers.byteLength + msg.body.byteLength;
+}
+
+/**
+ * Encodes `msg` into `target` at `offset`, with the lengths taken from the message's
+ * real text headers and body. Every header bit is written as it is.
+ *
+ * @param msg The message.
+ * @param target The destination.
+ * @param offset Where the frame starts.
+ * @returns The number of bytes written ({@linkcode frameLength}).
+ * @throws {RangeError} If the frame does not fit.
+ *
+ * @example Encoding into a reusable buffer
+ * ```ts
+ * import { encodeFrameInto, Message } from "@tofu/tofu";
+ *
+ * const out = new Uint8Array(1024);
+ * const msg = new Message();
+ * msg.bhdr.channelNumber = 3;
+ * msg.body.set("abc");
+ * console.log(encodeFrameInto(msg, out, 0)); // 19
+ * ```
+ */
+export function encodeFrameInto(msg: Message, target: Uint8Array, offset: number): number {
+  const hdrs = msg.headers.raw();
+  const body = msg.body.bytes();
+  const total = HDR + hdrs.length + body.length;
+  if (target.length - offset < total) {
+    throw new RangeError(
+      `Cannot encode frame: needs ${total} bytes, ${target.length - offset} available`,
+    );
+  }
+  msg.bhdr.encodeWithLengths(target, offset, hdrs.length, body.length);
+  if (hdrs.length > 0) target.set(hdrs, offset + HDR);
+  if (body.length > 0) target.set(body, offset + HDR + hdrs.length);
+  return total;
+}
+
+/**
+ * Encodes one message into a new frame.
+ *
+ * @param msg The message.
+ * @returns The frame bytes.
+ *
+ * @example Encoding a request
+ * ```ts
+ * import { encodeFrame, Message } from "@tofu/tofu";
+ *
+ * const msg = new Message();
+ * msg.bhdr.channelNumber = 3;
+ * msg.bhdr.messageId = 7n;
+ * msg.body.set("abc");
+ * console.log(encodeFrame(msg).length); // 19
+ * ```
+ */
+export function encodeFrame(msg: Message): Uint8Array {
+  const out = new Uint8Array(frameLength(msg));
+  encodeFrameInto(msg, out, 0);
+  return out;
+}
+
+/**
+ * Checks the proto byte of a received header: opcodes 10-15 and the local-only
+ * opcodes never travel on the wire.
+ */
+function checkWireHeader(proto: number): TofuError | null {
+  const op = proto & 0x0f;
+  if (op > 9) {
+    return new TofuError(Status.invalidOpCode, `Cannot decode frame: opcode ${op} is not 0..9`);
+  }
+  if (op === OpCode.WelcomeRequest || op === OpCode.WelcomeResponse) {
+    return new TofuError(
+      Status.invalidOpCode,
+      `Cannot decode frame: ${opCodeName(op)} is local and never travels on the wire`,
+    );
+  }
+  if (op === OpCode.ByeSignal && (proto & 0x40) !== 0) {
+    return new TofuError(
+      Status.invalidOpCode,
+      "Cannot decode frame: ByeSignal with internalA is a local abort and never travels on the wire",
+    );
+  }
+  return null;
+}
+
+/** Options of {@linkcode FrameDecoder}. */
+export interface FrameDecoderOptions {
+  /** Initial buffer size in bytes (default 16 KiB); it grows to fit the largest frame. */
+  initialCapacity?: number;
+  /** Size the buffer may grow to for throughput when reads keep filling it (default 256 KiB). */
+  maxCapacity?: number;
+}
+
+/**
+ * An incremental, sans-IO frame decoder. Feed it bytes in any chunking with
+ * {@linkcode FrameDecoder.push} (or read straight into {@linkcode FrameDecoder.writable}
+ * and {@linkcode FrameDecoder.commit}), then take frames with
+ * {@linkcode FrameDecoder.next}. A bad header is rejected as soon as its 16 bytes are
+ * in, before any body is buffered; after that the decoder stays failed, so it never
+ * invents frames from the bytes that follow.
+ *
+ * @example Decoding a stream split at an arbitrary point
+ * ```ts
+ * import { encodeFrame, FrameDecoder, Message } from "@tofu/tofu";
+ *
+ * const src = new Message();
+ * src.bhdr.channelNumber = 1;
+ * src.body.set("hello");
+ * const bytes = encodeFrame(src);
+ * const dec = new FrameDecoder();
+ * const out = new Message();
+ * dec.push(bytes.subarray(0, 5));
+ * console.log(dec.next(out)); // false: incomplete
+ * dec.push(bytes.subarray(5));
+ * console.log(dec.next(out), out.body.text()); // true "hello"
+ * ```
+ */
+export class FrameDecoder {
+  #buf: Uint8Array;
+  #start = 0;
+  #end = 0;
+  #error: TofuError | null = null;
+  #lastWritable = 0;
+  readonly #maxCapacity: number;
+
+  /**
+   * Creates a decoder.
+   *
+   * @param options Buffer sizing.
+   */
+  constructor(options: FrameDecoderOptions = {}) {
+    const initial = Math.max(HDR, options.initialCapacity ?? 16 * 1024);
+    this.#buf = new Uint8Array(initial);
+    this.#maxCapacity = Math.max(initial, options.maxCapacity ?? 256 * 1024);
+  }
+
+  /** Bytes buffered and not yet returned as frames. */
+  get buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** The error that failed this decoder, if any. */
+  get error(): TofuError | null {
+    return this.#error;
+  }
+
+  /** Current buffer size in bytes. */
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
+  /** Moves unconsumed bytes to the front and makes room for at least `need` bytes. */
+  #makeRoom(need: number): void {
+    const pending = this.#end - this.#start;
+    if (this.#start > 0 && (this.#buf.length - this.#end < need || pending === 0)) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = pending;
+    }
+    if (this.#buf.length - this.#end < need) {
+      let cap = this.#buf.length * 2;
+      while (cap - pending < need) cap *= 2;
+      const next = new Uint8Array(cap);
+      next.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = next;
+      this.#start = 0;
+      this.#end = pending;
+    }
+  }
+
+  /**
+   * Appends bytes (copied).
+   *
+   * @param chunk The next bytes of the stream.
+   */
+  push(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.#makeRoom(chunk.length);
+    this.#buf.set(chunk, this.#end);
+    this.#end += chunk.length;
+  }
+
+  /**
+   * Returns free space to read into directly (for example with `conn.read`), then call
+   * {@linkcode FrameDecoder.commit} with the number of bytes read. The space is at
+   * least large enough for the rest of the frame being assembled.
+   *
+   * @returns A view of the free space.
+   */
+  writable(): Uint8Array {
+    let need = 1;
+    const pending = this.#end - this.#start;
+    if (pending >= HDR) {
+      const thl = (this.#buf[this.#start + 12]! << 8) | this.#buf[this.#start + 13]!;
+      const bl = (this.#buf[this.#start + 14]! << 8) | this.#buf[this.#start + 15]!;
+      need = Math.max(1, HDR + thl + bl - pending);
+    }
+    // A read that filled all the space offered suggests a busy stream: grow to read more per call.
+    if (
+      this.#lastWritable > 0 && this.#lastWritable === this.#buf.length &&
+      this.#buf.length < this.#maxCapacity
+    ) {
+      need = Math.max(need, this.#buf.length * 2 - pending);
+    }
+    this.#lastWritable = 0;
+    this.#makeRoom(need);
+    return this.#buf.subarray(this.#end);
+  }
+
+  /**
+   * Records that `n` bytes were written into the view from {@linkcode FrameDecoder.writable}.
+   *
+   * @param n Bytes written.
+   * @throws {RangeError} If `n` exceeds the free space.
+   */
+  commit(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || this.#end + n > this.#buf.length) {
+      throw new RangeError(`Cannot commit ${n} bytes: only ${this.#buf.length - this.#end} free`);
+    }
+    this.#lastWritable = n === this.#buf.length - this.#end && this.#start === 0 ? n : 0;
+    this.#end += n;
+  }
+
+  /**
+   * Whether a complete frame (or a bad header) is buffered, so that
+   * {@linkcode FrameDecoder.next} will not return false.
+   */
+  hasFrame(): boolean {
+    if (this.#error) return true;
+    const pending = this.#end - this.#start;
+    if (pending < HDR) return false;
+    const s = this.#start;
+    if (checkWireHeader(this.#buf[s + 2]!)) return true;
+    const thl = (this.#buf[s + 12]! << 8) | this.#buf[s + 13]!;
+    const bl = (this.#buf[s + 14]! << 8) | this.#buf[s + 15]!;
+    return pending >= HDR + thl + bl;
+  }
+
+  /**
+   * Decodes the next complete frame into `target` (which is overwritten).
+   *
+   * @param target The message to fill.
+   * @returns True when a frame was decoded, false when more bytes are needed.
+   * @throws {TofuError} With status `invalid_op_code` for a frame that must never be
+   * received; the decoder then stays failed and throws the same error again.
+   */
+  next(target: Message): boolean {
+    if (this.#error) throw this.#error;
+    const pending = this.#end - this.#start;
+    if (pending < HDR) return false;
+    const buf = this.#buf;
+    const s = this.#start;
+    const bad = checkWireHeader(buf[s + 2]!);
+    if (bad) {
+      this.#error = bad;
+      throw bad;
+    }
+    const thl = (buf[s + 12]! << 8) | buf[s + 13]!;
+    const bl = (buf[s + 14]! << 8) | buf[s + 15]!;
+    const total = HDR + thl + bl;
+    if (pending < total) return false;
+    target.error = undefined;
+    target.bhdr.decodeFrom(buf, s);
+    target.headers.setRaw(buf.subarray(s + HDR, s + HDR + thl));
+    target.body.set(buf.subarray(s + HDR + thl, s + total));
+    this.#start = s + total;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return true;
+  }
+
+  /**
+   * Whether the stream ended cleanly (no partial frame buffered).
+   */
+  get atFrameBoundary(): boolean {
+    return this.#end === this.#start;
+  }
+}
+
+/**
+ * Decodes exactly one frame.
+ *
+ * @param bytes One whole frame.
+ * @returns A new message.
+ * @throws {TofuError} With status `invalid_message` if `bytes` is not exactly one frame,
+ * or `invalid_op_code` for an opcode that never travels on the wire.
+ *
+ * @example Decoding a golden frame
+ * ```ts
+ * import { decodeFrame } from "@tofu/tofu";
+ *
+ * const hex = "00030000000000000000000700000003616263";
+ * const bytes = new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+ * const msg = decodeFrame(bytes);
+ * console.log(msg.bhdr.messageId, msg.body.text()); // 7n "abc"
+ * ```
+ */
+export function decodeFrame(bytes: Uint8Array): Message {
+  if (bytes.length < HDR) {
+    throw new TofuError(
+      Status.invalidMessage,
+      `Cannot decode frame: ${bytes.length} bytes is shorter than the 16-byte header`,
+    );
+  }
+  const bad = checkWireHeader(bytes[2]!);
+  if (bad) throw bad;
+  const thl = (bytes[12]! << 8) | bytes[13]!;
+  const bl = (bytes[14]! << 8) | bytes[15]!;
+  const total = HDR + thl + bl;
+  if (bytes.length !== total) {
+    throw new TofuError(
+      Status.invalidMessage,
+      `Cannot decode frame: the header announces ${total} bytes, got ${bytes.length}`,
+    );
+  }
+  const msg = new Message();
+  msg.bhdr.decodeFrom(bytes, 0);
+  msg.headers.setRaw(bytes.subarray(HDR, HDR + thl));
+  msg.body.set(bytes.subarray(HDR + thl, total));
+  return msg;
+}
+
+/**
+ * A `TransformStream` from bytes, in any chunking, to decoded messages (one new
+ * `Message` per frame). An invalid frame, or a stream that ends inside a frame,
+ * errors the stream with a {@linkcode TofuError}.
+ *
+ * @example Decoding a byte stream
+ * ```ts
+ * import { encodeFrame, FrameDecoderStream, Message } from "@tofu/tofu";
+ *
+ * const msg = new Message();
+ * msg.bhdr.channelNumber = 1;
+ * msg.body.set("hi");
+ * const frames = ReadableStream.from([encodeFrame(msg)]).pipeThrough(new FrameDecoderStream());
+ * for await (const m of frames) console.log(m.body.text()); // "hi"
+ * ```
+ */
+export class FrameDecoderStream extends TransformStream<Uint8Array, Message> {
+  /** Creates the stream. */
+  constructor() {
+    const dec = new FrameDecoder();
+    super({
+      transform(chunk, controller) {
+        dec.push(chunk);
+        while (dec.hasFrame()) {
+          const m = new Message();
+          dec.next(m);
+          controller.enqueue(m);
+        }
+      },
+      flush() {
+        if (!dec.atFrameBoundary) {
+          throw new TofuError(
+            Status.invalidMessage,
+            `Cannot decode frame: the stream ended inside a frame (${dec.buffered} bytes left)`,
+          );
+        }
+      },
+    });
+  }
+}
+
+/**
+ * A `TransformStream` from messages to frame bytes (one chunk per message).
+ *
+ * @example Encoding messages onto a byte stream
+ * ```ts
+ * import { FrameEncoderStream, Message } from "@tofu/tofu";
+ *
+ * const msg = new Message();
+ * msg.bhdr.channelNumber = 1;
+ * const bytes = ReadableStream.from([msg]).pipeThrough(new FrameEncoderStream());
+ * for await (const chunk of bytes) console.log(chunk.length); // 16
+ * ```
+ */
+export class FrameEncoderStream extends TransformStream<Message, Uint8Array> {
+  /** Creates the stream. */
+  constructor() {
+    super({
+      transform(msg, controller) {
+        controller.enqueue(encodeFrame(msg));
+      },
+    });
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The engine (tofu's "Ampe"): the message pool, the channel groups and their sockets.
+ *
+ * @module
+ */
+
+import { type ChannelGroup, newChannelGroup } from "./channel_group.ts";
+import { EngineCore, GroupCore } from "./_engine_core.ts";
+import type { Message } from "./message.ts";
+import type { AllocationStrategy } from "./pool.ts";
+import { Status, TofuError } from "./status.ts";
+
+export type { AllocationStrategy } from "./pool.ts";
+
+/** Options of {@linkcode Engine}. */
+export interface EngineOptions {
+  /** Messages the pool starts with (default 16). */
+  initialPoolMsgs?: number;
+  /** Most messages the pool keeps (default 64; raised to `initialPoolMsgs` if smaller). */
+  maxPoolMsgs?: number;
+  /** Most channels open at once, listeners included (default and at most 65534). */
+  maxChannels?: number;
+  /**
+   * Most bytes of encoded frames one channel may have queued for sending; past it
+   * `post` throws a {@linkcode TofuError} with status `allocation_failed` (default 64 MiB).
+   */
+  maxQueuedBytes?: number;
+}
+
+/**
+ * The engine: it owns the message pool and every channel, and does all socket I/O.
+ * Create groups with {@linkcode Engine.create}, post messages through them, and give
+ * received messages back with {@linkcode Engine.put}.
+ *
+ * @example A server and a client in one process
+ * ```ts ignore
+ * import { Engine, OpCode, TcpClientAddress, TcpServerAddress } from "@tofu/tofu";
+ *
+ * await using engine = new Engine();
+ * const server = engine.create();
+ * server.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
+ * const welcome = (await server.waitReceive())!;
+ * const port = Number(welcome.headers.get("~listen_on")!.split("|")[2]);
+ * engine.put(welcome);
+ *
+ * const client = engine.create();
+ * client.post(new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!));
+ * const hello = (await server.waitReceive())!; // the client's HelloRequest
+ * hello.bhdr.opCode = OpCode.HelloResponse;
+ * server.post(hello);
+ * console.log((await client.waitReceive())!.bhdr.opCode === OpCode.HelloResponse); // true
+ * ```
+ */
+export class Engine implements AsyncDisposable {
+  readonly #core: EngineCore;
+
+  /**
+   * Creates an engine.
+   *
+   * @param options Pool and limit settings.
+   * @throws {RangeError} If an option is out of range.
+   */
+  constructor(options: EngineOptions = {}) {
+    const initial = options.initialPoolMsgs ?? 16;
+    this.#core = new EngineCore({
+      initialPoolMsgs: initial,
+      maxPoolMsgs: Math.max(options.maxPoolMsgs ?? 64, initial),
+      maxChannels: options.maxChannels ?? 65534,
+      maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
+    });
+  }
+
+  /**
+   * Takes a message from the pool.
+   *
+   * @param strategy `"always"` makes a new message when the pool is empty;
+   * `"poolOnly"` returns `null` then.
+   * @returns A reset message owned by the caller, or `null`.
+   */
+  get(strategy: AllocationStrategy): Message | null {
+    return this.#core.pool.get(strategy);
+  }
+
+  /**
+   * Gives a message back to the pool (it is reset). `null`, a message already put,
+   * and a posted message are ignored. A full pool drops the message.
+   *
+   * @param msg The message.
+   */
+  put(msg: Message | null | undefined): void {
+    if (msg) this.#core.pool.put(msg);
+  }
+
+  /** Messages currently in the pool. */
+  get poolSize(): number {
+    return this.#core.pool.size;
+  }
+
+  /** Channels currently open (listeners included). */
+  get channelCount(): number {
+    return this.#core.channels.size;
+  }
+
+  /**
+   * Creates a channel group.
+   *
+   * @returns The group.
+   * @throws {TofuError} With status `shutdown_started` after {@linkcode Engine.close}.
+   */
+  create(): ChannelGroup {
+    if (this.#core.closed) {
+      throw new TofuError(Status.shutdownStarted, "Cannot create group: the engine is closed");
+    }
+    const core = new GroupCore(this.#core);
+    this.#core.groups.add(core);
+    const group = newChannelGroup(this.#core, core);
+    groupCores.set(group, core);
+    return group;
+  }
+
+  /**
+   * Destroys a group: its channels close (peers see their connections close), its
+   * pending messages are dropped without reports, and its waits reject with
+   * `shutdown_started`. Destroying twice is a no-op.
+   *
+   * @param group A group of this engine.
+   * @throws {TypeError} If the group belongs to another engine.
+   */
+  async destroy(group: ChannelGroup): Promise<void> {
+    const core = groupCores.get(group);
+    if (!core || core.engine !== this.#core) {
+      throw new TypeError("Cannot destroy group: it belongs to another engine");
+    }
+    await this.#core.destroy(core);
+  }
+
+  /** Closes every group and channel; idempotent. */
+  async close(): Promise<void> {
+    await this.#core.close();
+  }
+
+  /** Same as {@linkcode Engine.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+const groupCores = new WeakMap<ChannelGroup, GroupCore>();

@@ -1,0 +1,97 @@
+// The engine-owned message pool. Its first messages share one ArrayBuffer slab for their
+// initial header and body storage; a message that outgrows its slot keeps the larger buffer.
+
+import { Message, Owner, ownerOf, transfer } from "./message.ts";
+
+const HEADER_SLOT = 128;
+const BODY_SLOT = 256;
+
+/** How `get` behaves on an empty pool: make a new message, or return null. */
+export type AllocationStrategy = "always" | "poolOnly";
+
+export class MessagePool {
+  #free: Message[] = [];
+  readonly #max: number;
+  // One-shot callbacks of channels waiting for a free message (backpressure).
+  #waiters: Array<() => void> = [];
+  #waitersHead = 0;
+
+  constructor(initial: number, max: number) {
+    if (!Number.isInteger(initial) || initial < 0) {
+      throw new RangeError(`Cannot create pool: initialPoolMsgs ${initial} is not an integer >= 0`);
+    }
+    if (!Number.isInteger(max) || max < 0) {
+      throw new RangeError(`Cannot create pool: maxPoolMsgs ${max} is not an integer >= 0`);
+    }
+    this.#max = Math.max(max, initial);
+    const slot = HEADER_SLOT + BODY_SLOT;
+    const slab = new ArrayBuffer(initial * slot);
+    for (let i = 0; i < initial; i++) {
+      const base = i * slot;
+      const m = new Message(
+        new Uint8Array(slab, base, HEADER_SLOT),
+        new Uint8Array(slab, base + HEADER_SLOT, BODY_SLOT),
+      );
+      transfer(m, Owner.Pooled);
+      this.#free.push(m);
+    }
+  }
+
+  get size(): number {
+    return this.#free.length;
+  }
+
+  get max(): number {
+    return this.#max;
+  }
+
+  get(strategy: AllocationStrategy): Message | null {
+    const m = this.#free.pop();
+    if (m) {
+      transfer(m, Owner.Application);
+      return m;
+    }
+    if (strategy === "poolOnly") return null;
+    if (strategy !== "always") {
+      throw new TypeError(`Cannot get message: unknown strategy "${strategy}"`);
+    }
+    return new Message(new Uint8Array(HEADER_SLOT), new Uint8Array(BODY_SLOT));
+  }
+
+  /** Takes a message back; a message the application does not own is ignored. */
+  put(m: Message): void {
+    if (ownerOf(m) !== Owner.Application) return;
+    m.reset();
+    transfer(m, Owner.Pooled);
+    if (this.#free.length < this.#max) this.#free.push(m);
+    if (this.#waitersHead < this.#waiters.length) this.#wake();
+  }
+
+  /** Calls `cb` once, as soon as the pool has a free message (at once if it has one). */
+  whenAvailable(cb: () => void): void {
+    this.#waiters.push(cb);
+    if (this.#free.length > 0) this.#wake();
+  }
+
+  #wake(): void {
+    // Wake as many waiters as there are free messages, in FIFO order.
+    let budget = this.#free.length;
+    while (budget-- > 0 && this.#waitersHead < this.#waiters.length) {
+      const cb = this.#waiters[this.#waitersHead]!;
+      this.#waiters[this.#waitersHead++] = noop;
+      queueMicrotask(cb);
+    }
+    if (this.#waitersHead === this.#waiters.length) {
+      this.#waiters.length = 0;
+      this.#waitersHead = 0;
+    }
+  }
+
+  clear(): void {
+    this.#free.length = 0;
+    this.#waiters.length = 0;
+    this.#waitersHead = 0;
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,54 @@
+/**
+ * Helpers for tests: a free TCP port and a unique temporary Unix socket path.
+ *
+ * @module
+ */
+
+/**
+ * Finds a TCP port that is free on `hostname` right now (binds port 0, reads the
+ * port, closes). Needs `--allow-net`.
+ *
+ * @param hostname Interface to probe (default `127.0.0.1`).
+ * @returns The port.
+ *
+ * @example Picking a port for a test server
+ * ```ts ignore
+ * import { freeTcpPort } from "@tofu/tofu/testing";
+ *
+ * const port = freeTcpPort();
+ * ```
+ */
+export function freeTcpPort(hostname = "127.0.0.1"): number {
+  const l = Deno.listen({ hostname, port: 0 });
+  try {
+    return (l.addr as Deno.NetAddr).port;
+  } finally {
+    l.close();
+  }
+}
+
+let counter = 0;
+
+function tmpDir(): string {
+  try {
+    return Deno.env.get("TMPDIR") || "/tmp";
+  } catch {
+    return "/tmp"; // no --allow-env
+  }
+}
+
+/**
+ * Returns a unique Unix socket path `<tmpdir>/tofu_<pid>_<n>.port` (not created).
+ *
+ * @returns The path.
+ *
+ * @example Picking a socket path for a test server
+ * ```ts
+ * import { tempUdsPath } from "@tofu/tofu/testing";
+ *
+ * console.log(tempUdsPath().endsWith(".port")); // true
+ * ```
+ */
+export function tempUdsPath(): string {
+  return `${tmpDir().replace(/\/+$/, "")}/tofu_${Deno.pid}_${counter++}.port`;
+}
