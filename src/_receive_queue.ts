@@ -59,6 +59,10 @@ export class ReceiveQueue {
         onAbort: undefined,
         done: false,
       };
+      // Register before arming the timer: arming it may run pending microtasks
+      // (seen under deno test), and a message they deliver must find this waiter.
+      this.#waiters.push(w);
+      if (w.done) return;
       if (timeoutMs !== Infinity) {
         w.timer = setTimeout(() => {
           w.timer = undefined;
@@ -66,6 +70,10 @@ export class ReceiveQueue {
           this.#dropSettledHead();
           resolve(null);
         }, timeoutMs);
+        if (w.done) {
+          clearTimeout(w.timer);
+          return;
+        }
       }
       if (signal) {
         w.onAbort = () => {
@@ -75,7 +83,6 @@ export class ReceiveQueue {
         };
         signal.addEventListener("abort", w.onAbort, { once: true });
       }
-      this.#waiters.push(w);
     });
   }
 

@@ -1,0 +1,148 @@
+// Shared fixtures of the engine tests: transports, a listening server and a handshake.
+
+import { assert, assertEquals } from "@std/assert";
+import {
+  type ChannelGroup,
+  type Engine,
+  type Message,
+  OpCode,
+  Status,
+  statusName,
+  TcpClientAddress,
+  TcpServerAddress,
+  UdsClientAddress,
+  UdsServerAddress,
+} from "../mod.ts";
+import { freeTcpPort, tempUdsPath } from "../testing.ts";
+
+export interface Transport {
+  name: "tcp" | "uds";
+  /** A fresh address to listen on. */
+  listenAt(): TcpServerAddress | UdsServerAddress;
+  /** The client address for a bound `~listen_on` value. */
+  connectTo(bound: string): TcpClientAddress | UdsClientAddress;
+  /** An address nobody listens on. */
+  nobody(): TcpClientAddress | UdsClientAddress;
+  /** A fixed server address and the client address that reaches it. */
+  pair(): [TcpServerAddress | UdsServerAddress, TcpClientAddress | UdsClientAddress];
+}
+
+export const transports: Transport[] = [
+  {
+    name: "tcp",
+    listenAt: () => new TcpServerAddress("127.0.0.1", 0),
+    connectTo: (bound) => TcpClientAddress.parse(bound),
+    // A port bound and released: nothing listens on it afterwards.
+    nobody: () => new TcpClientAddress("127.0.0.1", freeTcpPort()),
+    pair: () => {
+      const port = freeTcpPort();
+      return [new TcpServerAddress("127.0.0.1", port), new TcpClientAddress("127.0.0.1", port)];
+    },
+  },
+  {
+    name: "uds",
+    listenAt: () => new UdsServerAddress(tempUdsPath()),
+    connectTo: (bound) => UdsClientAddress.parse(bound),
+    nobody: () => new UdsClientAddress(tempUdsPath()),
+    pair: () => {
+      const path = tempUdsPath();
+      return [new UdsServerAddress(path), new UdsClientAddress(path)];
+    },
+  },
+];
+
+/** Receives the next message or fails the test after `ms`. */
+export async function recv(group: ChannelGroup, ms = 5000): Promise<Message> {
+  const m = await group.waitReceive(ms);
+  if (m === null) throw new Error(`no message within ${ms} ms`);
+  return m;
+}
+
+/** Asserts that nothing arrives within `ms`. */
+export async function assertQuiet(group: ChannelGroup, ms = 100): Promise<void> {
+  const m = await group.waitReceive(ms);
+  assert(
+    m === null,
+    `unexpected message: op ${m?.bhdr.opCode} status ${statusName(m?.bhdr.status ?? 0)}`,
+  );
+}
+
+export function expect(
+  m: Message,
+  op: number,
+  status: number,
+  what = "",
+): Message {
+  assertEquals(
+    [m.bhdr.opCode, statusName(m.bhdr.status)],
+    [op, statusName(status)],
+    `${what} (error: ${m.error?.message})`,
+  );
+  return m;
+}
+
+/** Asserts the final report of a closed channel. */
+export function expectClosed(m: Message, channel: number, id?: bigint): void {
+  expect(m, OpCode.Signal, Status.channelClosed, "channel_closed Signal");
+  assert(m.isFromEngine());
+  assertEquals(m.bhdr.channelNumber, channel);
+  if (id !== undefined) assertEquals(m.bhdr.messageId, id);
+}
+
+export interface Server {
+  group: ChannelGroup;
+  channel: number;
+  bound: string;
+}
+
+/** Starts a listener in a new group and waits for its WelcomeResponse. */
+export async function listen(engine: Engine, t: Transport): Promise<Server> {
+  const group = engine.create();
+  const req = t.listenAt().format(engine.get("always")!);
+  const { channelNumber } = group.post(req);
+  const welcome = expect(await recv(group), OpCode.WelcomeResponse, Status.success, "welcome");
+  assertEquals(welcome.bhdr.channelNumber, channelNumber);
+  const bound = welcome.headers.get("~listen_on")!;
+  engine.put(welcome);
+  return { group, channel: channelNumber, bound };
+}
+
+export interface Link {
+  client: ChannelGroup;
+  clientCh: number;
+  serverCh: number;
+  helloId: bigint;
+}
+
+/** Connects a new client group to `server` and completes the Hello handshake. */
+export async function connect(engine: Engine, t: Transport, server: Server): Promise<Link> {
+  const client = engine.create();
+  const hello = t.connectTo(server.bound).format(engine.get("always")!);
+  const posted = client.post(hello);
+  const req = expect(await recv(server.group), OpCode.HelloRequest, Status.success, "hello");
+  assertEquals(req.bhdr.messageId, posted.messageId);
+  const serverCh = req.bhdr.channelNumber;
+  req.bhdr.opCode = OpCode.HelloResponse;
+  server.group.post(req);
+  const resp = expect(await recv(client), OpCode.HelloResponse, Status.success, "hello response");
+  assertEquals(resp.bhdr.channelNumber, posted.channelNumber);
+  assertEquals(resp.bhdr.messageId, posted.messageId);
+  engine.put(resp);
+  return { client, clientCh: posted.channelNumber, serverCh, helloId: posted.messageId };
+}
+
+/** A message ready to post on `channel`. */
+export function make(
+  engine: Engine,
+  channel: number,
+  op: number,
+  body = "",
+  id = 0n,
+): Message {
+  const m = engine.get("always")!;
+  m.bhdr.channelNumber = channel;
+  m.bhdr.opCode = op;
+  m.bhdr.messageId = id;
+  if (body) m.body.set(body);
+  return m;
+}
