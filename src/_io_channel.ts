@@ -228,11 +228,13 @@ export class IoChannel implements Channel {
     const pool = this.#host.pool;
     try {
       for (;;) {
+        let waited = false;
         while (dec.hasFrame()) {
           if (this.#closed) return;
           const m = pool.get("poolOnly");
           if (m === null) {
             this.#starve();
+            waited = true;
             await new Promise<void>((resolve) => {
               this.#wakeReader = resolve;
               pool.whenAvailable(resolve);
@@ -240,7 +242,10 @@ export class IoChannel implements Channel {
             this.#wakeReader = null;
             continue;
           }
-          this.#starving = false;
+          // A starvation episode ends when a message is free without waiting; a
+          // wake-up that takes the one message just put back is the same episode.
+          if (!waited) this.#starving = false;
+          waited = false;
           try {
             dec.next(m);
           } catch (err) {
@@ -254,6 +259,7 @@ export class IoChannel implements Channel {
           this.#deliverFrame(m);
         }
         if (this.#closed) return;
+        this.#starving = false; // caught up: no longer held back by the pool
         const n = await conn.read(dec.writable());
         if (this.#closed) return;
         if (n === null) {

@@ -146,3 +146,22 @@ export function make(
   if (body) m.body.set(body);
   return m;
 }
+
+/** Opens a raw socket to a bound `~listen_on` address (a hand-driven peer). */
+export function rawConnect(bound: string): Promise<Deno.Conn> {
+  const [kind, a, b] = bound.split("|");
+  return kind === "tcp"
+    ? Deno.connect({ hostname: a!, port: Number(b) })
+    : Deno.connect({ transport: "unix", path: a! });
+}
+
+/** Reads from `conn` until EOF; returns the bytes read. */
+export async function readToEnd(conn: Deno.Conn): Promise<number> {
+  const buf = new Uint8Array(65536);
+  let total = 0;
+  for (;;) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return total;
+    total += n;
+  }
+}
