@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "@std/assert";
 import { delay } from "@std/async/delay";
-import { Engine, Message, OpCode, Status, TcpServerAddress, TofuError } from "../mod.ts";
+import { Engine, type Message, OpCode, Status, TcpServerAddress, TofuError } from "../mod.ts";
 import { connect, expect, listen, make, recv, transports } from "./_fixtures.ts";
 
 const tcp = transports[0]!;

@@ -1,6 +1,6 @@
 // The engine suite: written once, run over TCP and over Unix sockets.
 
-import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { delay } from "@std/async/delay";
 import { type ChannelGroup, Engine, OpCode, Status, TofuError } from "../mod.ts";
 import {
