@@ -5,6 +5,9 @@ import { TofuError } from "./status.ts";
 
 const encoder = new TextEncoder();
 
+// Below this many bytes a loop beats creating a subarray view for TypedArray.set.
+const SMALL_COPY = 96;
+
 export class ByteBuffer {
   #buf: Uint8Array;
   #len = 0;
@@ -95,6 +98,27 @@ export class ByteBuffer {
     }
     this.#len = 0;
     this.appendString(s);
+  }
+
+  /**
+   * Replaces the content with `src[start, end)`. Short copies use a plain loop:
+   * creating a subarray view costs more than copying a few dozen bytes.
+   */
+  copyIn(src: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    this.reserve(n, "set");
+    const buf = this.#buf;
+    if (n <= SMALL_COPY) { for (let i = 0; i < n; i++) buf[i] = src[start + i]!; }
+    else buf.set(src.subarray(start, end), 0);
+    this.#len = n;
+  }
+
+  /** Copies the content into `target` at `offset` (which must have room). */
+  copyOut(target: Uint8Array, offset: number): void {
+    const n = this.#len;
+    const buf = this.#buf;
+    if (n <= SMALL_COPY) { for (let i = 0; i < n; i++) target[offset + i] = buf[i]!; }
+    else target.set(buf.subarray(0, n), offset);
   }
 
   /** Truncates to `len` bytes (used to undo a partial append). */

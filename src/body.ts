@@ -12,6 +12,13 @@ export const MAX_BODY_LENGTH = 65535;
 
 const decoder = new TextDecoder();
 
+let bodyBuffer: (x: Body) => ByteBuffer;
+
+/** Library-internal: the byte buffer behind a Body (for the codec). */
+export function bodyBytes(x: Body): ByteBuffer {
+  return bodyBuffer(x);
+}
+
 /**
  * The body of a message. Its storage grows on demand and is kept when the message
  * is reset, so a pooled message stops allocating once it has seen its largest body.
@@ -28,6 +35,10 @@ const decoder = new TextDecoder();
  */
 export class Body {
   readonly #buf: ByteBuffer;
+
+  static {
+    bodyBuffer = (x) => x.#buf;
+  }
 
   /**
    * Creates an empty body.

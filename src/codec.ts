@@ -10,6 +10,8 @@ import { BinaryHeader } from "./binary_header.ts";
 import { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { Status, TofuError } from "./status.ts";
+import { bodyBytes } from "./body.ts";
+import { textHeadersBytes } from "./text_headers.ts";
 
 /** Largest possible frame: 16 + 65535 + 65535 bytes. */
 export const MAX_FRAME_LENGTH = 16 + 65535 + 65535;
@@ -48,17 +50,18 @@ export function frameLength(msg: Message): number {
  * ```
  */
 export function encodeFrameInto(msg: Message, target: Uint8Array, offset: number): number {
-  const hdrs = msg.headers.raw();
-  const body = msg.body.bytes();
-  const total = HDR + hdrs.length + body.length;
+  const hdrs = textHeadersBytes(msg.headers);
+  const body = bodyBytes(msg.body);
+  const thl = hdrs.length;
+  const total = HDR + thl + body.length;
   if (target.length - offset < total) {
     throw new RangeError(
       `Cannot encode frame: needs ${total} bytes, ${target.length - offset} available`,
     );
   }
-  msg.bhdr.encodeWithLengths(target, offset, hdrs.length, body.length);
-  if (hdrs.length > 0) target.set(hdrs, offset + HDR);
-  if (body.length > 0) target.set(body, offset + HDR + hdrs.length);
+  msg.bhdr.encodeWithLengths(target, offset, thl, body.length);
+  hdrs.copyOut(target, offset + HDR);
+  body.copyOut(target, offset + HDR + thl);
   return total;
 }
 
@@ -287,8 +290,8 @@ export class FrameDecoder {
     if (pending < total) return false;
     target.error = undefined;
     target.bhdr.decodeFrom(buf, s);
-    target.headers.setRaw(buf.subarray(s + HDR, s + HDR + thl));
-    target.body.set(buf.subarray(s + HDR + thl, s + total));
+    textHeadersBytes(target.headers).copyIn(buf, s + HDR, s + HDR + thl);
+    bodyBytes(target.body).copyIn(buf, s + HDR + thl, s + total);
     this.#start = s + total;
     if (this.#start === this.#end) this.#start = this.#end = 0;
     return true;

@@ -63,6 +63,13 @@ export function parseHeaderBlock(block: Uint8Array): Array<[string, string]> {
   return out;
 }
 
+let textHeadersBuffer: (x: TextHeaders) => ByteBuffer;
+
+/** Library-internal: the byte buffer behind a TextHeaders (for the codec). */
+export function textHeadersBytes(x: TextHeaders): ByteBuffer {
+  return textHeadersBuffer(x);
+}
+
 /**
  * The text headers of a message, stored as the encoded block that goes on the
  * wire, so sending and receiving copy bytes and nothing else.
@@ -79,6 +86,10 @@ export function parseHeaderBlock(block: Uint8Array): Array<[string, string]> {
  */
 export class TextHeaders {
   readonly #buf: ByteBuffer;
+
+  static {
+    textHeadersBuffer = (x) => x.#buf;
+  }
 
   /**
    * Creates an empty header block.
