@@ -8,6 +8,9 @@ const encoder = new TextEncoder();
 // Below this many bytes a loop beats creating a subarray view for TypedArray.set.
 const SMALL_COPY = 96;
 
+/** Shared zero-length storage: a buffer gets its own on its first write. */
+export const EMPTY: Uint8Array = new Uint8Array(0);
+
 export class ByteBuffer {
   #buf: Uint8Array;
   #len = 0;

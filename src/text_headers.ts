@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ByteBuffer } from "./_bytes.ts";
+import { ByteBuffer, EMPTY } from "./_bytes.ts";
 import { Status } from "./status.ts";
 
 /** Largest text-header block, in bytes (the `u16` length field). */
@@ -96,7 +96,7 @@ export class TextHeaders {
    *
    * @param storage Initial storage (it grows as needed).
    */
-  constructor(storage: Uint8Array = new Uint8Array(0)) {
+  constructor(storage: Uint8Array = EMPTY) {
     this.#buf = new ByteBuffer(
       storage,
       MAX_HEADERS_LENGTH,
