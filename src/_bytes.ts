@@ -5,14 +5,34 @@ import { TofuError } from "./status.ts";
 
 const encoder = new TextEncoder();
 
-// Below this many bytes a loop beats creating a subarray view for TypedArray.set.
-const SMALL_COPY = 96;
+// Up to this many bytes, copying in 4-byte words through DataViews beats creating a
+// subarray view for TypedArray.set (a view costs ~150-190 ns in Deno).
+const WORD_COPY_MAX = 512;
+
+/** A DataView over exactly the bytes of `u8`. */
+export function dataViewOf(u8: Uint8Array): DataView {
+  return new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+/** Copies `n` bytes between DataViews in 4-byte words, then the tail byte by byte. */
+export function copyWords(
+  src: DataView,
+  srcOff: number,
+  dst: DataView,
+  dstOff: number,
+  n: number,
+): void {
+  let i = 0;
+  for (const words = n & ~3; i < words; i += 4) dst.setUint32(dstOff + i, src.getUint32(srcOff + i));
+  for (; i < n; i++) dst.setUint8(dstOff + i, src.getUint8(srcOff + i));
+}
 
 /** Shared zero-length storage: a buffer gets its own on its first write. */
 export const EMPTY: Uint8Array = new Uint8Array(0);
 
 export class ByteBuffer {
   #buf: Uint8Array;
+  #dv: DataView | null = null;
   #len = 0;
   readonly #limit: number;
   readonly #status: number;
@@ -63,18 +83,23 @@ export class ByteBuffer {
     const next = new Uint8Array(cap);
     next.set(this.#buf.subarray(0, this.#len));
     this.#buf = next;
+    this.#dv = null;
+  }
+
+  #view(): DataView {
+    return this.#dv ??= dataViewOf(this.#buf);
   }
 
   append(bytes: Uint8Array): void {
     const end = this.#len + bytes.length;
-    this.reserve(end, "append to");
+    if (end > this.#buf.length) this.reserve(end, "append to");
     this.#buf.set(bytes, this.#len);
     this.#len = end;
   }
 
   /** Replaces the content with `bytes`. */
   set(bytes: Uint8Array): void {
-    this.reserve(bytes.length, "set");
+    if (bytes.length > this.#buf.length) this.reserve(bytes.length, "set");
     this.#buf.set(bytes, 0);
     this.#len = bytes.length;
   }
@@ -107,21 +132,19 @@ export class ByteBuffer {
    * Replaces the content with `src[start, end)`. Short copies use a plain loop:
    * creating a subarray view costs more than copying a few dozen bytes.
    */
-  copyIn(src: Uint8Array, start: number, end: number): void {
+  copyIn(src: Uint8Array, srcView: DataView, start: number, end: number): void {
     const n = end - start;
-    this.reserve(n, "set");
-    const buf = this.#buf;
-    if (n <= SMALL_COPY) { for (let i = 0; i < n; i++) buf[i] = src[start + i]!; }
-    else buf.set(src.subarray(start, end), 0);
+    if (n > this.#buf.length) this.reserve(n, "set");
+    if (n <= WORD_COPY_MAX) copyWords(srcView, start, this.#view(), 0, n);
+    else this.#buf.set(src.subarray(start, end), 0);
     this.#len = n;
   }
 
   /** Copies the content into `target` at `offset` (which must have room). */
-  copyOut(target: Uint8Array, offset: number): void {
+  copyOut(target: Uint8Array, targetView: DataView, offset: number): void {
     const n = this.#len;
-    const buf = this.#buf;
-    if (n <= SMALL_COPY) { for (let i = 0; i < n; i++) target[offset + i] = buf[i]!; }
-    else target.set(buf.subarray(0, n), offset);
+    if (n <= WORD_COPY_MAX) copyWords(this.#view(), 0, targetView, offset, n);
+    else target.set(this.#buf.subarray(0, n), offset);
   }
 
   /** Truncates to `len` bytes (used to undo a partial append). */

@@ -124,7 +124,7 @@ export class EngineCore implements EngineHost {
       );
     }
     const abort = op === OpCode.ByeSignal && bh.internalA === 1;
-    if (ch instanceof ListenerChannel) {
+    if (ch.isListener) {
       if (!abort) {
         bh.status = Status.notAllowed;
         throw new TofuError(

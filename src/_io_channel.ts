@@ -3,7 +3,7 @@
 // Reads stop while the pool has no free message (backpressure).
 
 import { BinaryHeader } from "./binary_header.ts";
-import { encodeFrameInto, FrameDecoder, frameLength } from "./codec.ts";
+import { encodeFrameInto, FrameDecoder } from "./codec.ts";
 import type { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { Ring } from "./_ring.ts";
@@ -12,6 +12,12 @@ import { Status, TofuError } from "./status.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 
 const OUT_INITIAL = 64 * 1024;
+
+// Posted messages are validated, which sets both lengths in the binary header, and
+// the application may not change them afterwards: reading the fields is enough.
+function postedLength(m: Message): number {
+  return 16 + m.bhdr.textHeadersLength + m.bhdr.bodyLength;
+}
 
 function isBye(op: number): boolean {
   return op === OpCode.ByeRequest || op === OpCode.ByeResponse || op === OpCode.ByeSignal;
@@ -38,6 +44,7 @@ export class IoChannel implements Channel {
   #byeReceived = false;
   readonly #decoder = new FrameDecoder();
   #starving = false;
+  #poolEmptyError: TofuError | null = null;
   #wakeReader: (() => void) | null = null;
   // Message id for the final channel_closed Signal: the Hello's, or the first received.
   readonly #id = new BinaryHeader();
@@ -71,23 +78,29 @@ export class IoChannel implements Channel {
 
   /** Throws if this channel cannot take `m` now (the caller still owns `m`). */
   checkPost(m: Message): void {
-    const action = `post ${opCodeName(m.bhdr.opCode)} on channel ${this.number}`;
     if (this.#closed) {
-      throw new TofuError(Status.invalidChannelNumber, `Cannot ${action}: the channel is closed`);
+      throw new TofuError(
+        Status.invalidChannelNumber,
+        `Cannot ${this.#postAction(m)}: the channel is closed`,
+      );
     }
     if (this.#sendClosed !== null) {
       throw new TofuError(
         Status.channelClosed,
-        `Cannot ${action}: the channel is closing (${this.#sendClosed} already posted)`,
+        `Cannot ${this.#postAction(m)}: the channel is closing (${this.#sendClosed} already posted)`,
       );
     }
-    const size = frameLength(m);
+    const size = postedLength(m);
     if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#host.maxQueuedBytes) {
       throw new TofuError(
         Status.allocationFailed,
-        `Cannot ${action}: ${this.#queuedBytes} bytes are already queued (maxQueuedBytes ${this.#host.maxQueuedBytes})`,
+        `Cannot ${this.#postAction(m)}: ${this.#queuedBytes} bytes are already queued (maxQueuedBytes ${this.#host.maxQueuedBytes})`,
       );
     }
+  }
+
+  #postAction(m: Message): string {
+    return `post ${opCodeName(m.bhdr.opCode)} on channel ${this.number}`;
   }
 
   /** Queues a posted message (already validated and owned by the engine). */
@@ -99,7 +112,7 @@ export class IoChannel implements Channel {
   }
 
   #queue(m: Message, urgent: boolean): void {
-    this.#queuedBytes += frameLength(m);
+    this.#queuedBytes += postedLength(m);
     if (!urgent) this.#sendQ.push(m);
     else if (this.#helloUnsent && this.#sendQ.length > 0) {
       // Urgent messages jump the queue, but the HelloRequest stays first on the wire.
@@ -187,7 +200,7 @@ export class IoChannel implements Channel {
     let out = this.#out ??= new Uint8Array(OUT_INITIAL);
     let len = 0;
     for (let m = this.#sendQ.peek(); m !== undefined; m = this.#sendQ.peek()) {
-      const size = frameLength(m);
+      const size = postedLength(m);
       if (len + size > out.length) {
         if (len > 0) break;
         out = this.#out = new Uint8Array(size);
@@ -297,11 +310,12 @@ export class IoChannel implements Channel {
   #starve(): void {
     if (this.#starving) return;
     this.#starving = true;
-    const err = new TofuError(
+    // Starvation can recur often under load; one error per channel spares a stack trace each time.
+    this.#poolEmptyError ??= new TofuError(
       Status.poolEmpty,
       `Cannot read channel ${this.number}: the message pool is empty; put messages back to resume`,
     );
-    this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, err));
+    this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, this.#poolEmptyError));
   }
 
   #deliverFrame(m: Message): void {

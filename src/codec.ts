@@ -11,6 +11,7 @@ import { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { Status, TofuError } from "./status.ts";
 import { bodyBytes } from "./body.ts";
+import { dataViewOf } from "./_bytes.ts";
 import { textHeadersBytes } from "./text_headers.ts";
 
 /** Largest possible frame: 16 + 65535 + 65535 bytes. */
@@ -60,9 +61,22 @@ export function encodeFrameInto(msg: Message, target: Uint8Array, offset: number
     );
   }
   msg.bhdr.encodeWithLengths(target, offset, thl, body.length);
-  hdrs.copyOut(target, offset + HDR);
-  body.copyOut(target, offset + HDR + thl);
+  const view = targetView(target);
+  if (thl > 0) hdrs.copyOut(target, view, offset + HDR);
+  body.copyOut(target, view, offset + HDR + thl);
   return total;
+}
+
+// Encoders write batch after batch into the same buffer: keep the view of the last one.
+let lastTarget: Uint8Array | null = null;
+let lastTargetView: DataView | null = null;
+
+function targetView(target: Uint8Array): DataView {
+  if (target !== lastTarget) {
+    lastTarget = target;
+    lastTargetView = dataViewOf(target);
+  }
+  return lastTargetView!;
 }
 
 /**
@@ -146,6 +160,7 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   #buf: Uint8Array;
+  #view: DataView;
   #start = 0;
   #end = 0;
   #error: TofuError | null = null;
@@ -160,6 +175,7 @@ export class FrameDecoder {
   constructor(options: FrameDecoderOptions = {}) {
     const initial = Math.max(HDR, options.initialCapacity ?? 16 * 1024);
     this.#buf = new Uint8Array(initial);
+    this.#view = dataViewOf(this.#buf);
     this.#maxCapacity = Math.max(initial, options.maxCapacity ?? 256 * 1024);
   }
 
@@ -192,6 +208,7 @@ export class FrameDecoder {
       const next = new Uint8Array(cap);
       next.set(this.#buf.subarray(this.#start, this.#end));
       this.#buf = next;
+      this.#view = dataViewOf(next);
       this.#start = 0;
       this.#end = pending;
     }
@@ -290,8 +307,9 @@ export class FrameDecoder {
     if (pending < total) return false;
     target.error = undefined;
     target.bhdr.decodeFrom(buf, s);
-    textHeadersBytes(target.headers).copyIn(buf, s + HDR, s + HDR + thl);
-    bodyBytes(target.body).copyIn(buf, s + HDR + thl, s + total);
+    const view = this.#view;
+    textHeadersBytes(target.headers).copyIn(buf, view, s + HDR, s + HDR + thl);
+    bodyBytes(target.body).copyIn(buf, view, s + HDR + thl, s + total);
     this.#start = s + total;
     if (this.#start === this.#end) this.#start = this.#end = 0;
     return true;

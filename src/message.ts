@@ -18,8 +18,8 @@ export const Owner = { Application: 0, Pooled: 1, Engine: 2 } as const;
 /** One of the values of {@linkcode Owner}. */
 export type Owner = typeof Owner[keyof typeof Owner];
 
-let getOwner: (m: Message) => Owner;
-let setOwner: (m: Message, owner: Owner) => void;
+/** Library-internal key of a message's owner field. */
+export const kOwner: unique symbol = Symbol("tofu.owner");
 
 /**
  * A tofu message. Get one from an engine's pool with `engine.get("always")`,
@@ -49,14 +49,8 @@ export class Message {
    */
   error: TofuError | undefined = undefined;
 
-  #owner: Owner = Owner.Application;
-
-  static {
-    getOwner = (m) => m.#owner;
-    setOwner = (m, owner) => {
-      m.#owner = owner;
-    };
-  }
+  /** @internal Library bookkeeping: who holds the message (the application, a pool, the engine). */
+  [kOwner]: Owner = Owner.Application;
 
   /**
    * Creates a standalone message (not from a pool).
@@ -118,10 +112,10 @@ export class Message {
 
 /** Library-internal: the owner of a message. */
 export function ownerOf(m: Message): Owner {
-  return getOwner(m);
+  return m[kOwner];
 }
 
 /** Library-internal: hand a message to a new owner. */
 export function transfer(m: Message, owner: Owner): void {
-  setOwner(m, owner);
+  m[kOwner] = owner;
 }
