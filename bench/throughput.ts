@@ -196,11 +196,18 @@ async function receiveLoop(group: ChannelGroup, handle: (m: Message) => boolean)
   }
 }
 
-/** Receiver side: accepts one client, takes `n` Requests, acks every ACK_EVERY. */
-async function tofuReceiver(engine: Engine, group: ChannelGroup, n: number): Promise<number> {
+/**
+ * Receiver side: answers the client's Hello, takes `n` Requests, acks every ACK_EVERY.
+ * `link.ch` carries the accepted channel over to later calls on the same connection.
+ */
+async function tofuReceiver(
+  engine: Engine,
+  group: ChannelGroup,
+  n: number,
+  link: { ch: number } = { ch: 0 },
+): Promise<number> {
   let got = 0;
   let t0 = 0;
-  let ch = 0;
   await receiveLoop(group, (m) => {
     const op = m.bhdr.opCode;
     if (op === OpCode.Request) {
@@ -209,12 +216,12 @@ async function tofuReceiver(engine: Engine, group: ChannelGroup, n: number): Pro
       engine.put(m);
       if (got % ACK_EVERY === 0 || got === n) {
         const ack = engine.get("always")!;
-        ack.bhdr.channelNumber = ch;
+        ack.bhdr.channelNumber = link.ch;
         ack.bhdr.opCode = OpCode.Signal;
         group.post(ack);
       }
     } else if (op === OpCode.HelloRequest) {
-      ch = m.bhdr.channelNumber;
+      link.ch = m.bhdr.channelNumber;
       m.bhdr.opCode = OpCode.HelloResponse;
       group.post(m);
     } else engine.put(m);
@@ -471,16 +478,18 @@ async function memoryGrowth(): Promise<[number, number]> {
   await using rx = benchEngine();
   await using tx = benchEngine();
   const server = await tofuServer(rx);
+  const link = { ch: 0 };
+  // The first receiver pass answers the Hello, so it starts before the connect.
+  let receiving = tofuReceiver(rx, server.group, 1_000_000, link);
   const [group, ch] = await tofuConnect(tx, server.port);
-  const step = async (n: number) => {
-    const receiving = tofuReceiver(rx, server.group, n);
-    await tofuSender(tx, group, ch, n);
-    await receiving;
-  };
-  // The receiver answers the Hello inside tofuReceiver; start with a warm-up pass.
-  await step(1_000_000);
+  await tofuSender(tx, group, ch, 1_000_000);
+  await receiving;
   const after1 = Deno.memoryUsage().rss;
-  for (let i = 0; i < 9; i++) await step(1_000_000);
+  for (let i = 0; i < 9; i++) {
+    receiving = tofuReceiver(rx, server.group, 1_000_000, link);
+    await tofuSender(tx, group, ch, 1_000_000);
+    await receiving;
+  }
   const after10 = Deno.memoryUsage().rss;
   return [after1, after10];
 }
