@@ -23,7 +23,9 @@ export function copyWords(
   n: number,
 ): void {
   let i = 0;
-  for (const words = n & ~3; i < words; i += 4) dst.setUint32(dstOff + i, src.getUint32(srcOff + i));
+  for (const words = n & ~3; i < words; i += 4) {
+    dst.setUint32(dstOff + i, src.getUint32(srcOff + i));
+  }
   for (; i < n; i++) dst.setUint8(dstOff + i, src.getUint8(srcOff + i));
 }
 

@@ -87,14 +87,18 @@ export class IoChannel implements Channel {
     if (this.#sendClosed !== null) {
       throw new TofuError(
         Status.channelClosed,
-        `Cannot ${this.#postAction(m)}: the channel is closing (${this.#sendClosed} already posted)`,
+        `Cannot ${
+          this.#postAction(m)
+        }: the channel is closing (${this.#sendClosed} already posted)`,
       );
     }
     const size = postedLength(m);
     if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#host.maxQueuedBytes) {
       throw new TofuError(
         Status.allocationFailed,
-        `Cannot ${this.#postAction(m)}: ${this.#queuedBytes} bytes are already queued (maxQueuedBytes ${this.#host.maxQueuedBytes})`,
+        `Cannot ${
+          this.#postAction(m)
+        }: ${this.#queuedBytes} bytes are already queued (maxQueuedBytes ${this.#host.maxQueuedBytes})`,
       );
     }
   }
