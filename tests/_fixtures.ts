@@ -165,3 +165,8 @@ export async function readToEnd(conn: Deno.Conn): Promise<number> {
     total += n;
   }
 }
+
+/** Writes all of `bytes` (conn.write may write fewer bytes than it is given). */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+}

@@ -24,6 +24,7 @@ import {
   readToEnd,
   recv,
   transports,
+  writeAll,
 } from "./_fixtures.ts";
 
 async function expectWelcomeFailure(
@@ -185,8 +186,8 @@ for (const t of transports) {
     hello.bhdr.messageId = 31n;
     const req = make(engine, 7, OpCode.Request, "x".repeat(100), 32n);
     const bytes = encodeFrame(req);
-    await conn.write(encodeFrame(hello));
-    await conn.write(bytes.subarray(0, 40)); // half a frame, then gone
+    await writeAll(conn, encodeFrame(hello));
+    await writeAll(conn, bytes.subarray(0, 40)); // half a frame, then gone
     conn.close();
     const h = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
     assertEquals(h.bhdr.messageId, 31n);
@@ -204,7 +205,7 @@ for (const t of transports) {
     forged.bhdr.origin = 1;
     forged.bhdr.status = Status.channelClosed;
     forged.bhdr.internalB = 1;
-    await conn.write(encodeFrame(forged));
+    await writeAll(conn, encodeFrame(forged));
     const m = expect(
       await recv(server.group),
       OpCode.Request,
@@ -216,7 +217,7 @@ for (const t of transports) {
     const badCh = m.bhdr.channelNumber;
     const bad = encodeFrame(make(engine, 9, OpCode.Request, "", 6n));
     bad[2] = 12; // opcode 12
-    await conn.write(bad);
+    await writeAll(conn, bad);
     const closed = await recv(server.group);
     expectClosed(closed, badCh, 5n);
     assertEquals(closed.error?.status, Status.recvFailed);
