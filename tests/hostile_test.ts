@@ -4,10 +4,9 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { delay } from "@std/async/delay";
-import { encodeFrame, Engine, Message, OpCode, Status } from "../mod.ts";
+import { encodeFrame, Engine, type Message, OpCode, Status } from "../mod.ts";
 import {
   connect,
-  expect,
   type Link,
   listen,
   make,
