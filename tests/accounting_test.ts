@@ -1,0 +1,34 @@
+// The accounting invariant under load (see tools/_load_scenario.ts): 10 clients x
+// 10,000 mixed messages with random aborts on either side and graceful byes.
+
+import { assert, assertEquals } from "@std/assert";
+import { runLoad } from "../tools/_load_scenario.ts";
+import { transports } from "./_fixtures.ts";
+
+for (const t of transports) {
+  Deno.test(`${t.name}: 10 clients x 10,000 mixed messages: every message accounted for`, async () => {
+    const report = await runLoad({
+      clients: 10,
+      messagesPerClient: 10_000,
+      seed: t.name === "tcp" ? 7 : 11,
+      listenAt: t.listenAt,
+      connectTo: t.connectTo,
+    });
+    assertEquals(report.problems, [], report.problems.slice(0, 10).join("\n"));
+    const modes = new Set(report.channels.map((c) => c.mode));
+    assert(modes.has("graceful") && (modes.has("clientAbort") || modes.has("serverAbort")));
+    for (const c of report.channels) {
+      if (c.mode === "graceful") {
+        // Nothing is lost or handed back on a graceful channel: all was delivered.
+        assertEquals(c.c2s.received, c.c2s.posted, `client ${c.client} c2s`);
+        assertEquals(c.s2c.received, c.s2c.posted, `client ${c.client} s2c`);
+      }
+    }
+    // deno-lint-ignore no-console
+    console.log(
+      `${t.name}: ${report.messages} messages posted in ${report.ms.toFixed(0)} ms; ` +
+        `${report.handedBack} handed back with a status; ${report.lostInFlight} lost in flight ` +
+        `on aborted channels (${report.channels.map((c) => c.mode[0]).join("")})`,
+    );
+  });
+}
