@@ -268,11 +268,19 @@ async function tofuOneWay(n: number): Promise<number> {
   return n / (ms / 1000);
 }
 
-async function tofuPingPong(n: number): Promise<number[]> {
-  await using engine = benchEngine();
-  const server = await tofuServer(engine);
+/**
+ * Serves as an echo server: accepts every Hello and answers each Request with a
+ * Response, until `n` Requests were answered. `onReport` sees every engine report.
+ */
+function echo(
+  engine: Engine,
+  group: ChannelGroup,
+  n: number,
+  onReport: (m: Message) => void = () => {},
+): Promise<void> {
   let answered = 0;
-  const serving = receiveLoop(server.group, (m) => {
+  return receiveLoop(group, (m) => {
+    if (m.isFromEngine()) onReport(m);
     if (m.bhdr.opCode === OpCode.HelloRequest) m.bhdr.opCode = OpCode.HelloResponse;
     else if (m.bhdr.opCode === OpCode.Request) {
       m.bhdr.opCode = OpCode.Response;
@@ -281,9 +289,15 @@ async function tofuPingPong(n: number): Promise<number[]> {
       engine.put(m);
       return false;
     }
-    server.group.post(m);
+    group.post(m);
     return answered === n;
   });
+}
+
+async function tofuPingPong(n: number): Promise<number[]> {
+  await using engine = benchEngine();
+  const server = await tofuServer(engine);
+  const serving = echo(engine, server.group, n);
   const [group, ch] = await tofuConnect(engine, server.port);
   const body = new Uint8Array(BODY).fill(0x61);
   const rtts: number[] = [];
@@ -304,20 +318,7 @@ async function tofuManyChannels(channels: number, rounds: number): Promise<[numb
   await using engine = new Engine({ initialPoolMsgs: 2048, maxPoolMsgs: 8192 });
   const server = await tofuServer(engine);
   let errors = 0;
-  let answered = 0;
-  const serving = receiveLoop(server.group, (m) => {
-    if (m.isFromEngine()) errors++;
-    if (m.bhdr.opCode === OpCode.HelloRequest) m.bhdr.opCode = OpCode.HelloResponse;
-    else if (m.bhdr.opCode === OpCode.Request) {
-      m.bhdr.opCode = OpCode.Response;
-      answered++;
-    } else {
-      engine.put(m);
-      return false;
-    }
-    server.group.post(m);
-    return answered === channels * rounds;
-  });
+  const serving = echo(engine, server.group, channels * rounds, () => errors++);
   const t0 = performance.now();
   await Promise.all(Array.from({ length: channels }, async () => {
     const [group, ch] = await tofuConnect(engine, server.port);

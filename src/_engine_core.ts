@@ -175,10 +175,7 @@ export class EngineCore implements EngineHost {
     const value = hello.headers.get(CONNECT_TO);
     let addr: ParsedAddress;
     try {
-      if (value === undefined) {
-        throw new TofuError(Status.invalidAddress, `Cannot connect: no ${CONNECT_TO} header`);
-      }
-      addr = parseAddress(value);
+      addr = addressIn(value, CONNECT_TO, "connect");
     } catch (err) {
       this.#fail(group, hello, OpCode.HelloRequest, Status.invalidAddress, err as TofuError);
       return;
@@ -209,10 +206,7 @@ export class EngineCore implements EngineHost {
       }
       let addr: ParsedAddress;
       try {
-        if (value === undefined) {
-          throw new TofuError(Status.invalidAddress, `Cannot listen: no ${LISTEN_ON} header`);
-        }
-        addr = parseAddress(value);
+        addr = addressIn(value, LISTEN_ON, "listen");
       } catch (err) {
         this.#fail(group, welcome, OpCode.WelcomeResponse, Status.invalidAddress, err as TofuError);
         return;
@@ -268,6 +262,14 @@ export class EngineCore implements EngineHost {
     await Promise.all([...this.groups].map((g) => this.destroy(g)));
     this.pool.clear();
   }
+}
+
+/** Parses the reserved address header's value; a missing header is `invalid_address`. */
+function addressIn(value: string | undefined, header: string, action: string): ParsedAddress {
+  if (value === undefined) {
+    throw new TofuError(Status.invalidAddress, `Cannot ${action}: no ${header} header`);
+  }
+  return parseAddress(value);
 }
 
 function dial(addr: ParsedAddress): Promise<Deno.Conn> {

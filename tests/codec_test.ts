@@ -14,6 +14,7 @@ import {
   TofuError,
 } from "../mod.ts";
 import { fromHex, toHex, vectors } from "./_vectors.ts";
+import { seededRandom } from "../tools/_rng.ts";
 
 function fromFields(v: (typeof vectors)[number]): Message {
   const m = new Message();
@@ -176,20 +177,8 @@ Deno.test("encodeFrameInto() writes at an offset and refuses a short target", ()
   assertThrows(() => encodeFrameInto(m, out, 90), RangeError);
 });
 
-// A small deterministic PRNG (mulberry32) so fuzz failures reproduce.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 Deno.test("FrameDecoder: 100,000 seeded random and mutated inputs throw only TofuError", () => {
-  const rand = rng(0x7f0f0);
+  const rand = seededRandom(0x7f0f0);
   const target = new Message();
   let frames = 0;
   let rejected = 0;

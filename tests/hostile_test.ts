@@ -17,18 +17,7 @@ import {
   transports,
   writeAll,
 } from "./_fixtures.ts";
-
-/** A seeded PRNG (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../tools/_rng.ts";
 
 /** The well-behaved client still gets an echo through the same server. */
 async function assertServed(engine: Engine, server: Server, link: Link, text: string) {
@@ -63,7 +52,7 @@ for (const t of transports) {
     await using engine = new Engine();
     const server = await listen(engine, t);
     const good = await connect(engine, t, server);
-    const rand = rng(20261121);
+    const rand = seededRandom(20261121);
     const conns: Deno.Conn[] = [];
     for (let i = 0; i < 20; i++) {
       const conn = await rawConnect(server.bound);

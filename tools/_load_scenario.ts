@@ -22,6 +22,7 @@ import {
   type UdsClientAddress,
   type UdsServerAddress,
 } from "../mod.ts";
+import { seededRandom } from "./_rng.ts";
 
 export interface LoadOptions {
   clients: number;
@@ -60,17 +61,6 @@ export interface LoadReport {
   lostInFlight: number;
   handedBack: number;
   ms: number;
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 class Tally {
@@ -156,7 +146,7 @@ interface ClientState {
 
 export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   const started = performance.now();
-  const rand = rng(o.seed);
+  const rand = seededRandom(o.seed);
   const share = o.abortShare ?? 0.2;
   const states: ClientState[] = Array.from({ length: o.clients }, () => {
     const r = rand();
@@ -252,7 +242,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
 
   const client = async (i: number) => {
     const st = states[i]!;
-    const crand = rng(o.seed * 31 + i);
+    const crand = seededRandom(o.seed * 31 + i);
     const group = clientEngine.create();
     const hello = o.connectTo(bound).format(clientEngine.get("always")!);
     hello.headers.append("client", String(i));
