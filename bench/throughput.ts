@@ -92,20 +92,27 @@ async function rawSend(conn: Deno.Conn, n: number): Promise<void> {
   }
 }
 
-async function rawOneWay(n: number): Promise<number> {
+/** A connected pair of raw loopback TCP sockets, Nagle off on both; the listener is closed. */
+async function rawPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   const [server, client] = await Promise.all([
     l.accept(),
     Deno.connect({ hostname: "127.0.0.1", port }),
   ]);
+  l.close();
+  server.setNoDelay(true);
   client.setNoDelay(true);
+  return [server, client];
+}
+
+async function rawOneWay(n: number): Promise<number> {
+  const [server, client] = await rawPair();
   const recv = rawReceive(server, n);
   await rawSend(client, n);
   const ms = await recv;
   client.close();
   server.close();
-  l.close();
   return n / (ms / 1000);
 }
 
@@ -119,14 +126,7 @@ async function readFull(conn: Deno.Conn, buf: Uint8Array): Promise<void> {
 }
 
 async function rawPingPong(n: number): Promise<number[]> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  const [server, client] = await Promise.all([
-    l.accept(),
-    Deno.connect({ hostname: "127.0.0.1", port }),
-  ]);
-  client.setNoDelay(true);
-  server.setNoDelay(true);
+  const [server, client] = await rawPair();
   const echo = (async () => {
     const b = new Uint8Array(FRAME);
     for (let i = 0; i < n; i++) {
@@ -146,7 +146,6 @@ async function rawPingPong(n: number): Promise<number[]> {
   await echo;
   client.close();
   server.close();
-  l.close();
   return rtts;
 }
 
