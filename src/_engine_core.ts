@@ -272,10 +272,10 @@ function addressIn(value: string | undefined, header: string, action: string): P
   return parseAddress(value);
 }
 
-function dial(addr: ParsedAddress): Promise<Deno.Conn> {
-  return addr.transport === "tcp"
-    ? Deno.connect({ hostname: addr.host, port: addr.port })
-    : Deno.connect({ transport: "unix", path: addr.path });
+// Async so that anything Deno.connect throws becomes a rejection, never a throw out of post().
+async function dial(addr: ParsedAddress): Promise<Deno.Conn> {
+  if (addr.transport === "tcp") return await Deno.connect({ hostname: addr.host, port: addr.port });
+  return await Deno.connect({ transport: "unix", path: addr.path });
 }
 
 function openListener(addr: ParsedAddress): Deno.Listener {
@@ -309,15 +309,23 @@ function boundAddress(addr: ParsedAddress, listener: Deno.Listener): string {
   return `tcp|${a.hostname}|${a.port}`;
 }
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+// Rewrites the first `name:` line of the raw block and keeps every other line byte for
+// byte: rebuilding through append() would drop or reject lines the peer was free to send.
 function replaceHeader(msg: Message, name: string, value: string): void {
-  const pairs = [...msg.headers];
-  msg.headers.reset();
-  let replaced = false;
-  for (const [n, v] of pairs) {
-    if (n === name && !replaced) {
-      msg.headers.append(n, value);
-      replaced = true;
-    } else if (n.length > 0 && v.length > 0) msg.headers.append(n, v);
+  const lines = decoder.decode(msg.headers.raw()).split("\r\n");
+  const i = lines.findIndex((line) => {
+    const colon = line.indexOf(":");
+    return (colon < 0 ? line : line.slice(0, colon)) === name;
+  });
+  if (i < 0) return;
+  lines[i] = `${name}:${value}`;
+  try {
+    msg.headers.setRaw(encoder.encode(lines.join("\r\n")));
+  } catch {
+    // The longer address would push the block past 65535 bytes: keep the request's own.
   }
 }
 

@@ -345,3 +345,21 @@ Deno.test("a HelloRequest is refused by post when its address is missing", () =>
   assertEquals(assertThrows(() => g.post(m), TofuError).status, Status.wrongAddress);
   return engine.close();
 });
+
+Deno.test("tcp: the WelcomeResponse names the bound port and keeps the other header lines", async () => {
+  await using engine = new Engine();
+  const g = engine.create();
+  const m = engine.get("always")!;
+  m.bhdr.opCode = OpCode.WelcomeRequest;
+  // Lines append() would refuse but a raw block may hold: no colon, a bare LF in a name.
+  const raw = "note\r\n~listen_on:tcp|127.0.0.1|0\r\nodd\nname:v\r\nk: spaced \r\n";
+  m.headers.setRaw(new TextEncoder().encode(raw));
+  g.post(m);
+  const w = expect(await recv(g), OpCode.WelcomeResponse, Status.success);
+  const bound = w.headers.get("~listen_on")!;
+  assert(/^tcp\|127\.0\.0\.1\|[1-9][0-9]*$/.test(bound), bound);
+  assertEquals(
+    new TextDecoder().decode(w.headers.raw()),
+    raw.replace("tcp|127.0.0.1|0", bound),
+  );
+});
