@@ -55,11 +55,6 @@ export class ByteBuffer {
     return this.#buf.length;
   }
 
-  /** The underlying storage (for identity checks in tests). */
-  get storage(): Uint8Array {
-    return this.#buf;
-  }
-
   view(): Uint8Array {
     return this.#buf.subarray(0, this.#len);
   }
@@ -152,11 +147,6 @@ export class ByteBuffer {
   /** Truncates to `len` bytes (used to undo a partial append). */
   truncate(len: number): void {
     if (len < this.#len) this.#len = len;
-  }
-
-  /** Adopts the content of another buffer (a copy; storage stays separate). */
-  copyFrom(other: ByteBuffer): void {
-    this.set(other.view());
   }
 }
 

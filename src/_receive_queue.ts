@@ -23,10 +23,6 @@ export class ReceiveQueue {
     return this.#msgs.length;
   }
 
-  get isShutdown(): boolean {
-    return this.#shutdown !== null;
-  }
-
   /** Delivers a message; false if the queue is shut down (the caller keeps it). */
   push(m: Message): boolean {
     if (this.#shutdown) return false;
