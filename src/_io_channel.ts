@@ -27,7 +27,6 @@ export class IoChannel implements Channel {
   readonly number: number;
   readonly group: GroupHost;
   readonly isListener = false;
-  readonly isClient: boolean;
   readonly done: Promise<void>;
 
   readonly #host: EngineHost;
@@ -62,7 +61,6 @@ export class IoChannel implements Channel {
     this.#host = host;
     this.group = group;
     this.number = number;
-    this.isClient = hello !== null;
     this.#helloUnsent = hello !== null;
     this.done = new Promise((r) => this.#resolveDone = r);
     if (hello) {
@@ -70,10 +68,6 @@ export class IoChannel implements Channel {
       this.#hasId = true;
       this.#queue(hello, false);
     }
-  }
-
-  get closed(): boolean {
-    return this.#closed;
   }
 
   /** Throws if this channel cannot take `m` now (the caller still owns `m`). */
@@ -230,7 +224,7 @@ export class IoChannel implements Channel {
       if (op === OpCode.HelloRequest) this.#helloUnsent = false;
       else if (op === OpCode.ByeRequest) this.#byeSent = true;
       else if (op === OpCode.ByeResponse || op === OpCode.ByeSignal) closeAfter = true;
-      this.#queuedBytes -= this.#batchEnds[i]! - (i === 0 ? 0 : this.#batchEnds[i - 1]!);
+      this.#queuedBytes -= postedLength(m);
       this.#host.recycle(m);
     }
     this.#batch.splice(0, i);

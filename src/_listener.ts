@@ -46,10 +46,6 @@ export class ListenerChannel implements Channel {
     this.#accepting = this.#acceptLoop();
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   async #acceptLoop(): Promise<void> {
     for (;;) {
       let conn: Deno.Conn;
