@@ -170,3 +170,10 @@ export async function readToEnd(conn: Deno.Conn): Promise<number> {
 export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
+
+/** A ByeSignal with internalA on `channel`: posting it aborts the channel (or closes a listener). */
+export function makeAbort(engine: Engine, channel: number): Message {
+  const m = make(engine, channel, OpCode.ByeSignal);
+  m.bhdr.internalA = 1;
+  return m;
+}

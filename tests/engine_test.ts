@@ -10,6 +10,7 @@ import {
   expectClosed,
   listen,
   make,
+  makeAbort,
   recv,
   transports,
 } from "./_fixtures.ts";
@@ -53,8 +54,7 @@ for (const t of transports) {
     await using engine = new Engine();
     const server = await listen(engine, t);
     const link = await connect(engine, t, server);
-    const bye = make(engine, server.channel, OpCode.ByeSignal);
-    bye.bhdr.internalA = 1;
+    const bye = makeAbort(engine, server.channel);
     server.group.post(bye);
     expect(await recv(server.group), OpCode.ByeSignal, Status.channelClosed, "bye back");
     expectClosed(await recv(server.group), server.channel);
@@ -74,8 +74,7 @@ for (const t of transports) {
     await using engine = new Engine();
     const server = await listen(engine, t);
     const link = await connect(engine, t, server);
-    const bye = make(engine, link.clientCh, OpCode.ByeSignal);
-    bye.bhdr.internalA = 1;
+    const bye = makeAbort(engine, link.clientCh);
     link.client.post(bye);
     const back = expect(await recv(link.client), OpCode.ByeSignal, Status.channelClosed);
     assert(back.isFromEngine());
@@ -98,8 +97,7 @@ for (const t of transports) {
     for (let i = 0; i < 5; i++) {
       ids.push(link.client.post(make(engine, link.clientCh, OpCode.Request, `r${i}`)).messageId);
     }
-    const bye = make(engine, link.clientCh, OpCode.ByeSignal);
-    bye.bhdr.internalA = 1;
+    const bye = makeAbort(engine, link.clientCh);
     link.client.post(bye); // same turn: nothing has been written yet
     expect(await recv(link.client), OpCode.ByeSignal, Status.channelClosed);
     for (let i = 0; i < 5; i++) {

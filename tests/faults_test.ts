@@ -12,6 +12,7 @@ import {
   expectClosed,
   listen,
   make,
+  makeAbort,
   rawConnect,
   readToEnd,
   recv,
@@ -120,8 +121,7 @@ for (const t of transports) {
           server.group.post(m);
           // Close the listener while the other clients are still connecting.
           if (++answered === 5) {
-            const bye = make(engine, server.channel, OpCode.ByeSignal);
-            bye.bhdr.internalA = 1;
+            const bye = makeAbort(engine, server.channel);
             server.group.post(bye);
           }
         } else engine.put(m);
