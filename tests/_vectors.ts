@@ -1,4 +1,7 @@
-// Loads ../shared/wire-vectors.json at test time (the contract's golden frames).
+// The contract's golden frames: tests/testdata/wire-vectors.json is a byte-identical copy of
+// the project's shared wire-vectors.json, imported as a module so no read permission is needed.
+
+import data from "./testdata/wire-vectors.json" with { type: "json" };
 
 export interface Vector {
   name: string;
@@ -26,6 +29,4 @@ export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-const url = new URL("../../shared/wire-vectors.json", import.meta.url);
-
-export const vectors: Vector[] = JSON.parse(await Deno.readTextFile(url)).vectors;
+export const vectors: Vector[] = (data as unknown as { vectors: Vector[] }).vectors;
