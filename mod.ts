@@ -57,3 +57,17 @@ export {
   frameLength,
 } from "./src/codec.ts";
 export type { AllocationStrategy } from "./src/pool.ts";
+export {
+  Channel,
+  type Chunk,
+  ERROR_MESSAGE_HEADER,
+  ERROR_STATUS_HEADER,
+  type Payload,
+  type ReconnectOptions,
+  type RequestOptions,
+  type RespondOptions,
+  type SendOptions,
+} from "./src/channel.ts";
+export { connect, type ConnectOptions } from "./src/connect.ts";
+export { listen, Listener, type ListenOptions } from "./src/listener.ts";
+export { type Handler, type Reply, serve, type ServeOptions, Server } from "./src/server.ts";

@@ -71,12 +71,27 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
+   * Takes a message from the pool, or makes a new one when the pool is empty.
+   *
+   * @param strategy `"always"`.
+   * @returns A reset message owned by the caller.
+   */
+  get(strategy: "always"): Message;
+  /**
+   * Takes a message from the pool.
+   *
+   * @param strategy `"poolOnly"` returns `null` when the pool is empty.
+   * @returns A reset message owned by the caller, or `null`.
+   */
+  get(strategy: "poolOnly"): Message | null;
+  /**
    * Takes a message from the pool.
    *
    * @param strategy `"always"` makes a new message when the pool is empty;
    * `"poolOnly"` returns `null` then.
    * @returns A reset message owned by the caller, or `null`.
    */
+  get(strategy: AllocationStrategy): Message | null;
   get(strategy: AllocationStrategy): Message | null {
     return this.#core.pool.get(strategy);
   }
