@@ -82,12 +82,15 @@ export function checkTimeout(action: string, ms: number | undefined): void {
   }
 }
 
-/** Resolves after `ms` (an unref'd timer) or as soon as `wake()` is called. */
-export function sleep(ms: number): { done: Promise<void>; wake(): void } {
+/**
+ * Resolves after `ms` or as soon as `wake()` is called. An unref'd timer (`ref` false)
+ * does not keep the process alive; a reconnect pause must (someone waits for it).
+ */
+export function sleep(ms: number, ref = false): { done: Promise<void>; wake(): void } {
   let wake!: () => void;
   const done = new Promise<void>((r) => wake = r);
   const id = setTimeout(wake, ms);
-  Deno.unrefTimer(id);
+  if (!ref) Deno.unrefTimer(id);
   return {
     done,
     wake: () => {

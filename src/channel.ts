@@ -692,7 +692,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     const status = error ? error.status : Status.success;
     this.#failInFlight(
-      error ?? new TofuError(Status.channelClosed, "Cannot complete request: the channel closed"),
+      error ?? new TofuError(Status.channelClosed, "Cannot use channel: the peer said bye"),
     );
     if (!this.#userClosed && this.#reconnect && !this.#hub.destroyed) {
       this.#state = "reconnecting";
@@ -719,7 +719,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     const status = cause.status === Status.success ? Status.channelClosed : cause.status;
     for (const p of this.#pending.values()) {
       p.reject(
-        new TofuError(status, `Cannot complete request: ${cause.message}`, { cause }),
+        new TofuError(
+          status,
+          `Cannot complete request: the channel closed (${statusName(status)})`,
+          { cause },
+        ),
       );
     }
     this.#pending.clear();
@@ -806,7 +810,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           this.#resolveClosed((err as TofuError).status ?? Status.connectFailed);
           throw err;
         }
-        const pause = sleep(jitter(delay));
+        const pause = sleep(jitter(delay), true);
         this.#wakeSleep = pause.wake;
         await deadline.race(pause.done).catch((e) => {
           this.#state = "closed";
@@ -826,7 +830,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         this.#finish(Status.connectFailed);
         return;
       }
-      const pause = sleep(jitter(delay));
+      const pause = sleep(jitter(delay), true);
       this.#wakeSleep = pause.wake;
       await pause.done;
       if (this.#state !== "reconnecting") return;
