@@ -127,8 +127,10 @@ Deno.test("Message prints opcode and status names, channel, id, headers and a bo
     "Message Signal channel_closed {\n  channel: 0, id: 0n, engine\n  body: ff 00 10\n}",
   );
   const long = new Message();
-  long.body.set("é".repeat(40)); // 80 bytes: the preview cuts at 64 bytes
-  assert(Deno.inspect(long).includes(`"${"é".repeat(32)}" ... (80 bytes)`), Deno.inspect(long));
+  // 30 three-byte characters: the 64-byte preview ends inside the 22nd, which is left out.
+  long.body.set("\u20ac".repeat(30));
+  const shown = Deno.inspect(long);
+  assert(shown.includes(`"${"\u20ac".repeat(21)}" ... (90 bytes)`), shown);
 });
 
 Deno.test("Message[Symbol.dispose] puts a pool message back once; a standalone one is left alone", async () => {

@@ -353,7 +353,7 @@ for (const t of peerTransports) {
     await client.respond(question, ["I am ", "the client"]);
     const first = await asking;
     const parts: string[] = [];
-    for await (using c of peer.chunks(first)) parts.push(c.body.text());
+    for await (using part of peer.chunks(first)) parts.push(part.body.text());
     assertEquals(parts.join(""), "I am the client");
   });
 
