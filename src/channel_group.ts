@@ -25,14 +25,17 @@ let makeGroup: (engine: EngineCore, core: GroupCore) => ChannelGroup;
  * `engine.create()`.
  *
  * @example Listening and receiving
- * ```ts ignore
- * import { Engine, TcpServerAddress } from "@tofu/tofu";
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { Engine, OpCode, TcpServerAddress } from "@tofu/tofu";
  *
  * await using engine = new Engine();
  * const group = engine.create();
- * group.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
- * const welcome = await group.waitReceive();
- * console.log(welcome?.headers.get("~listen_on")); // "tcp|127.0.0.1|<port>"
+ * group.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")));
+ * using welcome = await group.waitReceive(5000);
+ * assert(welcome?.bhdr.opCode === OpCode.WelcomeResponse);
+ * // Port 0 was resolved to the real port.
+ * assert(/^tcp\|127\.0\.0\.1\|[1-9][0-9]*$/.test(welcome?.headers.get("~listen_on") ?? ""));
  * ```
  */
 export class ChannelGroup implements AsyncIterable<Message> {

@@ -39,13 +39,14 @@ const BODY_PREVIEW = 64;
  *
  * @example Building a request
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message, OpCode } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.bhdr.opCode = OpCode.Request;
  * msg.headers.append("Job-ID", "7");
  * msg.body.set("print me");
- * console.log(msg.isFromApplication(), msg.hasMore()); // true false
+ * assertEquals([msg.isFromApplication(), msg.hasMore()], [true, false]);
  * ```
  */
 export class Message {
