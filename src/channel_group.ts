@@ -54,7 +54,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
   private constructor() {}
 
   /**
-   * Posts a message; it never blocks. The message is validated (PROTOCOL.md
+   * Posts a message; it never blocks. The message is validated (docs/protocol.md
    * section 3) and, on success, belongs to the engine: it is written to its channel's
    * socket in post order, or handed back here with a status that says why not.
    * A HelloRequest (connect) or WelcomeRequest (listen) on channel 0 opens a channel.
