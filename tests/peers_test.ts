@@ -5,9 +5,10 @@ import { delay } from "@std/async/delay";
 import {
   type Channel,
   connect,
+  encodeFrame,
   Engine,
   listen,
-  type Message,
+  Message,
   OpCode,
   serve,
   Status,
@@ -435,6 +436,41 @@ for (const t of peerTransports) {
     assertEquals(statusName(await ch.closed), "channel_closed");
   });
 }
+
+Deno.test("connect() gives up on a peer that never answers the Hello, and leaves nothing open", async () => {
+  const silent = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of silent) accepted.push(c);
+  })();
+  await using engine = new Engine();
+  const address = `tcp|127.0.0.1|${(silent.addr as Deno.NetAddr).port}`;
+  await expectTofuError(
+    connect(address, { engine, timeoutMs: 200 }),
+    Status.connectFailed,
+    "no answer within 200 ms",
+  );
+  assertEquals(engine.channelCount, 0);
+  silent.close();
+  await accepting;
+  for (const c of accepted) c.close();
+});
+
+Deno.test("Server.close() resolves when a peer never answers the bye", async () => {
+  const server = await serve("tcp|127.0.0.1|0", () => "x");
+  // A hand-driven peer: sends a HelloRequest, then ignores everything.
+  const raw = await rawConnect(server.address);
+  const hello = new Message();
+  hello.bhdr.opCode = OpCode.HelloRequest;
+  hello.bhdr.messageId = 1n;
+  hello.headers.append("~connect_to", server.address);
+  await writeAll(raw, encodeFrame(hello));
+  for (let i = 0; i < 200 && server.peerCount === 0; i++) await delay(10);
+  assertEquals(server.peerCount, 1);
+  await within(server.close(), 10_000, "server.close() with a deaf peer");
+  assert((await readToEnd(raw)) > 0, "the peer got a HelloResponse and a ByeRequest");
+  raw.close();
+});
 
 Deno.test("listen() on a TCP port and a Unix socket at once accepts on both", async () => {
   const path = tempUdsPath();
