@@ -33,9 +33,16 @@ export type Reply = Payload | void | null | undefined;
 export type Handler = (req: Message, ch: Channel) => Reply | Promise<Reply>;
 
 /** Options of {@linkcode serve}. */
-export type ServeOptions = ListenOptions;
+export interface ServeOptions extends ListenOptions {
+  /**
+   * Most handlers running at once for one peer (default 256). Past it the server stops
+   * taking that peer's messages until a handler settles; the peer's further frames wait
+   * unread, and the engine's backpressure slows that peer down, nobody else.
+   */
+  maxInFlight?: number;
+}
 
-let makeServer: (listener: Listener, handler: Handler) => Server;
+let makeServer: (listener: Listener, handler: Handler, maxInFlight: number) => Server;
 
 /**
  * Serves Requests on one or more addresses: every Request of every peer is passed to
@@ -79,22 +86,28 @@ export async function serve(
   if (typeof handler !== "function") {
     throw new TypeError("Cannot serve: the handler is not a function");
   }
-  return makeServer(await listen(address, options), handler);
+  const maxInFlight = options.maxInFlight ?? 256;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+    throw new RangeError(`Cannot serve: maxInFlight ${maxInFlight} is not a positive integer`);
+  }
+  return makeServer(await listen(address, options), handler, maxInFlight);
 }
 
 /** A running server from {@linkcode serve}. */
 export class Server implements AsyncDisposable {
   readonly #listener: Listener;
   readonly #handler: Handler;
+  readonly #maxInFlight: number;
   readonly #accepting: Promise<void>;
 
   static {
-    makeServer = (listener, handler) => new Server(listener, handler);
+    makeServer = (listener, handler, maxInFlight) => new Server(listener, handler, maxInFlight);
   }
 
-  private constructor(listener: Listener, handler: Handler) {
+  private constructor(listener: Listener, handler: Handler, maxInFlight: number) {
     this.#listener = listener;
     this.#handler = handler;
+    this.#maxInFlight = maxInFlight;
     this.#accepting = this.#acceptAll();
   }
 
@@ -138,7 +151,18 @@ export class Server implements AsyncDisposable {
   }
 
   async #servePeer(ch: Channel): Promise<void> {
-    for await (const m of ch) void this.#handle(m, ch);
+    let inFlight = 0;
+    let slotFree: (() => void) | null = null;
+    const settled = () => {
+      inFlight--;
+      slotFree?.();
+      slotFree = null;
+    };
+    for await (const m of ch) {
+      inFlight++;
+      this.#handle(m, ch).then(settled);
+      if (inFlight >= this.#maxInFlight) await new Promise<void>((r) => slotFree = r);
+    }
   }
 
   async #handle(req: Message, ch: Channel): Promise<void> {

@@ -537,3 +537,33 @@ Deno.test("the default engine keeps no process alive once its channels are close
 Deno.test("Channel and Listener are classes of the module", () => {
   assertInstanceOf(new Engine().get("always").bhdr, Object);
 });
+
+Deno.test("serve() runs at most maxInFlight handlers per peer and answers the rest later", async () => {
+  let running = 0;
+  let most = 0;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  await using server = await serve("tcp|127.0.0.1|0", async (req) => {
+    running++;
+    most = Math.max(most, running);
+    await gate;
+    running--;
+    return req.body.text();
+  }, { maxInFlight: 10 });
+  await using ch = await connect(server.address);
+  const replies = Array.from(
+    { length: 50 },
+    (_, i) => ch.request(String(i), { timeoutMs: 60_000 }),
+  );
+  for (let i = 0; i < 200 && running < 10; i++) await delay(5);
+  await delay(50);
+  assertEquals([running, most], [10, 10], "ten handlers run, the other requests wait");
+  release();
+  const bodies = (await Promise.all(replies)).map((m) => {
+    using _ = m;
+    return m.body.text();
+  });
+  assertEquals(bodies, Array.from({ length: 50 }, (_, i) => String(i)));
+  assertEquals(most, 10);
+  await assertRejects(() => serve("tcp|127.0.0.1|0", () => "", { maxInFlight: 0 }), RangeError);
+});
