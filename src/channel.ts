@@ -473,9 +473,17 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     // Look one chunk ahead: only the last one goes out with `more` clear.
     let prev: Chunk | undefined;
     let first = true;
+    const link = this.#number;
     for await (const c of body as AsyncIterable<Chunk>) {
       if (typeof c !== "string" && !(c instanceof Uint8Array)) {
         throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
+      }
+      if (this.#number !== link) {
+        // The rest of a stream must not go to a new connection that never saw its start.
+        throw new TofuError(
+          Status.channelClosed,
+          "Cannot send stream: the connection closed in the middle of it",
+        );
       }
       if (prev !== undefined) {
         id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);

@@ -567,3 +567,29 @@ Deno.test("serve() runs at most maxInFlight handlers per peer and answers the re
   assertEquals(most, 10);
   await assertRejects(() => serve("tcp|127.0.0.1|0", () => "", { maxInFlight: 0 }), RangeError);
 });
+
+Deno.test("a stream cut by a reconnect is not continued on the new connection", async () => {
+  const address = `tcp|127.0.0.1|${freeTcpPort()}`;
+  let server = await serve(address, () => "ok");
+  await using ch = await connect(address, { reconnect: { initialDelayMs: 10 } });
+  let resume!: () => void;
+  const paused = new Promise<void>((r) => resume = r);
+  async function* chunksAcrossARestart() {
+    yield "first";
+    await paused; // the connection drops and comes back meanwhile
+    yield "second";
+    yield "last";
+  }
+  const sending = ch.send(chunksAcrossARestart());
+  sending.catch(() => {}); // checked below
+  await delay(50);
+  await server.close();
+  server = await serve(address, () => "ok");
+  for (let i = 0; i < 500 && !ch.isOpen; i++) await delay(10);
+  assert(ch.isOpen, "reconnected");
+  resume();
+  await expectTofuError(sending, Status.channelClosed, "in the middle of it");
+  using reply = await ch.request("fresh", { timeoutMs: 10_000 });
+  assertEquals(reply.body.text(), "ok");
+  await server.close();
+});
