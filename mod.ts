@@ -1,32 +1,57 @@
 /**
  * tofu for Deno: asynchronous peer-to-peer messaging over TCP and Unix sockets,
- * byte-compatible with the tofu wire protocol.
+ * byte-compatible with the tofu wire protocol (see `docs/protocol.md`).
  *
  * A message is a 16-byte binary header, optional `name:value` text headers and an
- * optional body. You post messages to a {@linkcode ChannelGroup} (it never blocks) and
- * receive everything (peer frames and the engine's own reports) from the group's
- * one queue with {@linkcode ChannelGroup.waitReceive}.
+ * optional body. Two layers share it:
  *
- * @example Echo over TCP in one process
- * ```ts ignore
+ * - the Peers layer ({@linkcode connect}, {@linkcode listen}, {@linkcode serve},
+ *   {@linkcode Channel}): one object per connected peer, requests correlated by message
+ *   id, `more` streams as iterables, reconnects;
+ * - the engine layer ({@linkcode Engine}, {@linkcode ChannelGroup}): you post messages
+ *   (it never blocks) and receive everything, peer frames and the engine's own reports,
+ *   from one queue per group. The Peers layer is built on it and nothing else.
+ *
+ * @example Request and response with the Peers layer
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, serve } from "@tofu/tofu";
+ *
+ * await using server = await serve("tcp|127.0.0.1|0", (req) => req.body.text().toUpperCase());
+ * await using ch = await connect(server.address);
+ * using reply = await ch.request("ping");
+ * assertEquals(reply.body.text(), "PING");
+ * ```
+ *
+ * @example The same exchange on the engine layer
+ * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Engine, OpCode, TcpClientAddress, TcpServerAddress } from "@tofu/tofu";
  *
  * await using engine = new Engine();
  * const server = engine.create();
- * server.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
- * const welcome = (await server.waitReceive())!;
- * const port = Number(welcome.headers.get("~listen_on")!.split("|")[2]);
+ * server.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")));
+ * const welcome = (await server.waitReceive(5000))!;
+ * const bound = welcome.headers.get("~listen_on")!;
  * engine.put(welcome);
  *
  * const client = engine.create();
- * const hello = new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!);
- * const { channelNumber } = client.post(hello);
- *
- * const req = engine.get("always")!;
+ * const { channelNumber } = client.post(TcpClientAddress.parse(bound).format(engine.get("always")));
+ * const req = engine.get("always");
  * req.bhdr.channelNumber = channelNumber;
  * req.bhdr.opCode = OpCode.Request;
  * req.body.set("ping");
- * client.post(req);
+ * client.post(req); // written after the HelloRequest
+ *
+ * const hello = (await server.waitReceive(5000))!; // the client's HelloRequest
+ * hello.bhdr.opCode = OpCode.HelloResponse;
+ * server.post(hello);
+ * const ping = (await server.waitReceive(5000))!;
+ * ping.bhdr.opCode = OpCode.Response; // echo it back: same id, same body
+ * server.post(ping);
+ * engine.put(await client.waitReceive(5000)); // the HelloResponse
+ * using pong = await client.waitReceive(5000);
+ * assertEquals(pong?.body.text(), "ping");
  * ```
  *
  * @module
@@ -57,3 +82,17 @@ export {
   frameLength,
 } from "./src/codec.ts";
 export type { AllocationStrategy } from "./src/pool.ts";
+export {
+  Channel,
+  type Chunk,
+  ERROR_MESSAGE_HEADER,
+  ERROR_STATUS_HEADER,
+  type Payload,
+  type ReconnectOptions,
+  type RequestOptions,
+  type RespondOptions,
+  type SendOptions,
+} from "./src/channel.ts";
+export { connect, type ConnectOptions } from "./src/connect.ts";
+export { listen, Listener, type ListenOptions } from "./src/listener.ts";
+export { type Handler, type Reply, serve, type ServeOptions, Server } from "./src/server.ts";

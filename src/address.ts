@@ -86,10 +86,11 @@ function formatRequest(msg: Message, op: number, header: string, value: string):
  *
  * @example Connecting to a server
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message, TcpClientAddress } from "@tofu/tofu";
  *
  * const hello = new TcpClientAddress("127.0.0.1", 7099).format(new Message());
- * console.log(hello.headers.get("~connect_to")); // "tcp|127.0.0.1|7099"
+ * assertEquals(hello.headers.get("~connect_to"), "tcp|127.0.0.1|7099");
  * ```
  */
 export class TcpClientAddress {
@@ -146,10 +147,11 @@ export class TcpClientAddress {
  *
  * @example Listening on a free port
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message, TcpServerAddress } from "@tofu/tofu";
  *
  * const welcome = new TcpServerAddress("127.0.0.1", 0).format(new Message());
- * console.log(welcome.headers.get("~listen_on")); // "tcp|127.0.0.1|0"
+ * assertEquals(welcome.headers.get("~listen_on"), "tcp|127.0.0.1|0");
  * ```
  */
 export class TcpServerAddress {
@@ -206,10 +208,11 @@ export class TcpServerAddress {
  *
  * @example Connecting over a Unix socket
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message, UdsClientAddress } from "@tofu/tofu";
  *
  * const hello = new UdsClientAddress("/tmp/tofu.sock").format(new Message());
- * console.log(hello.headers.get("~connect_to")); // "uds|/tmp/tofu.sock"
+ * assertEquals(hello.headers.get("~connect_to"), "uds|/tmp/tofu.sock");
  * ```
  */
 export class UdsClientAddress {
@@ -261,10 +264,11 @@ export class UdsClientAddress {
  *
  * @example Listening on a Unix socket
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message, UdsServerAddress } from "@tofu/tofu";
  *
  * const welcome = new UdsServerAddress("/tmp/tofu.sock").format(new Message());
- * console.log(welcome.headers.get("~listen_on")); // "uds|/tmp/tofu.sock"
+ * assertEquals(welcome.headers.get("~listen_on"), "uds|/tmp/tofu.sock");
  * ```
  */
 export class UdsServerAddress {

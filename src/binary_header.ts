@@ -24,6 +24,7 @@ const MASK_64 = 0xffff_ffff_ffff_ffffn;
  *
  * @example Encoding and decoding a header
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { BinaryHeader, OpCode } from "@tofu/tofu";
  *
  * const bh = new BinaryHeader();
@@ -32,7 +33,7 @@ const MASK_64 = 0xffff_ffff_ffff_ffffn;
  * bh.messageId = 7n;
  * const bytes = new Uint8Array(BinaryHeader.byteLength);
  * bh.encodeInto(bytes);
- * console.log(BinaryHeader.decode(bytes).messageId); // 7n
+ * assertEquals(BinaryHeader.decode(bytes).messageId, 7n);
  * ```
  */
 export class BinaryHeader {

@@ -25,12 +25,13 @@ export function bodyBytes(x: Body): ByteBuffer {
  *
  * @example Filling and reading a body
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.body.set("hello, ");
  * msg.body.append("tofu");
- * console.log(msg.body.text()); // "hello, tofu"
+ * assertEquals(msg.body.text(), "hello, tofu");
  * ```
  */
 export class Body {

@@ -25,14 +25,17 @@ let makeGroup: (engine: EngineCore, core: GroupCore) => ChannelGroup;
  * `engine.create()`.
  *
  * @example Listening and receiving
- * ```ts ignore
- * import { Engine, TcpServerAddress } from "@tofu/tofu";
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { Engine, OpCode, TcpServerAddress } from "@tofu/tofu";
  *
  * await using engine = new Engine();
  * const group = engine.create();
- * group.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
- * const welcome = await group.waitReceive();
- * console.log(welcome?.headers.get("~listen_on")); // "tcp|127.0.0.1|<port>"
+ * group.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")));
+ * using welcome = await group.waitReceive(5000);
+ * assert(welcome?.bhdr.opCode === OpCode.WelcomeResponse);
+ * // Port 0 was resolved to the real port.
+ * assert(/^tcp\|127\.0\.0\.1\|[1-9][0-9]*$/.test(welcome?.headers.get("~listen_on") ?? ""));
  * ```
  */
 export class ChannelGroup implements AsyncIterable<Message> {
@@ -51,7 +54,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
   private constructor() {}
 
   /**
-   * Posts a message; it never blocks. The message is validated (PROTOCOL.md
+   * Posts a message; it never blocks. The message is validated (docs/protocol.md
    * section 3) and, on success, belongs to the engine: it is written to its channel's
    * socket in post order, or handed back here with a status that says why not.
    * A HelloRequest (connect) or WelcomeRequest (listen) on channel 0 opens a channel.

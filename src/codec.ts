@@ -41,13 +41,14 @@ export function frameLength(msg: Message): number {
  *
  * @example Encoding into a reusable buffer
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { encodeFrameInto, Message } from "@tofu/tofu";
  *
  * const out = new Uint8Array(1024);
  * const msg = new Message();
  * msg.bhdr.channelNumber = 3;
  * msg.body.set("abc");
- * console.log(encodeFrameInto(msg, out, 0)); // 19
+ * assertEquals(encodeFrameInto(msg, out, 0), 19);
  * ```
  */
 export function encodeFrameInto(msg: Message, target: Uint8Array, offset: number): number {
@@ -87,13 +88,14 @@ function targetView(target: Uint8Array): DataView {
  *
  * @example Encoding a request
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { encodeFrame, Message } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.bhdr.channelNumber = 3;
  * msg.bhdr.messageId = 7n;
  * msg.body.set("abc");
- * console.log(encodeFrame(msg).length); // 19
+ * assertEquals(encodeFrame(msg).length, 19);
  * ```
  */
 export function encodeFrame(msg: Message): Uint8Array {
@@ -144,6 +146,7 @@ export interface FrameDecoderOptions {
  *
  * @example Decoding a stream split at an arbitrary point
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { encodeFrame, FrameDecoder, Message } from "@tofu/tofu";
  *
  * const src = new Message();
@@ -153,9 +156,10 @@ export interface FrameDecoderOptions {
  * const dec = new FrameDecoder();
  * const out = new Message();
  * dec.push(bytes.subarray(0, 5));
- * console.log(dec.next(out)); // false: incomplete
+ * assertEquals(dec.next(out), false); // incomplete
  * dec.push(bytes.subarray(5));
- * console.log(dec.next(out), out.body.text()); // true "hello"
+ * assertEquals(dec.next(out), true);
+ * assertEquals(out.body.text(), "hello");
  * ```
  */
 export class FrameDecoder {
@@ -333,12 +337,14 @@ export class FrameDecoder {
  *
  * @example Decoding a golden frame
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { decodeFrame } from "@tofu/tofu";
  *
  * const hex = "00030000000000000000000700000003616263";
  * const bytes = new Uint8Array(hex.match(/../g)!.map((h) => parseInt(h, 16)));
  * const msg = decodeFrame(bytes);
- * console.log(msg.bhdr.messageId, msg.body.text()); // 7n "abc"
+ * assertEquals(msg.bhdr.messageId, 7n);
+ * assertEquals(msg.body.text(), "abc");
  * ```
  */
 export function decodeFrame(bytes: Uint8Array): Message {
@@ -373,13 +379,15 @@ export function decodeFrame(bytes: Uint8Array): Message {
  *
  * @example Decoding a byte stream
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { encodeFrame, FrameDecoderStream, Message } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.bhdr.channelNumber = 1;
  * msg.body.set("hi");
  * const frames = ReadableStream.from([encodeFrame(msg)]).pipeThrough(new FrameDecoderStream());
- * for await (const m of frames) console.log(m.body.text()); // "hi"
+ * const texts = (await Array.fromAsync(frames)).map((m) => m.body.text());
+ * assertEquals(texts, ["hi"]);
  * ```
  */
 export class FrameDecoderStream extends TransformStream<Uint8Array, Message> {
@@ -412,12 +420,14 @@ export class FrameDecoderStream extends TransformStream<Uint8Array, Message> {
  *
  * @example Encoding messages onto a byte stream
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { FrameEncoderStream, Message } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.bhdr.channelNumber = 1;
  * const bytes = ReadableStream.from([msg]).pipeThrough(new FrameEncoderStream());
- * for await (const chunk of bytes) console.log(chunk.length); // 16
+ * const lengths = (await Array.fromAsync(bytes)).map((chunk) => chunk.length);
+ * assertEquals(lengths, [16]);
  * ```
  */
 export class FrameEncoderStream extends TransformStream<Message, Uint8Array> {

@@ -33,22 +33,24 @@ export interface EngineOptions {
  * received messages back with {@linkcode Engine.put}.
  *
  * @example A server and a client in one process
- * ```ts ignore
+ * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Engine, OpCode, TcpClientAddress, TcpServerAddress } from "@tofu/tofu";
  *
  * await using engine = new Engine();
  * const server = engine.create();
- * server.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
+ * server.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")));
  * const welcome = (await server.waitReceive())!;
  * const port = Number(welcome.headers.get("~listen_on")!.split("|")[2]);
  * engine.put(welcome);
  *
  * const client = engine.create();
- * client.post(new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!));
+ * client.post(new TcpClientAddress("127.0.0.1", port).format(engine.get("always")));
  * const hello = (await server.waitReceive())!; // the client's HelloRequest
  * hello.bhdr.opCode = OpCode.HelloResponse;
  * server.post(hello);
- * console.log((await client.waitReceive())!.bhdr.opCode === OpCode.HelloResponse); // true
+ * using answer = await client.waitReceive(5000);
+ * assertEquals(answer?.bhdr.opCode, OpCode.HelloResponse);
  * ```
  */
 export class Engine implements AsyncDisposable {
@@ -71,12 +73,27 @@ export class Engine implements AsyncDisposable {
   }
 
   /**
+   * Takes a message from the pool, or makes a new one when the pool is empty.
+   *
+   * @param strategy `"always"`.
+   * @returns A reset message owned by the caller.
+   */
+  get(strategy: "always"): Message;
+  /**
+   * Takes a message from the pool.
+   *
+   * @param strategy `"poolOnly"` returns `null` when the pool is empty.
+   * @returns A reset message owned by the caller, or `null`.
+   */
+  get(strategy: "poolOnly"): Message | null;
+  /**
    * Takes a message from the pool.
    *
    * @param strategy `"always"` makes a new message when the pool is empty;
    * `"poolOnly"` returns `null` then.
    * @returns A reset message owned by the caller, or `null`.
    */
+  get(strategy: AllocationStrategy): Message | null;
   get(strategy: AllocationStrategy): Message | null {
     return this.#core.pool.get(strategy);
   }

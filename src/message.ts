@@ -6,7 +6,8 @@
 
 import { BinaryHeader } from "./binary_header.ts";
 import { Body } from "./body.ts";
-import type { TofuError } from "./status.ts";
+import { opCodeName } from "./opcode.ts";
+import { statusName, type TofuError } from "./status.ts";
 import { TextHeaders } from "./text_headers.ts";
 
 /**
@@ -21,19 +22,31 @@ export type Owner = typeof Owner[keyof typeof Owner];
 /** Library-internal key of a message's owner field. */
 export const kOwner: unique symbol = Symbol("tofu.owner");
 
+/** Library-internal: where a pool message goes back to (its engine's pool). */
+export interface MessageHome {
+  put(m: Message): void;
+}
+
+const homes = new WeakMap<Message, MessageHome>();
+// Counts ownership changes: a holder that remembers the count can tell whether the
+// message is still the one it was given (not put back and handed out again meanwhile).
+const leases = new WeakMap<Message, number>();
+const BODY_PREVIEW = 64;
+
 /**
  * A tofu message. Get one from an engine's pool with `engine.get("always")`,
  * fill it, post it, and give received messages back with `engine.put(msg)`.
  *
  * @example Building a request
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message, OpCode } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.bhdr.opCode = OpCode.Request;
  * msg.headers.append("Job-ID", "7");
  * msg.body.set("print me");
- * console.log(msg.isFromApplication(), msg.hasMore()); // true false
+ * assertEquals([msg.isFromApplication(), msg.hasMore()], [true, false]);
  * ```
  */
 export class Message {
@@ -78,6 +91,45 @@ export class Message {
     return this.bhdr.more === 1;
   }
 
+  /**
+   * Puts a pool message back into its engine's pool, so `using msg = ...` releases it
+   * at the end of the block. A no-op for a standalone message (`new Message()`), for a
+   * message already put back, and for one that was posted.
+   *
+   * @example Releasing a message at the end of a block
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { Engine } from "@tofu/tofu";
+   *
+   * await using engine = new Engine();
+   * const before = engine.poolSize;
+   * {
+   *   using msg = engine.get("always");
+   *   msg.body.set("scratch");
+   *   assertEquals(engine.poolSize, before - 1);
+   * }
+   * assertEquals(engine.poolSize, before);
+   * ```
+   */
+  [Symbol.dispose](): void {
+    if (this[kOwner] === Owner.Application) homes.get(this)?.put(this);
+  }
+
+  /**
+   * Renders the message for `console.log` and the REPL: opcode and status names,
+   * channel, message id, flags, header lines and a preview of the body.
+   *
+   * @param inspect Deno's inspect function, for nested values.
+   * @param options Deno's inspect options.
+   * @returns A readable multi-line description.
+   */
+  [Symbol.for("Deno.customInspect")](
+    inspect: (value: unknown, options?: unknown) => string,
+    options?: unknown,
+  ): string {
+    return describe(this, inspect, options);
+  }
+
   /** Clears header, text headers, body and error; storage is kept. */
   reset(): void {
     this.bhdr.reset();
@@ -118,4 +170,48 @@ export function ownerOf(m: Message): Owner {
 /** Library-internal: hand a message to a new owner. */
 export function transfer(m: Message, owner: Owner): void {
   m[kOwner] = owner;
+  leases.set(m, (leases.get(m) ?? 0) + 1);
+}
+
+/** Library-internal: records the pool a message returns to on `[Symbol.dispose]`. */
+export function setHome(m: Message, home: MessageHome): void {
+  homes.set(m, home);
+}
+
+/** Library-internal: a token that changes whenever the message changes hands. */
+export function leaseOf(m: Message): number {
+  return leases.get(m) ?? 0;
+}
+
+function describe(
+  m: Message,
+  inspect: (value: unknown, options?: unknown) => string,
+  options: unknown,
+): string {
+  const bh = m.bhdr;
+  const flags = [bh.origin ? "engine" : "application"];
+  if (bh.more) flags.push("more");
+  if (bh.internalA) flags.push("internalA");
+  const lines = [
+    `Message ${opCodeName(bh.opCode)} ${statusName(bh.status)} {`,
+    `  channel: ${bh.channelNumber}, id: ${bh.messageId}n, ${flags.join(", ")}`,
+  ];
+  for (const [name, value] of m.headers) lines.push(`  ${name}: ${value}`);
+  const bytes = m.body.bytes();
+  if (bytes.length > 0) {
+    const head = bytes.subarray(0, BODY_PREVIEW);
+    let preview: string;
+    try {
+      // stream: a character cut by the preview's end is held back, not an error.
+      const text = new TextDecoder("utf-8", { fatal: true }).decode(head, { stream: true });
+      preview = inspect(text, options);
+    } catch {
+      preview = Array.from(head, (b) => b.toString(16).padStart(2, "0")).join(" ");
+    }
+    const rest = bytes.length > head.length ? ` ... (${bytes.length} bytes)` : "";
+    lines.push(`  body: ${preview}${rest}`);
+  }
+  if (m.error) lines.push(`  error: ${m.error.message}`);
+  lines.push("}");
+  return lines.join("\n");
 }

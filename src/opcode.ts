@@ -52,9 +52,10 @@ const OPCODE_NAMES = [
  *
  * @example Naming an opcode
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { opCodeName } from "@tofu/tofu";
  *
- * console.log(opCodeName(3)); // "HelloRequest"
+ * assertEquals(opCodeName(3), "HelloRequest");
  * ```
  */
 export function opCodeName(op: number): string {

@@ -1,7 +1,7 @@
 // The engine-owned message pool. Its first messages share one ArrayBuffer slab for their
 // initial header and body storage; a message that outgrows its slot keeps the larger buffer.
 
-import { Message, Owner, ownerOf, transfer } from "./message.ts";
+import { Message, Owner, ownerOf, setHome, transfer } from "./message.ts";
 
 const HEADER_SLOT = 128;
 const BODY_SLOT = 256;
@@ -62,6 +62,7 @@ export class MessagePool {
     const m = this.#free.pop();
     if (m) {
       transfer(m, Owner.Application);
+      setHome(m, this); // for Message[Symbol.dispose]
       return m;
     }
     if (strategy === "poolOnly") return null;
@@ -69,7 +70,9 @@ export class MessagePool {
       throw new TypeError(`Cannot get message: unknown strategy "${strategy}"`);
     }
     if (this.#reserve.length === 0) this.#reserve = slabMessages(RESERVE_BATCH);
-    return this.#reserve.pop()!;
+    const fresh = this.#reserve.pop()!;
+    setHome(fresh, this); // for Message[Symbol.dispose]
+    return fresh;
   }
 
   /** Takes a message back; a message the application does not own is ignored. */

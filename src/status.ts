@@ -10,10 +10,11 @@
  *
  * @example Checking why a message came back
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Status } from "@tofu/tofu";
  *
  * const status: number = Status.channelClosed;
- * console.log(status === 22); // true
+ * assertEquals(status, 22);
  * ```
  */
 export const Status = {
@@ -98,9 +99,10 @@ const NAMES: readonly string[] = [
  *
  * @example Naming a status
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Status, statusName } from "@tofu/tofu";
  *
- * console.log(statusName(Status.poolEmpty)); // "pool_empty"
+ * assertEquals(statusName(Status.poolEmpty), "pool_empty");
  * ```
  */
 export function statusName(status: number): string {
@@ -114,14 +116,12 @@ export function statusName(status: number): string {
  *
  * @example Catching an oversized body
  * ```ts
+ * import { assertEquals, assertThrows } from "@std/assert";
  * import { Message, Status, TofuError } from "@tofu/tofu";
  *
  * const msg = new Message();
- * try {
- *   msg.body.set(new Uint8Array(70_000));
- * } catch (err) {
- *   if (err instanceof TofuError) console.log(err.status === Status.invalidBodyLen);
- * }
+ * const err = assertThrows(() => msg.body.set(new Uint8Array(70_000)), TofuError);
+ * assertEquals(err.status, Status.invalidBodyLen);
  * ```
  */
 export class TofuError extends Error {

@@ -12,10 +12,12 @@
  * @returns The port.
  *
  * @example Picking a port for a test server
- * ```ts ignore
+ * ```ts
+ * import { assert } from "@std/assert";
  * import { freeTcpPort } from "@tofu/tofu/testing";
  *
  * const port = freeTcpPort();
+ * assert(port > 0 && port < 65536);
  * ```
  */
 export function freeTcpPort(hostname = "127.0.0.1"): number {
@@ -44,9 +46,10 @@ function tmpDir(): string {
  *
  * @example Picking a socket path for a test server
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { tempUdsPath } from "@tofu/tofu/testing";
  *
- * console.log(tempUdsPath().endsWith(".port")); // true
+ * assertEquals(tempUdsPath().endsWith(".port"), true);
  * ```
  */
 export function tempUdsPath(): string {

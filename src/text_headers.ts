@@ -76,12 +76,13 @@ export function textHeadersBytes(x: TextHeaders): ByteBuffer {
  *
  * @example Adding and reading headers
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Message } from "@tofu/tofu";
  *
  * const msg = new Message();
  * msg.headers.append("Job-ID", "12345");
- * console.log(msg.headers.get("Job-ID")); // "12345"
- * for (const [name, value] of msg.headers) console.log(name, value);
+ * assertEquals(msg.headers.get("Job-ID"), "12345");
+ * assertEquals([...msg.headers], [["Job-ID", "12345"]]);
  * ```
  */
 export class TextHeaders {

@@ -1,4 +1,4 @@
-// The preparation every posted message goes through (PROTOCOL.md section 3, steps a-i).
+// The preparation every posted message goes through (docs/protocol.md section 3, steps a-i).
 // The engine calls it before it looks at channels; it does no I/O.
 
 import type { Message } from "./message.ts";

@@ -16,6 +16,7 @@ for (const t of transports) {
     });
     assertEquals(report.problems, [], report.problems.slice(0, 10).join("\n"));
     const modes = new Set(report.channels.map((c) => c.mode));
+    const count = (mode: string) => report.channels.filter((c) => c.mode === mode).length;
     assert(modes.has("graceful") && (modes.has("clientAbort") || modes.has("serverAbort")));
     for (const c of report.channels) {
       if (c.mode === "graceful") {
@@ -26,9 +27,10 @@ for (const t of transports) {
     }
     // deno-lint-ignore no-console
     console.log(
-      `${t.name}: ${report.messages} messages posted in ${report.ms.toFixed(0)} ms; ` +
-        `${report.handedBack} handed back with a status; ${report.lostInFlight} lost in flight ` +
-        `on aborted channels (${report.channels.map((c) => c.mode[0]).join("")})`,
+      `${t.name}: all ${report.messages} messages accounted for in ${report.ms.toFixed(0)} ms ` +
+        `(${count("graceful")} graceful channels delivered everything; on ` +
+        `${count("clientAbort") + count("serverAbort")} aborted ones ${report.handedBack} came ` +
+        `back with a status and ${report.lostInFlight} were written, then dropped by the abort)`,
     );
   });
 }

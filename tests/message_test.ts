@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { Message, OpCode, Status, TofuError } from "../mod.ts";
+import { Engine, Message, OpCode, Status, TofuError } from "../mod.ts";
 import { parseHeaderBlock } from "../src/text_headers.ts";
 
 const enc = new TextEncoder();
@@ -103,4 +103,50 @@ Deno.test("Message flags, reset() keeps grown storage, clone() is deep", () => {
   assertEquals(c.headers.get("k"), "v");
   assertEquals(c.bhdr.messageId, 5n);
   assert(c.hasMore());
+});
+
+Deno.test("Message prints opcode and status names, channel, id, headers and a body preview", () => {
+  const m = new Message();
+  m.bhdr.opCode = OpCode.Request;
+  m.bhdr.channelNumber = 7;
+  m.bhdr.messageId = 42n;
+  m.bhdr.more = 1;
+  m.headers.append("Job-ID", "12");
+  m.body.set("hello");
+  assertEquals(
+    Deno.inspect(m),
+    'Message Request success {\n  channel: 7, id: 42n, application, more\n  Job-ID: 12\n  body: "hello"\n}',
+  );
+  const r = new Message();
+  r.bhdr.opCode = OpCode.Signal;
+  r.bhdr.origin = 1;
+  r.bhdr.status = Status.channelClosed;
+  r.body.set(new Uint8Array([0xff, 0x00, 0x10]));
+  assertEquals(
+    Deno.inspect(r),
+    "Message Signal channel_closed {\n  channel: 0, id: 0n, engine\n  body: ff 00 10\n}",
+  );
+  const long = new Message();
+  // 30 three-byte characters: the 64-byte preview ends inside the 22nd, which is left out.
+  long.body.set("\u20ac".repeat(30));
+  const shown = Deno.inspect(long);
+  assert(shown.includes(`"${"\u20ac".repeat(21)}" ... (90 bytes)`), shown);
+});
+
+Deno.test("Message[Symbol.dispose] puts a pool message back once; a standalone one is left alone", async () => {
+  await using engine = new Engine();
+  const before = engine.poolSize;
+  const m: Message = engine.get("always"); // typed Message: no `!` needed
+  m.body.set("x");
+  assertEquals(engine.poolSize, before - 1);
+  m[Symbol.dispose]();
+  assertEquals(engine.poolSize, before);
+  m[Symbol.dispose]();
+  assertEquals(engine.poolSize, before, "disposing twice is a no-op");
+  const again = engine.get("always");
+  assertEquals(again, m, "the same message is handed out again");
+  m[Symbol.dispose]();
+  assertEquals(engine.poolSize, before);
+  new Message()[Symbol.dispose](); // a standalone message has no pool
+  assertEquals(engine.poolSize, before);
 });

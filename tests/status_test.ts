@@ -1,7 +1,7 @@
 import { assertEquals, assertInstanceOf } from "@std/assert";
 import { OpCode, opCodeName, Status, statusName, TofuError } from "../mod.ts";
 
-Deno.test("Status numbers and statusName() match PROTOCOL.md section 7", () => {
+Deno.test("Status numbers and statusName() match docs/protocol.md section 7", () => {
   assertEquals(Status.success, 0);
   assertEquals(Status.invelidMchnGroup, 11);
   assertEquals(Status.poolEmpty, 19);

@@ -1,0 +1,101 @@
+// One deadline for a Peers-layer wait: a timeout and an abort signal folded into one
+// promise that rejects with a TofuError. Its timer is unref'd (it never keeps a
+// process alive) and both the timer and the abort listener go away on dispose().
+
+import { Status, TofuError } from "./status.ts";
+
+function noop(): void {}
+
+export class Deadline implements Disposable {
+  readonly promise: Promise<never>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
+  #expired = false;
+
+  /**
+   * @param action What is being waited for, for the message (`Cannot <action>: ...`).
+   * @param timeoutMs How long; `Infinity` or `undefined` waits forever.
+   * @param signal Aborts the wait.
+   * @param status The status of the timeout and abort errors.
+   */
+  constructor(
+    action: string,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    status: number = Status.communicationFailed,
+  ) {
+    checkTimeout(action, timeoutMs);
+    let rejectRaw!: (e: unknown) => void;
+    this.promise = new Promise<never>((_, r) => rejectRaw = r);
+    const reject = (e: unknown) => {
+      this.#expired = true;
+      rejectRaw(e);
+    };
+    this.promise.catch(noop); // a deadline nobody raced is not an unhandled rejection
+    if (signal?.aborted) {
+      reject(aborted(action, status, signal));
+      return;
+    }
+    if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+      const timer = setTimeout(() => {
+        this.#timer = undefined;
+        reject(new TofuError(status, `Cannot ${action}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    }
+    if (signal) {
+      this.#signal = signal;
+      this.#onAbort = () => reject(aborted(action, status, signal));
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+  }
+
+  /** Whether the time ran out or the signal aborted. */
+  get expired(): boolean {
+    return this.#expired;
+  }
+
+  /** Settles like `p`, unless the deadline passes or the signal aborts first. */
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.promise]);
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#onAbort) this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#onAbort = undefined;
+  }
+}
+
+function aborted(action: string, status: number, signal: AbortSignal): TofuError {
+  return new TofuError(status, `Cannot ${action}: aborted`, { cause: signal.reason });
+}
+
+/** Throws a RangeError unless `ms` is undefined, a number >= 0 or Infinity. */
+export function checkTimeout(action: string, ms: number | undefined): void {
+  if (ms === undefined) return;
+  if (typeof ms !== "number" || Number.isNaN(ms) || ms < 0) {
+    throw new RangeError(`Cannot ${action}: timeoutMs ${ms} is not a number >= 0`);
+  }
+}
+
+/**
+ * Resolves after `ms` or as soon as `wake()` is called. An unref'd timer (`ref` false)
+ * does not keep the process alive; a reconnect pause must (someone waits for it).
+ */
+export function sleep(ms: number, ref = false): { done: Promise<void>; wake(): void } {
+  let wake!: () => void;
+  const done = new Promise<void>((r) => wake = r);
+  const id = setTimeout(wake, ms);
+  if (!ref) Deno.unrefTimer(id);
+  return {
+    done,
+    wake: () => {
+      clearTimeout(id);
+      wake();
+    },
+  };
+}

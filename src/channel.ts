@@ -1,0 +1,890 @@
+/**
+ * A connected peer of the Peers layer: requests correlated by message id, one-way
+ * sends, `more` streams both ways, and the peer's own messages as an async iterator.
+ *
+ * @module
+ */
+
+import { AsyncQueue, done } from "./_async_queue.ts";
+import { Deadline, sleep } from "./_deadline.ts";
+import type { Hub, Route } from "./_peer_hub.ts";
+import type { Engine } from "./engine.ts";
+import { leaseOf, Message } from "./message.ts";
+import { OpCode } from "./opcode.ts";
+import { Status, statusName, TofuError } from "./status.ts";
+
+/** One piece of a body: text (sent as UTF-8) or bytes; at most 65535 bytes. */
+export type Chunk = string | Uint8Array;
+
+/**
+ * What a channel can send: a body (`string` or `Uint8Array`), a ready {@linkcode Message}
+ * (sent as is, with the opcode, channel and id the call needs), or an iterable or async
+ * iterable of chunks, sent as one `more` stream (every chunk with the same message id,
+ * `more` set on all but the last).
+ */
+export type Payload = Chunk | Message | Iterable<Chunk> | AsyncIterable<Chunk>;
+
+/** Options of {@linkcode Channel.request}. */
+export interface RequestOptions {
+  /** How long to wait for the answer (and for a reconnect first); default forever. */
+  timeoutMs?: number;
+  /** Text headers of the request (of its first chunk when it is a stream). */
+  headers?: Record<string, string>;
+  /** Gives up waiting; the promise rejects with a {@linkcode TofuError}. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode Channel.send}. */
+export interface SendOptions extends RequestOptions {
+  /** `OpCode.Signal` (default) or `OpCode.Request`; an answer to a sent Request arrives as an incoming message. */
+  op?: typeof OpCode.Signal | typeof OpCode.Request;
+}
+
+/** Options of {@linkcode Channel.respond}. */
+export interface RespondOptions {
+  /** Text headers of the response (of its first chunk when it is a stream). */
+  headers?: Record<string, string>;
+}
+
+/** How a client channel re-dials after its connection drops (see `connect`). */
+export interface ReconnectOptions {
+  /** The first delay before a re-dial (default 50 ms); it doubles after every failure. */
+  initialDelayMs?: number;
+  /** The longest delay between re-dials (default 2000 ms). */
+  maxDelayMs?: number;
+  /** Re-dials after one drop before the channel gives up and closes (default unlimited). */
+  maxAttempts?: number;
+}
+
+/**
+ * The header a {@linkcode serve} handler's failure is reported in: a Response carrying
+ * `tofu-status` (a protocol status number, `processing_failed` unless the handler threw a
+ * {@linkcode TofuError}) and `tofu-error` (the error's message). {@linkcode Channel.request}
+ * turns such a Response into a rejected `TofuError` with that status and message.
+ */
+export const ERROR_STATUS_HEADER = "tofu-status";
+/** The header with the message of a handler's failure; see {@linkcode ERROR_STATUS_HEADER}. */
+export const ERROR_MESSAGE_HEADER = "tofu-error";
+
+type State = "connecting" | "open" | "reconnecting" | "closing" | "closed";
+
+interface Pending {
+  resolve(m: Message): void;
+  reject(e: TofuError): void;
+}
+
+interface Stream {
+  queue: AsyncQueue<Message>;
+  discard: boolean;
+}
+
+interface Resolved {
+  initialDelayMs: number;
+  maxDelayMs: number;
+  maxAttempts: number;
+}
+
+/** Library-internal hooks of the Peers layer (connect, listen). */
+export interface ChannelControl {
+  /** A client channel that owns `hub`; call `open` next. */
+  client(hub: Hub, address: string, reconnect: Resolved | null): Channel;
+  /** Dials (with re-dials if enabled) until the handshake completes. */
+  open(ch: Channel, timeoutMs: number, signal: AbortSignal | undefined): Promise<void>;
+  /** An accepted channel of a listener's hub, routed at `number`; `first` is its first message. */
+  accept(hub: Hub, number: number, address: string, first: Message): Channel;
+  /** Whether a request message is still the one its holder was given (for safe release). */
+  release(engine: Engine, m: Message, lease: number): void;
+  /** Registers a callback for when the channel is closed for good. */
+  onFinish(ch: Channel, fn: () => void): void;
+}
+
+let control!: ChannelControl;
+
+/** Library-internal: the hooks `connect` and `listen` build channels with. */
+export function channelControl(): ChannelControl {
+  return control;
+}
+
+function noop(): void {}
+
+// Unread incoming messages per channel past which a starved pool is not refilled.
+const MAX_BACKLOG = 1024;
+// Fresh messages given to a starved pool at once (the engine keeps at most its maximum).
+const POOL_REFILL = 32;
+
+/**
+ * One connected peer: a client channel from `connect`, or an accepted one from a
+ * `Listener` or `Server`. Every message it hands you is yours: put it back with
+ * `engine.put(msg)` or `using`.
+ *
+ * Requests are correlated by message id, so any number may be in flight. Messages from
+ * the peer that are not answers to your requests (its Requests and Signals) come out of
+ * the channel's async iterator. A message with `more` set opens a stream: read the
+ * rest with {@linkcode Channel.chunks}.
+ *
+ * @example Request and response
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, serve } from "@tofu/tofu";
+ *
+ * await using server = await serve("tcp|127.0.0.1|0", (req) => req.body.text().toUpperCase());
+ * await using ch = await connect(server.address);
+ * using reply = await ch.request("ping", { timeoutMs: 5000 });
+ * assertEquals(reply.body.text(), "PING");
+ * ```
+ */
+export class Channel implements AsyncIterable<Message>, AsyncDisposable {
+  #hub!: Hub;
+  #engine!: Engine;
+  #address!: string;
+  #number = 0;
+  #state: State = "connecting";
+  #ownsHub = false;
+  #reconnect: Resolved | null = null;
+  #handshakeTimeoutMs = 10_000;
+  readonly #routes = new Map<number, Route>();
+  readonly #pending = new Map<bigint, Pending>();
+  readonly #abandoned = new Set<bigint>();
+  readonly #streams = new Map<string, Stream>();
+  readonly #incoming = new AsyncQueue<Message>();
+  #closed!: Promise<number>;
+  #resolveClosed!: (status: number) => void;
+  #ready!: Promise<void>;
+  #resolveReady: () => void = noop;
+  #rejectReady: (e: TofuError) => void = noop;
+  #handshake: Pending | null = null;
+  #helloFailure: TofuError | null = null;
+  #byeSent = false;
+  #userClosed = false;
+  #wakeSleep: () => void = noop;
+  #onFinish: () => void = noop;
+
+  static {
+    control = {
+      client(hub, address, reconnect) {
+        const ch = new Channel();
+        ch.#init(hub, address, true);
+        ch.#reconnect = reconnect;
+        return ch;
+      },
+      open: (ch, timeoutMs, signal) => ch.#open(timeoutMs, signal),
+      accept(hub, number, address, first) {
+        const ch = new Channel();
+        ch.#init(hub, address, false);
+        ch.#number = number;
+        ch.#state = "open";
+        ch.#resolveReady();
+        hub.route(number, ch.#routeFor(number));
+        ch.#deliver(first, number);
+        return ch;
+      },
+      release(engine, m, lease) {
+        if (leaseOf(m) === lease) engine.put(m);
+      },
+      onFinish(ch, fn) {
+        ch.#onFinish = fn;
+      },
+    };
+  }
+
+  private constructor() {}
+
+  #init(hub: Hub, address: string, ownsHub: boolean): void {
+    this.#hub = hub;
+    this.#engine = hub.engine;
+    this.#address = address;
+    this.#ownsHub = ownsHub;
+    this.#closed = new Promise((r) => this.#resolveClosed = r);
+    this.#newReady();
+  }
+
+  /** The engine whose pool the channel's messages come from. */
+  get engine(): Engine {
+    return this.#engine;
+  }
+
+  /**
+   * The address: for a client channel the one it dials (`tcp|127.0.0.1|7099`), for an
+   * accepted channel the address of the listener it came in on.
+   */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** The engine's local channel number of the current connection; 0 while there is none. */
+  get channelNumber(): number {
+    return this.#number;
+  }
+
+  /** Whether the channel is connected now (not connecting, reconnecting or closed). */
+  get isOpen(): boolean {
+    return this.#state === "open";
+  }
+
+  /**
+   * Resolves once the channel is closed for good, with the closing status:
+   * `Status.success` after a graceful bye (either side), otherwise the reason, such as
+   * `peer_disconnected`, `recv_failed`, `channel_closed` (an abort) or
+   * `shutdown_started` (the engine was closed). It never rejects.
+   */
+  get closed(): Promise<number> {
+    return this.#closed;
+  }
+
+  /**
+   * Sends a Request and resolves with the peer's Response (matched by message id).
+   * If the Response is the first chunk of a stream, read the rest with
+   * {@linkcode Channel.chunks}. While a reconnecting channel is down, the request waits
+   * for the new connection within its timeout. A request is sent at most once: if the
+   * connection drops before the answer, the promise rejects.
+   *
+   * @param body The request body, a ready message, or chunks to send as one stream.
+   * @param options Timeout, headers and abort signal.
+   * @returns The Response; it is yours (put it back or dispose it).
+   * @throws {TofuError} On timeout or abort (status `communication_failed`), when the
+   * channel closes first (the closing status, or `channel_closed` after a graceful bye),
+   * when the request cannot be posted (the post's status), or when the peer's handler
+   * failed (the status and message of its `tofu-status` / `tofu-error` headers).
+   * @throws {RangeError} If `timeoutMs` is negative or not a number.
+   */
+  async request(body: Payload, options: RequestOptions = {}): Promise<Message> {
+    using deadline = new Deadline("complete request", options.timeoutMs, options.signal);
+    await deadline.race(this.#whenOpen("complete request"));
+    let resolve!: (m: Message) => void;
+    let reject!: (e: TofuError) => void;
+    const reply = new Promise<Message>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    reply.catch(noop);
+    let id: bigint | undefined;
+    try {
+      await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
+        id = first;
+        this.#pending.set(first, { resolve, reject });
+      });
+      const m = await deadline.race(reply);
+      const failed = m.headers.get(ERROR_STATUS_HEADER);
+      if (failed !== undefined && m.bhdr.opCode === OpCode.Response) {
+        const status = Number(failed) || Status.processingFailed;
+        const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
+        this.#engine.put(m);
+        throw new TofuError(status, `Cannot complete request: the peer failed: ${text}`);
+      }
+      return m;
+    } catch (err) {
+      if (id !== undefined) {
+        if (this.#pending.delete(id)) this.#abandoned.add(id);
+        else reply.then((m) => this.#dropLate(m), noop);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Sends a one-way Signal (or a Request whose answer you read from the iterator).
+   * Resolves once every chunk is posted (the engine then owns them and writes them in
+   * order). While a reconnecting channel is down, it waits within `timeoutMs`.
+   *
+   * @param body The body, a ready message, or chunks to send as one stream.
+   * @param options The opcode, headers, timeout and abort signal.
+   * @returns The message id the engine assigned.
+   * @throws {TofuError} If the channel is closed, the wait times out or is aborted,
+   * or the engine refuses a chunk (the post's status).
+   */
+  async send(body: Payload, options: SendOptions = {}): Promise<bigint> {
+    const op = options.op ?? OpCode.Signal;
+    if (op !== OpCode.Signal && op !== OpCode.Request) {
+      throw new TypeError(`Cannot send: op ${op} is not OpCode.Signal or OpCode.Request`);
+    }
+    using deadline = new Deadline("send", options.timeoutMs, options.signal);
+    await deadline.race(this.#whenOpen("send"));
+    return await this.#send(op, body, options.headers, 0n, noop);
+  }
+
+  /**
+   * Answers a Request from the peer: a Response with the request's message id. An
+   * iterable of chunks goes out as a streamed response. Passing the request message
+   * itself as `body` turns it into the response (its body and headers are kept).
+   *
+   * @param req The request being answered (you still own it, unless passed as `body`),
+   * or its message id.
+   * @param body The response body, a ready message, chunks, or nothing.
+   * @param options Headers of the response.
+   * @throws {TofuError} If the channel is closed or the engine refuses a chunk.
+   */
+  async respond(
+    req: Message | bigint,
+    body?: Payload,
+    options: RespondOptions = {},
+  ): Promise<void> {
+    if (!(req instanceof Message) && typeof req !== "bigint") {
+      throw new TypeError("Cannot respond: req is not a Message or a message id");
+    }
+    if (this.#state !== "open" && this.#state !== "closing") {
+      throw new TofuError(Status.channelClosed, "Cannot respond: the channel is closed");
+    }
+    const id = typeof req === "bigint" ? req : req.bhdr.messageId;
+    if (id === 0n) {
+      throw new TofuError(Status.invalidMessageId, "Cannot respond: the request has no message id");
+    }
+    await this.#send(OpCode.Response, body ?? "", options.headers, id, noop);
+  }
+
+  /**
+   * Reads a `more` stream: yields `first` and then every following chunk with the same
+   * message id, up to and including the last one (`more` clear). A message without
+   * `more` is a stream of one. Every yielded message is yours; `for await (using c of
+   * ch.chunks(first))` releases each one as the loop moves on. Leaving the loop early
+   * discards the rest of the stream.
+   *
+   * @param first The first chunk (an incoming message or a request's answer).
+   * @returns The chunks in order.
+   * @throws {TofuError} With status `channel_closed` if the channel closes before the
+   * last chunk, or `invalid_more_usage` if `first` opens no stream on this channel.
+   */
+  async *chunks(first: Message): AsyncGenerator<Message, void, undefined> {
+    const key = streamKey(first);
+    const stream = first.hasMore() ? this.#streams.get(key) : undefined;
+    if (first.hasMore() && !stream) {
+      throw new TofuError(
+        Status.invalidMoreUsage,
+        `Cannot read stream: message ${first.bhdr.messageId} opens no stream on this channel`,
+      );
+    }
+    let finished = !first.hasMore();
+    try {
+      yield first;
+      while (!finished) {
+        const c = await stream!.queue.take();
+        if (c === done) {
+          throw new TofuError(
+            Status.channelClosed,
+            "Cannot read stream: the channel closed before the last chunk",
+          );
+        }
+        finished = !c.hasMore();
+        yield c;
+      }
+    } finally {
+      if (stream) {
+        if (finished || stream.queue.closed) this.#streams.delete(key);
+        else stream.discard = true;
+        for (const m of stream.queue.drain()) this.#engine.put(m);
+      }
+    }
+  }
+
+  /** Yields the peer's messages that are not answers to this side's requests, until the channel closes. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
+    for (;;) {
+      const m = await this.#incoming.take();
+      if (m === done) return;
+      yield m;
+    }
+  }
+
+  /**
+   * Closes gracefully: sends a ByeRequest after everything already posted and waits
+   * for the peer's ByeResponse (at most two seconds, then it aborts). Requests still
+   * waiting reject. Calling it again waits for the same close.
+   *
+   * @returns Once the channel is closed.
+   */
+  async close(): Promise<void> {
+    this.#userClosed = true;
+    if (this.#state === "open") {
+      this.#state = "closing";
+      this.#postBye(OpCode.ByeRequest);
+      const grace = sleep(2000);
+      const closedFirst = await Promise.race([this.#closed.then(() => true), grace.done]);
+      grace.wake();
+      if (!closedFirst) this.abort();
+    } else if (this.#state === "connecting" || this.#state === "reconnecting") {
+      this.#stopDialing();
+    }
+    await this.#closed;
+    if (this.#ownsHub) await this.#hub.destroy();
+  }
+
+  /**
+   * Aborts at once: nothing more is sent, unsent messages are dropped and waiting
+   * requests reject with `channel_closed`. `closed` resolves once the engine is done.
+   */
+  abort(): void {
+    this.#userClosed = true;
+    if (this.#state === "open" || this.#state === "closing") {
+      this.#state = "closing";
+      this.#postBye(OpCode.ByeSignal);
+    } else if (this.#state === "connecting" || this.#state === "reconnecting") {
+      this.#stopDialing();
+    }
+  }
+
+  /** Same as {@linkcode Channel.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // ---- sending ----
+
+  #postBye(op: typeof OpCode.ByeRequest | typeof OpCode.ByeSignal): void {
+    if (this.#byeSent && op === OpCode.ByeRequest) return;
+    this.#byeSent = true;
+    const m = this.#engine.get("always");
+    m.bhdr.opCode = op;
+    m.bhdr.channelNumber = this.#number;
+    if (op === OpCode.ByeSignal) m.bhdr.internalA = 1;
+    try {
+      this.#hub.group.post(m);
+    } catch {
+      // The channel is already closing: its final report is on the way.
+      this.#engine.put(m);
+    }
+  }
+
+  async #send(
+    op: number,
+    body: Payload,
+    headers: Record<string, string> | undefined,
+    id: bigint,
+    onFirst: (id: bigint) => void,
+  ): Promise<bigint> {
+    if (body instanceof Message) {
+      const bh = body.bhdr;
+      bh.opCode = op as OpCode;
+      bh.more = 0;
+      if (id !== 0n) bh.messageId = id;
+      if (headers) appendHeaders(body, headers);
+      const posted = this.#postMessage(body, op);
+      onFirst(posted);
+      return posted;
+    }
+    if (typeof body === "string" || body instanceof Uint8Array) {
+      const posted = this.#postChunk(op, body, headers, id, 0);
+      onFirst(posted);
+      return posted;
+    }
+    if (body === null || typeof body !== "object" || !isChunkSource(body)) {
+      throw new TypeError(
+        "Cannot send: the body is not a string, Uint8Array, Message or iterable of chunks",
+      );
+    }
+    // Look one chunk ahead: only the last one goes out with `more` clear.
+    let prev: Chunk | undefined;
+    let first = true;
+    const link = this.#number;
+    for await (const c of body as AsyncIterable<Chunk>) {
+      if (typeof c !== "string" && !(c instanceof Uint8Array)) {
+        throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
+      }
+      if (this.#number !== link) {
+        // The rest of a stream must not go to a new connection that never saw its start.
+        throw new TofuError(
+          Status.channelClosed,
+          "Cannot send stream: the connection closed in the middle of it",
+        );
+      }
+      if (prev !== undefined) {
+        id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
+        if (first) onFirst(id);
+        first = false;
+      }
+      prev = c;
+    }
+    id = this.#postChunk(op, prev ?? "", first ? headers : undefined, id, 0);
+    if (first) onFirst(id);
+    return id;
+  }
+
+  #postChunk(
+    op: number,
+    data: Chunk,
+    headers: Record<string, string> | undefined,
+    id: bigint,
+    more: 0 | 1,
+  ): bigint {
+    const m = this.#engine.get("always");
+    try {
+      const bh = m.bhdr;
+      bh.opCode = op as OpCode;
+      bh.messageId = id;
+      bh.more = more;
+      if (data.length > 0) m.body.set(data);
+      if (headers) appendHeaders(m, headers);
+    } catch (err) {
+      this.#engine.put(m);
+      throw err;
+    }
+    return this.#postMessage(m, op, true);
+  }
+
+  #postMessage(m: Message, op: number, ours = false): bigint {
+    if (this.#state !== "open" && !(this.#state === "closing" && op === OpCode.Response)) {
+      if (ours) this.#engine.put(m);
+      throw new TofuError(
+        Status.channelClosed,
+        `Cannot send ${op === OpCode.Response ? "response" : "message"}: the channel is ${
+          this.#state === "closing" ? "closing" : "not connected"
+        }`,
+      );
+    }
+    m.bhdr.channelNumber = this.#number;
+    try {
+      return this.#hub.group.post(m).messageId;
+    } catch (err) {
+      if (ours) this.#engine.put(m);
+      throw err;
+    }
+  }
+
+  #whenOpen(action: string): Promise<void> {
+    if (this.#state === "open") return Promise.resolve();
+    if (this.#state === "closing" || this.#state === "closed") {
+      return Promise.reject(
+        new TofuError(Status.channelClosed, `Cannot ${action}: the channel is closed`),
+      );
+    }
+    return this.#ready;
+  }
+
+  #dropLate(m: Message): void {
+    // An answer that arrived as its request gave up: release it and the rest of its stream.
+    if (m.hasMore()) {
+      const s = this.#streams.get(streamKey(m));
+      if (s) {
+        s.discard = true;
+        for (const c of s.queue.drain()) this.#engine.put(c);
+      }
+    }
+    this.#engine.put(m);
+  }
+
+  // ---- receiving ----
+
+  #routeFor(number: number): Route {
+    let r = this.#routes.get(number);
+    if (!r) {
+      r = { deliver: (m) => this.#deliver(m, number), gone: () => this.#gone(number) };
+      this.#routes.set(number, r);
+    }
+    return r;
+  }
+
+  #deliver(m: Message, number: number): void {
+    const bh = m.bhdr;
+    if (m.isFromEngine()) {
+      if (bh.opCode === OpCode.Signal && bh.status === Status.channelClosed) {
+        this.#hub.unroute(number, this.#routeFor(number));
+        this.#routes.delete(number);
+        const error = m.error ?? null;
+        this.#engine.put(m);
+        if (number === this.#number) this.#linkClosed(error);
+        return;
+      }
+      if (number === this.#number) {
+        if (bh.opCode === OpCode.HelloRequest) {
+          this.#helloFailure = m.error ??
+            new TofuError(
+              bh.status,
+              `Cannot connect to ${this.#address}: ${statusName(bh.status)}`,
+            );
+        } else if (bh.opCode === OpCode.Request) {
+          const p = this.#pending.get(bh.messageId);
+          if (p) {
+            this.#pending.delete(bh.messageId);
+            p.reject(
+              new TofuError(
+                bh.status,
+                `Cannot complete request: ${m.error?.message ?? statusName(bh.status)}`,
+                { cause: m.error },
+              ),
+            );
+          }
+        }
+      }
+      if (bh.status === Status.poolEmpty && number === this.#number) this.#relieve();
+      // pool_empty notes and other handed-back messages: nothing else to do.
+      this.#engine.put(m);
+      return;
+    }
+    if (number !== this.#number) {
+      this.#engine.put(m); // a late frame of an earlier connection
+      return;
+    }
+    switch (bh.opCode) {
+      case OpCode.HelloResponse:
+        this.#engine.put(m);
+        this.#handshake?.resolve(m);
+        this.#handshake = null;
+        return;
+      case OpCode.HelloRequest:
+        // The peer's handshake (accepted channels): welcome it with the same message.
+        bh.opCode = OpCode.HelloResponse;
+        this.#postReply(m);
+        return;
+      case OpCode.ByeRequest:
+        bh.opCode = OpCode.ByeResponse;
+        this.#byeSent = true;
+        if (this.#state === "open") this.#state = "closing";
+        this.#postReply(m);
+        return;
+      case OpCode.ByeResponse:
+      case OpCode.ByeSignal:
+        this.#engine.put(m); // the engine closes the channel; its report follows
+        return;
+    }
+    const key = streamKey(m);
+    const stream = this.#streams.get(key);
+    if (stream) {
+      if (stream.discard) {
+        if (!m.hasMore()) this.#streams.delete(key);
+        this.#engine.put(m);
+      } else {
+        stream.queue.push(m);
+        if (!m.hasMore()) stream.queue.close();
+      }
+      return;
+    }
+    if (bh.opCode === OpCode.Response) {
+      const id = bh.messageId;
+      if (this.#abandoned.has(id)) {
+        if (!m.hasMore()) this.#abandoned.delete(id);
+        this.#engine.put(m);
+        return;
+      }
+      const p = this.#pending.get(id);
+      if (p) {
+        this.#pending.delete(id);
+        if (m.hasMore()) this.#openStream(key);
+        p.resolve(m);
+        return;
+      }
+    }
+    if (m.hasMore()) this.#openStream(key);
+    if (!this.#incoming.push(m)) this.#engine.put(m);
+  }
+
+  #relieve(): void {
+    // The pool ran dry while this channel had frames to read. Messages the application
+    // asked for (answers it holds) are not a reason to stop reading; a backlog of
+    // unread incoming messages is: then the channel stays held back (backpressure).
+    let backlog = this.#incoming.size;
+    for (const s of this.#streams.values()) backlog += s.queue.size;
+    if (backlog >= MAX_BACKLOG) return;
+    for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(new Message());
+  }
+
+  #openStream(key: string): void {
+    this.#streams.set(key, { queue: new AsyncQueue<Message>(), discard: false });
+  }
+
+  #postReply(m: Message): void {
+    try {
+      this.#hub.group.post(m);
+    } catch {
+      this.#engine.put(m);
+    }
+  }
+
+  #linkClosed(error: TofuError | null): void {
+    this.#number = 0;
+    if (this.#handshake) {
+      const h = this.#handshake;
+      this.#handshake = null;
+      h.reject(
+        this.#helloFailure ?? error ??
+          new TofuError(Status.connectFailed, `Cannot connect to ${this.#address}: refused`),
+      );
+      return;
+    }
+    const status = error ? error.status : Status.success;
+    this.#failInFlight(
+      error ?? new TofuError(Status.channelClosed, "Cannot use channel: the peer said bye"),
+    );
+    if (!this.#userClosed && this.#reconnect && !this.#hub.destroyed) {
+      this.#state = "reconnecting";
+      this.#newReady();
+      this.#redial();
+    } else {
+      this.#finish(status);
+    }
+  }
+
+  #gone(number: number): void {
+    if (number !== this.#number && this.#state !== "reconnecting") return;
+    this.#number = 0;
+    const err = new TofuError(Status.shutdownStarted, "Cannot use channel: the engine is closed");
+    if (this.#handshake) {
+      this.#handshake.reject(err);
+      this.#handshake = null;
+    }
+    this.#failInFlight(err);
+    this.#finish(Status.shutdownStarted);
+  }
+
+  #failInFlight(cause: TofuError): void {
+    const status = cause.status === Status.success ? Status.channelClosed : cause.status;
+    for (const p of this.#pending.values()) {
+      p.reject(
+        new TofuError(
+          status,
+          `Cannot complete request: the channel closed (${statusName(status)})`,
+          { cause },
+        ),
+      );
+    }
+    this.#pending.clear();
+    this.#abandoned.clear();
+    for (const s of this.#streams.values()) s.queue.close();
+  }
+
+  #finish(status: number): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    this.#wakeSleep();
+    this.#incoming.close();
+    for (const s of this.#streams.values()) s.queue.close();
+    this.#rejectReady(new TofuError(Status.channelClosed, "Cannot use channel: it is closed"));
+    this.#resolveClosed(status);
+    this.#onFinish();
+    if (this.#ownsHub) this.#hub.destroy();
+  }
+
+  // ---- dialing ----
+
+  #newReady(): void {
+    this.#ready = new Promise((res, rej) => {
+      this.#resolveReady = res;
+      this.#rejectReady = rej;
+    });
+    this.#ready.catch(noop);
+  }
+
+  #dialOnce(deadline: Deadline): Promise<void> {
+    const hello = this.#engine.get("always");
+    hello.bhdr.opCode = OpCode.HelloRequest;
+    this.#helloFailure = null;
+    let number: number;
+    try {
+      hello.headers.append("~connect_to", this.#address);
+      number = this.#hub.group.post(hello).channelNumber;
+    } catch (err) {
+      this.#engine.put(hello);
+      return Promise.reject(
+        err instanceof TofuError
+          ? err
+          : new TofuError(Status.invalidAddress, `Cannot connect to ${this.#address}: ${err}`),
+      );
+    }
+    this.#number = number;
+    this.#hub.route(number, this.#routeFor(number));
+    const shaken = new Promise<void>((resolve, reject) => {
+      this.#handshake = { resolve: () => resolve(), reject };
+    });
+    return deadline.race(shaken).catch((err) => {
+      if (this.#number === number && this.#handshake) {
+        // Timed out or aborted: drop this attempt; its reports are ignored.
+        this.#handshake = null;
+        this.#postBye(OpCode.ByeSignal);
+        this.#byeSent = false;
+        this.#number = 0;
+      }
+      throw err;
+    });
+  }
+
+  async #open(timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    this.#handshakeTimeoutMs = timeoutMs;
+    using deadline = new Deadline(
+      `connect to ${this.#address}`,
+      timeoutMs,
+      signal,
+      Status.connectFailed,
+    );
+    let delay = this.#reconnect?.initialDelayMs ?? 0;
+    let attempts = 0;
+    for (;;) {
+      try {
+        await this.#dialOnce(deadline);
+        this.#state = "open";
+        this.#resolveReady();
+        return;
+      } catch (err) {
+        attempts++;
+        const r = this.#reconnect;
+        if (!r || deadline.expired || attempts > r.maxAttempts || this.#userClosed) {
+          this.#state = "closed";
+          this.#resolveClosed((err as TofuError).status ?? Status.connectFailed);
+          throw err;
+        }
+        const pause = sleep(jitter(delay), true);
+        this.#wakeSleep = pause.wake;
+        await deadline.race(pause.done).catch((e) => {
+          this.#state = "closed";
+          this.#resolveClosed(Status.connectFailed);
+          throw e;
+        });
+        delay = Math.min(delay * 2, r.maxDelayMs);
+      }
+    }
+  }
+
+  async #redial(): Promise<void> {
+    const r = this.#reconnect!;
+    let delay = r.initialDelayMs;
+    for (let attempt = 1; this.#state === "reconnecting"; attempt++) {
+      if (attempt > r.maxAttempts) {
+        this.#finish(Status.connectFailed);
+        return;
+      }
+      const pause = sleep(jitter(delay), true);
+      this.#wakeSleep = pause.wake;
+      await pause.done;
+      if (this.#state !== "reconnecting") return;
+      using deadline = new Deadline(
+        `reconnect to ${this.#address}`,
+        this.#handshakeTimeoutMs,
+        undefined,
+        Status.connectFailed,
+      );
+      try {
+        await this.#dialOnce(deadline);
+        if (this.#state !== "reconnecting") return;
+        this.#state = "open";
+        this.#byeSent = false;
+        this.#resolveReady();
+        return;
+      } catch {
+        delay = Math.min(delay * 2, r.maxDelayMs);
+      }
+    }
+  }
+
+  #stopDialing(): void {
+    if (this.#number !== 0) {
+      this.#handshake = null;
+      this.#postBye(OpCode.ByeSignal);
+      this.#number = 0;
+    }
+    this.#finish(Status.channelClosed);
+  }
+}
+
+function streamKey(m: Message): string {
+  const bh = m.bhdr;
+  return `${bh.opCode === OpCode.Response ? "r" : `i${bh.opCode}`}:${bh.messageId}`;
+}
+
+function appendHeaders(m: Message, headers: Record<string, string>): void {
+  for (const [name, value] of Object.entries(headers)) m.headers.append(name, value);
+}
+
+function isChunkSource(v: object): boolean {
+  return Symbol.asyncIterator in v || Symbol.iterator in v;
+}
+
+function jitter(ms: number): number {
+  // Between half and all of the delay, so many clients do not re-dial in step.
+  return ms / 2 + Math.random() * ms / 2;
+}

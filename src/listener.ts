@@ -1,0 +1,238 @@
+/**
+ * `listen`: accept peers on one or more addresses and get each as a {@linkcode Channel}.
+ *
+ * @module
+ */
+
+import { AsyncQueue, done } from "./_async_queue.ts";
+import { type Channel, channelControl } from "./channel.ts";
+import { sleep } from "./_deadline.ts";
+import { defaultEngine } from "./_default_engine.ts";
+import type { Engine } from "./engine.ts";
+import type { Message } from "./message.ts";
+import { OpCode } from "./opcode.ts";
+import { Hub } from "./_peer_hub.ts";
+import { Status, statusName, TofuError } from "./status.ts";
+
+/** Options of {@linkcode listen}. */
+export interface ListenOptions {
+  /** The engine to use; default: a shared engine made on first use. */
+  engine?: Engine;
+}
+
+interface Slot {
+  requested: string;
+  bound: string;
+  resolve(): void;
+  reject(e: TofuError): void;
+}
+
+const CLOSE_GRACE_MS = 1000;
+
+let makeListener: (engine: Engine) => Listener;
+let startListener: (l: Listener, addresses: string[]) => Promise<void>;
+
+/**
+ * Listens on one or more addresses (a TCP port and a Unix socket at once, say) and
+ * yields every peer that connects as an open {@linkcode Channel}. Peers that send a
+ * HelloRequest are welcomed with a HelloResponse.
+ *
+ * @param address One address (`tcp|HOST|PORT`, port 0 picks a free port, or
+ * `uds|PATH`) or several.
+ * @param options The engine.
+ * @returns The listener, once every address is bound.
+ * @throws {TofuError} With status `listen_failed` (address in use, no such interface),
+ * `invalid_address` or `not_allowed` (a missing permission); nothing stays bound then.
+ * @throws {TypeError} If no address is given.
+ *
+ * @example Accepting one peer
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, listen } from "@tofu/tofu";
+ *
+ * await using listener = await listen("tcp|127.0.0.1|0");
+ * await using client = await connect(listener.address);
+ * for await (const peer of listener) {
+ *   await client.send("hi");
+ *   for await (using msg of peer) {
+ *     assertEquals(msg.body.text(), "hi");
+ *     break;
+ *   }
+ *   break;
+ * }
+ * ```
+ */
+export async function listen(
+  address: string | readonly string[],
+  options: ListenOptions = {},
+): Promise<Listener> {
+  const addresses = typeof address === "string" ? [address] : [...address];
+  if (addresses.length === 0 || addresses.some((a) => typeof a !== "string")) {
+    throw new TypeError("Cannot listen: give one address string or a non-empty array of them");
+  }
+  const listener = makeListener(options.engine ?? defaultEngine());
+  await startListener(listener, addresses);
+  return listener;
+}
+
+/**
+ * A set of listening sockets and the peers they accepted. Iterate it to get each new
+ * peer; close it to stop accepting and say bye to every peer.
+ */
+export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
+  readonly #engine: Engine;
+  readonly #hub: Hub;
+  readonly #slots = new Map<number, Slot>();
+  readonly #accepted = new AsyncQueue<Channel>();
+  readonly #live = new Set<Channel>();
+  #closing: Promise<void> | null = null;
+
+  static {
+    makeListener = (engine) => new Listener(engine);
+    startListener = (l, addresses) => l.#start(addresses);
+  }
+
+  private constructor(engine: Engine) {
+    this.#engine = engine;
+    this.#hub = new Hub(engine, (m) => this.#accept(m));
+  }
+
+  /** The first bound address, with the real port (`tcp|127.0.0.1|40123`, `uds|/tmp/x.sock`). */
+  get address(): string {
+    return this.addresses[0] ?? "";
+  }
+
+  /** Every bound address, in the order given to `listen`. */
+  get addresses(): string[] {
+    return [...this.#slots.values()].map((s) => s.bound);
+  }
+
+  /** The engine of the listener and its channels. */
+  get engine(): Engine {
+    return this.#engine;
+  }
+
+  /** Peers connected now. */
+  get peerCount(): number {
+    return this.#live.size;
+  }
+
+  /** Yields each accepted peer, until the listener closes. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Channel> {
+    for (;;) {
+      const ch = await this.#accepted.take();
+      if (ch === done) return;
+      yield ch;
+    }
+  }
+
+  /**
+   * Stops accepting, says bye to every peer (a graceful close, at most one second),
+   * then releases the sockets. Idempotent.
+   */
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  /** Same as {@linkcode Listener.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #close(): Promise<void> {
+    for (const number of this.#slots.keys()) this.#abortChannel(number);
+    this.#accepted.close();
+    const grace = sleep(CLOSE_GRACE_MS);
+    await Promise.race([Promise.all([...this.#live].map((ch) => ch.close())), grace.done]);
+    grace.wake();
+    await this.#hub.destroy();
+  }
+
+  async #start(addresses: string[]): Promise<void> {
+    const waits: Promise<void>[] = [];
+    try {
+      for (const requested of addresses) {
+        const m = this.#engine.get("always");
+        m.bhdr.opCode = OpCode.WelcomeRequest;
+        let number: number;
+        try {
+          m.headers.append("~listen_on", requested);
+          number = this.#hub.group.post(m).channelNumber;
+        } catch (err) {
+          this.#engine.put(m);
+          throw err instanceof TofuError
+            ? err
+            : new TofuError(Status.invalidAddress, `Cannot listen on ${requested}: ${err}`);
+        }
+        waits.push(
+          new Promise<void>((resolve, reject) => {
+            const slot: Slot = { requested, bound: requested, resolve, reject };
+            this.#slots.set(number, slot);
+            this.#hub.route(number, {
+              deliver: (msg) => this.#slotMessage(number, slot, msg),
+              gone: () =>
+                reject(
+                  new TofuError(Status.shutdownStarted, "Cannot listen: the engine is closed"),
+                ),
+            });
+          }),
+        );
+      }
+      await Promise.all(waits);
+    } catch (err) {
+      await Promise.allSettled(waits);
+      await this.#hub.destroy();
+      throw err;
+    }
+  }
+
+  #slotMessage(number: number, slot: Slot, m: Message): void {
+    const bh = m.bhdr;
+    if (bh.opCode === OpCode.WelcomeResponse) {
+      if (bh.status === Status.success) {
+        slot.bound = m.headers.get("~listen_on") ?? slot.requested;
+        slot.resolve();
+      } else {
+        slot.reject(
+          m.error ??
+            new TofuError(
+              bh.status,
+              `Cannot listen on ${slot.requested}: ${statusName(bh.status)}`,
+            ),
+        );
+      }
+    }
+    this.#engine.put(m);
+    void number;
+  }
+
+  #accept(m: Message): void {
+    const number = m.bhdr.channelNumber;
+    if (m.isFromEngine() || number === 0) {
+      this.#engine.put(m);
+      return;
+    }
+    if (this.#closing) {
+      // A peer that arrived while closing: refuse it.
+      this.#engine.put(m);
+      this.#abortChannel(number);
+      return;
+    }
+    const ch = channelControl().accept(this.#hub, number, this.address, m);
+    this.#live.add(ch);
+    channelControl().onFinish(ch, () => this.#live.delete(ch));
+    this.#accepted.push(ch);
+  }
+
+  #abortChannel(number: number): void {
+    const bye = this.#engine.get("always");
+    bye.bhdr.opCode = OpCode.ByeSignal;
+    bye.bhdr.internalA = 1;
+    bye.bhdr.channelNumber = number;
+    try {
+      this.#hub.group.post(bye);
+    } catch {
+      this.#engine.put(bye);
+    }
+  }
+}

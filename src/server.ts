@@ -1,0 +1,206 @@
+/**
+ * `serve`: answer every Request of every peer with what a handler returns.
+ *
+ * @module
+ */
+
+import {
+  type Channel,
+  channelControl,
+  ERROR_MESSAGE_HEADER,
+  ERROR_STATUS_HEADER,
+  type Payload,
+} from "./channel.ts";
+import type { Engine } from "./engine.ts";
+import { listen, type Listener, type ListenOptions } from "./listener.ts";
+import { leaseOf, Message } from "./message.ts";
+import { OpCode } from "./opcode.ts";
+import { Status, statusName, TofuError } from "./status.ts";
+
+/**
+ * What a handler may return: the Response body (`string`, `Uint8Array`), a ready
+ * {@linkcode Message} (the request itself, changed, is fine), chunks to stream back as
+ * one `more` response, or nothing (an empty Response).
+ */
+export type Reply = Payload | void | null | undefined;
+
+/**
+ * Handles one message of a peer. For a Request, its return value (or what its promise
+ * resolves to) becomes the Response; if it throws, the peer gets an error Response (see
+ * {@linkcode serve}). Signals reach it too; their return value is ignored. After it
+ * settles the message goes back to the pool, unless it was returned as the reply.
+ */
+export type Handler = (req: Message, ch: Channel) => Reply | Promise<Reply>;
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions extends ListenOptions {
+  /**
+   * Most handlers running at once for one peer (default 256). Past it the server stops
+   * taking that peer's messages until a handler settles; the peer's further frames wait
+   * unread, and the engine's backpressure slows that peer down, nobody else.
+   */
+  maxInFlight?: number;
+}
+
+let makeServer: (listener: Listener, handler: Handler, maxInFlight: number) => Server;
+
+/**
+ * Serves Requests on one or more addresses: every Request of every peer is passed to
+ * `handler`, concurrently, and its return value is sent back as the Response.
+ *
+ * A handler that throws (or rejects) sends an error Response: empty body, header
+ * `tofu-status` with a status number (`processing_failed`, or the `status` of a thrown
+ * {@linkcode TofuError}) and header `tofu-error` with the error's message. A
+ * `Channel.request` on the other side rejects with a `TofuError` carrying both.
+ * A peer that misbehaves (bad frames, a closed socket, not reading its answers) loses
+ * its own channel only; the other peers are served on.
+ *
+ * @param address One address (`tcp|HOST|PORT`, port 0 picks one; `uds|PATH`) or several.
+ * @param handler Turns each Request into its Response.
+ * @param options The engine.
+ * @returns The running server.
+ * @throws {TofuError} As {@linkcode listen} does.
+ *
+ * @example An upper-casing server and a failing one
+ * ```ts
+ * import { assertEquals, assertRejects } from "@std/assert";
+ * import { connect, serve, Status, TofuError } from "@tofu/tofu";
+ *
+ * await using server = await serve("tcp|127.0.0.1|0", (req) => {
+ *   if (req.body.text() === "") throw new Error("empty request");
+ *   return req.body.text().toUpperCase();
+ * });
+ * await using ch = await connect(server.address);
+ * using reply = await ch.request("abc");
+ * assertEquals(reply.body.text(), "ABC");
+ * const err = await assertRejects(() => ch.request(""), TofuError);
+ * assertEquals(err.status, Status.processingFailed);
+ * assertEquals(err.message, "Cannot complete request: the peer failed: empty request");
+ * ```
+ */
+export async function serve(
+  address: string | readonly string[],
+  handler: Handler,
+  options: ServeOptions = {},
+): Promise<Server> {
+  if (typeof handler !== "function") {
+    throw new TypeError("Cannot serve: the handler is not a function");
+  }
+  const maxInFlight = options.maxInFlight ?? 256;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+    throw new RangeError(`Cannot serve: maxInFlight ${maxInFlight} is not a positive integer`);
+  }
+  return makeServer(await listen(address, options), handler, maxInFlight);
+}
+
+/** A running server from {@linkcode serve}. */
+export class Server implements AsyncDisposable {
+  readonly #listener: Listener;
+  readonly #handler: Handler;
+  readonly #maxInFlight: number;
+  readonly #accepting: Promise<void>;
+
+  static {
+    makeServer = (listener, handler, maxInFlight) => new Server(listener, handler, maxInFlight);
+  }
+
+  private constructor(listener: Listener, handler: Handler, maxInFlight: number) {
+    this.#listener = listener;
+    this.#handler = handler;
+    this.#maxInFlight = maxInFlight;
+    this.#accepting = this.#acceptAll();
+  }
+
+  /** The first bound address, with the real port (`tcp|127.0.0.1|40123`). */
+  get address(): string {
+    return this.#listener.address;
+  }
+
+  /** Every bound address. */
+  get addresses(): string[] {
+    return this.#listener.addresses;
+  }
+
+  /** The engine of the server. */
+  get engine(): Engine {
+    return this.#listener.engine;
+  }
+
+  /** Peers connected now. */
+  get peerCount(): number {
+    return this.#listener.peerCount;
+  }
+
+  /**
+   * Stops accepting, says bye to every peer and releases the sockets. It resolves
+   * promptly (within about a second): it does not wait for handlers still running;
+   * their answers are dropped. Idempotent.
+   */
+  async close(): Promise<void> {
+    await this.#listener.close();
+    await this.#accepting;
+  }
+
+  /** Same as {@linkcode Server.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  async #acceptAll(): Promise<void> {
+    for await (const ch of this.#listener) void this.#servePeer(ch);
+  }
+
+  async #servePeer(ch: Channel): Promise<void> {
+    let inFlight = 0;
+    let slotFree: (() => void) | null = null;
+    const settled = () => {
+      inFlight--;
+      slotFree?.();
+      slotFree = null;
+    };
+    for await (const m of ch) {
+      inFlight++;
+      this.#handle(m, ch).then(settled);
+      if (inFlight >= this.#maxInFlight) await new Promise<void>((r) => slotFree = r);
+    }
+  }
+
+  async #handle(req: Message, ch: Channel): Promise<void> {
+    const engine = ch.engine;
+    const lease = leaseOf(req);
+    // Read before the handler runs: it may release `req` (say, through chunks()).
+    const id = req.bhdr.messageId;
+    const isRequest = req.bhdr.opCode === OpCode.Request;
+    let reply: Reply = undefined;
+    try {
+      reply = await this.#handler(req, ch);
+      if (isRequest) await ch.respond(id, reply ?? "");
+    } catch (err) {
+      if (reply instanceof Message && reply !== req) engine.put(reply);
+      reply = undefined;
+      if (isRequest && ch.isOpen) await this.#fail(id, ch, err);
+    } finally {
+      if (reply !== req) channelControl().release(engine, req, lease);
+    }
+  }
+
+  async #fail(id: bigint, ch: Channel, err: unknown): Promise<void> {
+    if (err instanceof TofuError && err.status === Status.allocationFailed) {
+      ch.abort(); // the peer does not read its answers: it loses its channel, nobody else
+      return;
+    }
+    const status = err instanceof TofuError ? err.status : Status.processingFailed;
+    const text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ")
+      .trim();
+    try {
+      await ch.respond(id, "", {
+        headers: {
+          [ERROR_STATUS_HEADER]: String(status),
+          [ERROR_MESSAGE_HEADER]: text || statusName(status),
+        },
+      });
+    } catch {
+      // The channel closed meanwhile: nobody is left to tell.
+    }
+  }
+}
