@@ -10,6 +10,7 @@ import { Ring } from "./_ring.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
+import type { Expiry, Watch } from "./_deadlines.ts";
 
 const OUT_INITIAL = 64 * 1024;
 
@@ -56,6 +57,8 @@ export class IoChannel implements Channel {
   #tasks: Promise<void>[] = [];
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
+  readonly #watch: Watch | null;
+  readonly #isClient: boolean;
 
   constructor(host: EngineHost, group: GroupHost, number: number, hello: Message | null) {
     this.#host = host;
@@ -63,6 +66,8 @@ export class IoChannel implements Channel {
     this.number = number;
     this.#helloUnsent = hello !== null;
     this.done = new Promise((r) => this.#resolveDone = r);
+    this.#isClient = hello !== null;
+    this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
       this.#hasId = true;
@@ -169,7 +174,9 @@ export class IoChannel implements Channel {
         let off = 0;
         try {
           while (off < len) {
+            this.#watch?.beforeWrite();
             const n = await conn.write(out.subarray(off, len));
+            this.#watch?.afterWrite();
             if (n <= 0) throw new Error("the socket accepted no bytes");
             off += n;
           }
@@ -242,6 +249,7 @@ export class IoChannel implements Channel {
         let waited = false;
         while (dec.hasFrame()) {
           if (this.#closed) return;
+          this.#watch?.frameDone();
           const m = pool.get("poolOnly");
           if (m === null) {
             this.#starve();
@@ -271,8 +279,10 @@ export class IoChannel implements Channel {
         }
         if (this.#closed) return;
         this.#starving = false; // caught up: no longer held back by the pool
+        this.#watch?.beforeRead(dec.buffered > 0);
         const n = await conn.read(dec.writable());
         if (this.#closed) return;
+        this.#watch?.afterRead();
         if (n === null) {
           if (dec.atFrameBoundary) {
             this.close(
@@ -344,6 +354,7 @@ export class IoChannel implements Channel {
     this.#closeStatus = status;
     this.#closeError = error;
     this.#silent = silent;
+    this.#host.deadlines.unwatch(this.#watch);
     if (this.#conn) closeQuietly(this.#conn);
     this.#wakeReader?.();
     this.#host.release(this);
@@ -351,6 +362,33 @@ export class IoChannel implements Channel {
     // Reports go out once every read, write and connect has settled, so the final
     // Signal means the channel is completely done.
     Promise.allSettled(tasks).then(() => this.#finish());
+  }
+
+  /** A timeout of src/_deadlines.ts passed: closes with the status that names it. */
+  expire(what: Expiry, ms: number): void {
+    const n = this.number;
+    const [status, text] = what === "writeStall"
+      ? [
+        Status.sendFailed,
+        `Cannot send on channel ${n}: the socket took no byte for ${ms} ms (writeStallTimeoutMs)`,
+      ]
+      : what === "frame"
+      ? [
+        Status.recvFailed,
+        `Cannot receive on channel ${n}: a frame did not complete within ${ms} ms (frameTimeoutMs)`,
+      ]
+      : what === "idle"
+      ? [Status.channelClosed, `Cannot use channel ${n}: idle for ${ms} ms (idleTimeoutMs)`]
+      : this.#isClient
+      ? [
+        Status.connectFailed,
+        `Cannot connect on channel ${n}: no answer to the HelloRequest within ${ms} ms (handshakeTimeoutMs)`,
+      ]
+      : [
+        Status.recvFailed,
+        `Cannot receive on channel ${n}: no HelloRequest within ${ms} ms of the accept (handshakeTimeoutMs)`,
+      ];
+    this.close(status, new TofuError(status, text));
   }
 
   #finish(): void {

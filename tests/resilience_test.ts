@@ -1,0 +1,202 @@
+// Issue #8 part B: a listener that survives fd exhaustion, maxConnections, Unix socket
+// files that are probed before removal, prompt shutdown with connects pending, and
+// timeouts. Child processes stand in for other processes and for a low `ulimit -n`.
+
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { delay } from "@std/async/delay";
+import { Engine, OpCode, Status, statusName, UdsClientAddress, UdsServerAddress } from "../mod.ts";
+import { tempUdsPath } from "../testing.ts";
+import {
+  connect,
+  expect,
+  expectClosed,
+  listen,
+  make,
+  makeAbort,
+  rawConnect,
+  recv,
+  transports,
+} from "./_fixtures.ts";
+
+const decoder = new TextDecoder();
+
+/** A child process whose stdout is read line by line. */
+class Child implements AsyncDisposable {
+  readonly process: Deno.ChildProcess;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #buffer = "";
+  readonly lines: string[] = [];
+
+  constructor(command: string, args: string[]) {
+    this.process = new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).spawn();
+    this.#reader = this.process.stdout.getReader();
+  }
+
+  /** The next stdout line matching `test`, or a failure after `ms`. */
+  async line(test: (line: string) => boolean, ms = 20_000): Promise<string> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const found = this.lines.find(test);
+      if (found !== undefined) return found;
+      const left = end - Date.now();
+      if (left <= 0) {
+        throw new Error(`no such line within ${ms} ms; got: ${this.lines.join(" | ")}`);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const chunk = await Promise.race([
+        this.#reader.read(),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), left)),
+      ]);
+      clearTimeout(timer);
+      if (chunk === null) continue;
+      if (chunk.done) throw new Error(`the child ended; got: ${this.lines.join(" | ")}`);
+      this.#buffer += decoder.decode(chunk.value, { stream: true });
+      const parts = this.#buffer.split("\n");
+      this.#buffer = parts.pop()!;
+      this.lines.push(...parts);
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.process.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await this.#reader.cancel().catch(() => {});
+    await this.process.stderr.cancel().catch(() => {});
+    await this.process.status;
+  }
+}
+
+const denoRun = ["run", "--no-prompt", "--allow-net", "--allow-read", "--allow-write=/tmp"];
+
+// --- Finding 6: Unix sockets done right -------------------------------------------------
+
+Deno.test("uds: a live socket of another process is never removed; a dead one is", async () => {
+  const path = tempUdsPath();
+  await using engine = new Engine();
+  {
+    await using holder = new Child("deno", [
+      ...denoRun,
+      new URL("./_uds_holder_child.ts", import.meta.url).pathname,
+      path,
+    ]);
+    await holder.line((l) => l === "ready");
+    const ino = Deno.lstatSync(path).ino;
+    const group = engine.create();
+    const { channelNumber } = group.post(new UdsServerAddress(path).format(engine.get("always")!));
+    const w = expect(await recv(group), OpCode.WelcomeResponse, Status.listenFailed, "live path");
+    assertStringIncludes(w.error!.message, "another process");
+    engine.put(w);
+    expectClosed(await recv(group), channelNumber);
+    // The holder still owns the path and still answers.
+    assertEquals(Deno.lstatSync(path).ino, ino);
+    const conn = await Deno.connect({ transport: "unix", path });
+    const buf = new Uint8Array(1);
+    assertEquals(await conn.read(buf), 1);
+    assertEquals(buf[0], 0x4c);
+    conn.close();
+    await engine.destroy(group);
+  }
+  // The holder was killed: its file is left behind, dead, and may be taken over.
+  assert(Deno.lstatSync(path).isSocket);
+  const group = engine.create();
+  group.post(new UdsServerAddress(path).format(engine.get("always")!));
+  engine.put(expect(await recv(group), OpCode.WelcomeResponse, Status.success, "dead path"));
+});
+
+Deno.test("uds: closing a listener leaves a socket file that another listener bound since", async () => {
+  const path = tempUdsPath();
+  await using engine = new Engine();
+  const group = engine.create();
+  const { channelNumber } = group.post(new UdsServerAddress(path).format(engine.get("always")!));
+  engine.put(expect(await recv(group), OpCode.WelcomeResponse, Status.success, "listen"));
+  // Someone else removes the file and binds the path.
+  Deno.removeSync(path);
+  const other = Deno.listen({ transport: "unix", path });
+  const ino = Deno.lstatSync(path).ino;
+  group.post(makeAbort(engine, channelNumber));
+  engine.put(expect(await recv(group), OpCode.ByeSignal, Status.channelClosed, "close"));
+  expectClosed(await recv(group), channelNumber);
+  assertEquals(Deno.lstatSync(path).ino, ino, "the other listener's file is still there");
+  const accepted = other.accept();
+  const conn = await Deno.connect({ transport: "unix", path });
+  (await accepted).close();
+  conn.close();
+  other.close();
+});
+
+// --- Finding 2: a listener that survives ---------------------------------------------
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a listener out of file descriptors keeps accepting`, async () => {
+    const where = t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
+    const script = new URL("./_fd_child.ts", import.meta.url).pathname;
+    await using child = new Child("bash", [
+      "-c",
+      `ulimit -n 64 && exec "$0" "$@"`,
+      "deno",
+      ...denoRun,
+      script,
+      where,
+    ]);
+    const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
+      .slice(6);
+    // The attacker opens far more connections than the server has descriptors for.
+    const attackers: Deno.Conn[] = [];
+    // (A full backlog refuses the rest, which is fine: 64 descriptors are long gone.)
+    for (let i = 0; i < 100; i++) {
+      const c = await rawConnect(bound).catch(() => null);
+      if (c === null) break;
+      attackers.push(c);
+    }
+    assert(attackers.length > 64, `only ${attackers.length} connections`);
+    const report = await child.line((l) => l.startsWith("report "));
+    assertStringIncludes(report, "report accept_failed");
+    assertStringIncludes(report, "keeps accepting");
+    for (const c of attackers) c.close();
+    // A new client is served once the attacker has left.
+    await using engine = new Engine();
+    const client = engine.create();
+    client.post(t.connectTo(bound).format(engine.get("always")!));
+    const m = await recv(client, 20_000);
+    assertEquals(
+      [statusName(m.bhdr.status), m.bhdr.opCode],
+      ["success", OpCode.HelloResponse],
+      m.error?.message,
+    );
+    engine.put(m);
+    assert(!child.lines.some((l) => l.startsWith("report channel_closed")), "listener closed");
+  });
+
+  Deno.test(`${t.name}: maxConnections closes new connections at once, reported once`, async () => {
+    await using engine = new Engine({ maxConnections: 2 });
+    const server = await listen(engine, t);
+    const a = await connect(engine, t, server);
+    await connect(engine, t, server);
+    const extra = await Promise.all([1, 2, 3].map(() => rawConnect(server.bound)));
+    for (const c of extra) {
+      const n = await Promise.race([c.read(new Uint8Array(16)).catch(() => null), delay(10_000)]);
+      assertEquals(n, null, "an extra connection is closed by the server");
+      c.close();
+    }
+    const s = expect(await recv(server.group), OpCode.Signal, Status.allocationFailed, "refused");
+    assertEquals(s.bhdr.channelNumber, server.channel);
+    assertStringIncludes(s.error!.message, "maxConnections 2");
+    engine.put(s);
+    // One report for the whole episode.
+    const quiet = await server.group.waitReceive(200);
+    assertEquals(quiet, null);
+    // A connection closes: a new client is served.
+    a.client.post(makeAbort(engine, a.clientCh));
+    for (let m = await recv(a.client); !m.isFromEngine() || m.bhdr.opCode !== OpCode.Signal;) {
+      engine.put(m);
+      m = await recv(a.client);
+    }
+    expectClosed(await recv(server.group), a.serverCh);
+    const c = await connect(engine, t, server);
+    c.client.post(make(engine, c.clientCh, OpCode.Request, "after"));
+    assertEquals((await recv(server.group)).body.text(), "after");
+  });
+}
