@@ -58,6 +58,7 @@ export class IoChannel implements Channel {
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
   readonly #watch: Watch | null;
+  #heldHello: Message | null = null;
   readonly #isClient: boolean;
 
   constructor(host: EngineHost, group: GroupHost, number: number, hello: Message | null) {
@@ -232,7 +233,11 @@ export class IoChannel implements Channel {
       else if (op === OpCode.ByeRequest) this.#byeSent = true;
       else if (op === OpCode.ByeResponse || op === OpCode.ByeSignal) closeAfter = true;
       this.#queuedBytes -= postedLength(m);
-      this.#host.recycle(m);
+      // A written HelloRequest stays here until the peer answers: if it never does,
+      // the handshake timeout hands it back with connect_failed.
+      if (op === OpCode.HelloRequest && (this.#watch?.handshakeSince ?? 0) > 0) {
+        this.#heldHello = m;
+      } else this.#host.recycle(m);
     }
     this.#batch.splice(0, i);
     this.#batchEnds.length = 0;
@@ -249,7 +254,7 @@ export class IoChannel implements Channel {
         let waited = false;
         while (dec.hasFrame()) {
           if (this.#closed) return;
-          this.#watch?.frameDone();
+          if (this.#watch !== null) this.#handshakeDone(this.#watch);
           const m = pool.get("poolOnly");
           if (m === null) {
             this.#starve();
@@ -364,6 +369,14 @@ export class IoChannel implements Channel {
     Promise.allSettled(tasks).then(() => this.#finish());
   }
 
+  #handshakeDone(w: Watch): void {
+    w.frameDone();
+    if (this.#heldHello !== null) {
+      this.#host.recycle(this.#heldHello);
+      this.#heldHello = null;
+    }
+  }
+
   /** A timeout of src/_deadlines.ts passed: closes with the status that names it. */
   expire(what: Expiry, ms: number): void {
     const n = this.number;
@@ -393,6 +406,11 @@ export class IoChannel implements Channel {
 
   #finish(): void {
     const unsent = [...this.#batch, ...this.#sendQ.drain()];
+    if (this.#heldHello !== null) {
+      if (this.#closeStatus === Status.connectFailed) unsent.unshift(this.#heldHello);
+      else this.#host.recycle(this.#heldHello);
+      this.#heldHello = null;
+    }
     this.#batch.length = 0;
     this.#queuedBytes = 0;
     if (this.#silent) {

@@ -4,7 +4,16 @@
 
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { delay } from "@std/async/delay";
-import { Engine, OpCode, Status, statusName, UdsClientAddress, UdsServerAddress } from "../mod.ts";
+import {
+  type ChannelGroup,
+  encodeFrame,
+  Engine,
+  type Message,
+  OpCode,
+  Status,
+  statusName,
+  UdsServerAddress,
+} from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import {
   connect,
@@ -14,8 +23,10 @@ import {
   make,
   makeAbort,
   rawConnect,
+  readToEnd,
   recv,
   transports,
+  writeAll,
 } from "./_fixtures.ts";
 
 const decoder = new TextDecoder();
@@ -198,5 +209,168 @@ for (const t of transports) {
     const c = await connect(engine, t, server);
     c.client.post(make(engine, c.clientCh, OpCode.Request, "after"));
     assertEquals((await recv(server.group)).body.text(), "after");
+  });
+}
+
+// --- Finding 7: prompt shutdown --------------------------------------------------------
+
+Deno.test("tcp: destroy(), close() and an abort do not wait for connects that hang", async () => {
+  // Loopback Unix socket connects never hang (a full backlog refuses at once), so only TCP.
+  const out = await new Deno.Command("deno", {
+    args: [...denoRun, new URL("./_pending_connect_child.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000), // the unchanged code hung here for minutes
+  }).output();
+  const text = decoder.decode(out.stdout);
+  assert(out.success, `child failed: ${decoder.decode(out.stderr)}`);
+  const r = JSON.parse(text);
+  assert(r.hanging > 0, "no connect hung: the test proves nothing");
+  assert(r.destroyMs < 1000, `destroy took ${r.destroyMs} ms`);
+  assert(r.closeMs < 1000, `close took ${r.closeMs} ms`);
+  assert(r.abortMs < 1000, `abort reports took ${r.abortMs} ms`);
+  // ByeSignal back, HelloRequest and its two followers back, then channel_closed.
+  assertEquals(r.reports, [
+    `${OpCode.ByeSignal}:channel_closed`,
+    `${OpCode.HelloRequest}:channel_closed`,
+    `${OpCode.Request}:channel_closed`,
+    `${OpCode.Request}:channel_closed`,
+    `${OpCode.Signal}:channel_closed`,
+  ]);
+  assert(r.lateClosed.length > 0, "no late connect completed");
+  assert(
+    r.lateClosed.every((closed: boolean) => closed),
+    `a connect that completes late is closed at once: ${r.lateClosed}`,
+  );
+});
+
+// --- Finding 3: timeouts ---------------------------------------------------------------
+
+/** The bytes of a frame with opcode `op` and `body`. */
+function frame(op: number, body = "", id = 1n): Uint8Array {
+  const engine = new Engine({ initialPoolMsgs: 1 });
+  const m = engine.get("always")!;
+  m.bhdr.opCode = op;
+  m.bhdr.messageId = id;
+  if (body) m.body.set(body);
+  return encodeFrame(m);
+}
+
+/** Receives until the channel_closed Signal of `channel`; returns what came before it and it. */
+async function untilClosed(
+  engine: Engine,
+  group: ChannelGroup,
+  channel: number,
+): Promise<{ before: Message[]; closed: Message }> {
+  const before: Message[] = [];
+  for (;;) {
+    const m = await recv(group, 10_000);
+    if (
+      m.isFromEngine() && m.bhdr.opCode === OpCode.Signal &&
+      m.bhdr.status === Status.channelClosed && m.bhdr.channelNumber === channel
+    ) {
+      return { before, closed: m };
+    }
+    if (m.bhdr.channelNumber === channel) before.push(m);
+    else engine.put(m);
+  }
+}
+
+/** A raw listener on a fresh address of `t`, and the client address that reaches it. */
+function rawListen(t: (typeof transports)[number]): { listener: Deno.Listener; bound: string } {
+  if (t.name === "tcp") {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    return { listener, bound: `tcp|127.0.0.1|${(listener.addr as Deno.NetAddr).port}` };
+  }
+  const path = tempUdsPath();
+  return { listener: Deno.listen({ transport: "unix", path }), bound: `uds|${path}` };
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: handshakeTimeoutMs closes a connection that sends no HelloRequest`, async () => {
+    await using engine = new Engine({ handshakeTimeoutMs: 200 });
+    const server = await listen(engine, t);
+    const conn = await rawConnect(server.bound);
+    // The engine learns of an accepted channel from its first frame; this one sends none,
+    // so its closing Signal is the only report.
+    const closed = expect(await recv(server.group, 10_000), OpCode.Signal, Status.channelClosed);
+    assertEquals(closed.error?.status, Status.recvFailed);
+    assertStringIncludes(closed.error!.message, "no HelloRequest within 200 ms");
+    assertEquals(await readToEnd(conn), 0, "the server closed the connection");
+    conn.close();
+  });
+
+  Deno.test(`${t.name}: handshakeTimeoutMs gives connect_failed to a client never answered`, async () => {
+    const { listener, bound } = rawListen(t);
+    const accepted = listener.accept();
+    await using engine = new Engine({ handshakeTimeoutMs: 200 });
+    const client = engine.create();
+    const hello = t.connectTo(bound).format(engine.get("always")!);
+    const { channelNumber, messageId } = client.post(hello);
+    client.post(make(engine, channelNumber, OpCode.Request, "follower"));
+    const conn = await accepted; // accepted, never answered
+    const { before, closed } = await untilClosed(engine, client, channelNumber);
+    assertEquals(
+      before.map((m) => [m.bhdr.opCode, statusName(m.bhdr.status)]),
+      [[OpCode.HelloRequest, "connect_failed"]],
+      "the HelloRequest comes back; its follower was written with it",
+    );
+    assertStringIncludes(before[0]!.error!.message, "no answer to the HelloRequest within 200 ms");
+    expectClosed(closed, channelNumber, messageId);
+    assert((await readToEnd(conn)) > 0, "the HelloRequest was written, then the socket closed");
+    conn.close();
+    listener.close();
+  });
+
+  Deno.test(`${t.name}: frameTimeoutMs closes a channel whose frame stalls`, async () => {
+    await using engine = new Engine({ frameTimeoutMs: 200 });
+    const server = await listen(engine, t);
+    const conn = await rawConnect(server.bound);
+    await writeAll(conn, frame(OpCode.HelloRequest));
+    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success, "hello");
+    const ch = hello.bhdr.channelNumber;
+    engine.put(hello);
+    // A Request announcing a 1,000-byte body, cut after 10 bytes of it.
+    await writeAll(conn, frame(OpCode.Request, "x".repeat(1000)).subarray(0, 26));
+    const { closed } = await untilClosed(engine, server.group, ch);
+    assertEquals(closed.error?.status, Status.recvFailed);
+    assertStringIncludes(closed.error!.message, "did not complete within 200 ms");
+    assertEquals(await readToEnd(conn), 0);
+    conn.close();
+  });
+
+  Deno.test(`${t.name}: idleTimeoutMs closes a quiet channel; off by default`, async () => {
+    await using quiet = new Engine();
+    const s0 = await listen(quiet, t);
+    await connect(quiet, t, s0);
+    await using engine = new Engine({ idleTimeoutMs: 300 });
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    const { closed } = await untilClosed(engine, server.group, link.serverCh);
+    assertEquals(closed.error?.status, Status.channelClosed);
+    assertStringIncludes(closed.error!.message, "idle for 300 ms");
+    await untilClosed(engine, link.client, link.clientCh);
+    // The engine with the default options kept its channels.
+    assertEquals(quiet.channelCount, 3);
+  });
+
+  Deno.test(`${t.name}: writeStallTimeoutMs hands back what a non-reading peer left unsent`, async () => {
+    await using engine = new Engine({ writeStallTimeoutMs: 300 });
+    const server = await listen(engine, t);
+    const conn = await rawConnect(server.bound);
+    await writeAll(conn, frame(OpCode.HelloRequest));
+    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success, "hello");
+    const ch = hello.bhdr.channelNumber;
+    engine.put(hello);
+    // 16 MiB for a peer that reads nothing: far more than the socket buffers hold.
+    const posted = 256;
+    for (let i = 0; i < posted; i++) {
+      server.group.post(make(engine, ch, OpCode.Request, "x".repeat(65535)));
+    }
+    const { before, closed } = await untilClosed(engine, server.group, ch);
+    assert(before.length > 0 && before.length < posted, `${before.length} handed back`);
+    for (const m of before) expect(m, OpCode.Request, Status.sendFailed, "handed back");
+    assertStringIncludes(closed.error!.message, "took no byte for 300 ms");
+    conn.close();
   });
 }
