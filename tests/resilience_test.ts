@@ -6,7 +6,6 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
   type ChannelGroup,
-  encodeFrame,
   Engine,
   type Message,
   OpCode,
@@ -15,6 +14,7 @@ import {
   UdsServerAddress,
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
+import { Child, denoRun, frame } from "./_attack.ts";
 import {
   connect,
   expect,
@@ -28,59 +28,6 @@ import {
   transports,
   writeAll,
 } from "./_fixtures.ts";
-
-const decoder = new TextDecoder();
-
-/** A child process whose stdout is read line by line. */
-class Child implements AsyncDisposable {
-  readonly process: Deno.ChildProcess;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  #buffer = "";
-  readonly lines: string[] = [];
-
-  constructor(command: string, args: string[]) {
-    this.process = new Deno.Command(command, { args, stdout: "piped", stderr: "piped" }).spawn();
-    this.#reader = this.process.stdout.getReader();
-  }
-
-  /** The next stdout line matching `test`, or a failure after `ms`. */
-  async line(test: (line: string) => boolean, ms = 20_000): Promise<string> {
-    const end = Date.now() + ms;
-    for (;;) {
-      const found = this.lines.find(test);
-      if (found !== undefined) return found;
-      const left = end - Date.now();
-      if (left <= 0) {
-        throw new Error(`no such line within ${ms} ms; got: ${this.lines.join(" | ")}`);
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const chunk = await Promise.race([
-        this.#reader.read(),
-        new Promise<null>((r) => timer = setTimeout(() => r(null), left)),
-      ]);
-      clearTimeout(timer);
-      if (chunk === null) continue;
-      if (chunk.done) throw new Error(`the child ended; got: ${this.lines.join(" | ")}`);
-      this.#buffer += decoder.decode(chunk.value, { stream: true });
-      const parts = this.#buffer.split("\n");
-      this.#buffer = parts.pop()!;
-      this.lines.push(...parts);
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.process.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await this.#reader.cancel().catch(() => {});
-    await this.process.stderr.cancel().catch(() => {});
-    await this.process.status;
-  }
-}
-
-const denoRun = ["run", "--no-prompt", "--allow-net", "--allow-read", "--allow-write=/tmp"];
 
 // --- Finding 6: Unix sockets done right -------------------------------------------------
 
@@ -245,16 +192,6 @@ Deno.test("tcp: destroy(), close() and an abort do not wait for connects that ha
 });
 
 // --- Finding 3: timeouts ---------------------------------------------------------------
-
-/** The bytes of a frame with opcode `op` and `body`. */
-function frame(op: number, body = "", id = 1n): Uint8Array {
-  const engine = new Engine({ initialPoolMsgs: 1 });
-  const m = engine.get("always")!;
-  m.bhdr.opCode = op;
-  m.bhdr.messageId = id;
-  if (body) m.body.set(body);
-  return encodeFrame(m);
-}
 
 /** Receives until the channel_closed Signal of `channel`; returns what came before it and it. */
 async function untilClosed(
