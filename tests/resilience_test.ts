@@ -15,6 +15,8 @@ import {
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { Child, denoRun, frame } from "./_attack.ts";
+
+const decoder = new TextDecoder();
 import {
   connect,
   expect,
