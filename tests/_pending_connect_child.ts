@@ -80,8 +80,9 @@ const abortMs = await time(async () => {
 // The backlog drains: the engine's late connects (7 above) complete and must be closed at
 // once, without a byte written.
 const accepted: { port: number; got: Promise<number | null | "open"> }[] = [];
+const expected = fillers.length + hanging + 7;
 const draining = (async () => {
-  while (accepted.length < fillers.length + hanging + 7) {
+  while (accepted.length < expected) {
     const conn = await blocker.accept();
     accepted.push({
       port: (conn.remoteAddr as Deno.NetAddr).port,
