@@ -154,11 +154,6 @@ export class IoChannel implements Channel {
     this.#kick();
   }
 
-  /** Tracks a task (such as a pending connect) that close must wait for. */
-  track(task: Promise<void>): void {
-    this.#tasks.push(task);
-  }
-
   #kick(): void {
     if (this.#writing || this.#conn === null || this.#closed || this.#sendQ.length === 0) return;
     this.#writing = true;
