@@ -77,10 +77,26 @@ const abortMs = await time(async () => {
   }
 });
 
-// The backlog drains: the engine's late connects (7 above) complete and must be closed at
+// A hanging connect ends with the handshake timeout: the HelloRequest and its followers
+// come back with connect_failed, then channel_closed.
+const e4 = new Engine({ handshakeTimeoutMs: 300 });
+const timedOut = connecting(e4, 2).group;
+const timeoutReports: string[] = [];
+const handshakeMs = await time(async () => {
+  for (;;) {
+    const m = await timedOut.waitReceive(20_000);
+    if (m === null) break;
+    timeoutReports.push(`${m.bhdr.opCode}:${statusName(m.bhdr.status)}`);
+    const last = m.bhdr.opCode === OpCode.Signal;
+    e4.put(m);
+    if (last) break;
+  }
+});
+
+// The backlog drains: the engine's late connects (8 above) complete and must be closed at
 // once, without a byte written.
 const accepted: { port: number; got: Promise<number | null | "open"> }[] = [];
-const expected = fillers.length + hanging + 7;
+const expected = fillers.length + hanging + 8;
 const draining = (async () => {
   while (accepted.length < expected) {
     const conn = await blocker.accept();
@@ -99,5 +115,16 @@ const lateClosed = await Promise.all(
   accepted.filter((a) => !ours.has(a.port)).map(async (a) => (await a.got) === null),
 );
 
-console.log(JSON.stringify({ hanging, destroyMs, closeMs, abortMs, reports, lateClosed }));
+console.log(
+  JSON.stringify({
+    hanging,
+    destroyMs,
+    closeMs,
+    abortMs,
+    reports,
+    handshakeMs,
+    timeoutReports,
+    lateClosed,
+  }),
+);
 Deno.exit(0);

@@ -2,7 +2,7 @@
 // files that are probed before removal, prompt shutdown with connects pending, and
 // timeouts. Child processes stand in for other processes and for a low `ulimit -n`.
 
-import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
   type ChannelGroup,
@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { Child, denoRun, frame } from "./_attack.ts";
+import { isTemporaryAcceptError } from "../src/_listener.ts";
 
 const decoder = new TextDecoder();
 import {
@@ -163,7 +164,7 @@ for (const t of transports) {
 
 // --- Finding 7: prompt shutdown --------------------------------------------------------
 
-Deno.test("tcp: destroy(), close() and an abort do not wait for connects that hang", async () => {
+Deno.test("tcp: destroy(), close(), an abort and the handshake timeout do not wait for connects that hang", async () => {
   // Loopback Unix socket connects never hang (a full backlog refuses at once), so only TCP.
   const out = await new Deno.Command("deno", {
     args: [...denoRun, new URL("./_pending_connect_child.ts", import.meta.url).pathname],
@@ -184,6 +185,17 @@ Deno.test("tcp: destroy(), close() and an abort do not wait for connects that ha
     `${OpCode.HelloRequest}:channel_closed`,
     `${OpCode.Request}:channel_closed`,
     `${OpCode.Request}:channel_closed`,
+    `${OpCode.Signal}:channel_closed`,
+  ]);
+  // A hanging connect is bounded by handshakeTimeoutMs (300 ms here).
+  assert(
+    r.handshakeMs >= 250 && r.handshakeMs < 5000,
+    `handshake timeout after ${r.handshakeMs} ms`,
+  );
+  assertEquals(r.timeoutReports, [
+    `${OpCode.HelloRequest}:connect_failed`,
+    `${OpCode.Request}:connect_failed`,
+    `${OpCode.Request}:connect_failed`,
     `${OpCode.Signal}:channel_closed`,
   ]);
   assert(r.lateClosed.length > 0, "no late connect completed");
@@ -313,3 +325,48 @@ for (const t of transports) {
     conn.close();
   });
 }
+
+// --- Option checks and the accept error classification --------------------------------
+
+Deno.test("Engine rejects bad maxConnections and timeout values with RangeError", () => {
+  assertThrows(() => new Engine({ maxConnections: 0 }), RangeError, "maxConnections");
+  assertThrows(() => new Engine({ maxConnections: 1.5 }), RangeError, "maxConnections");
+  assertThrows(() => new Engine({ handshakeTimeoutMs: -1 }), RangeError, "handshakeTimeoutMs");
+  assertThrows(() => new Engine({ frameTimeoutMs: Infinity }), RangeError, "frameTimeoutMs");
+  assertThrows(() => new Engine({ idleTimeoutMs: 0.5 }), RangeError, "idleTimeoutMs");
+  assertThrows(() => new Engine({ writeStallTimeoutMs: NaN }), RangeError, "writeStallTimeoutMs");
+  // 0 turns timeouts off; Infinity lifts maxConnections.
+  new Engine({
+    maxConnections: Infinity,
+    handshakeTimeoutMs: 0,
+    frameTimeoutMs: 0,
+    idleTimeoutMs: 0,
+    writeStallTimeoutMs: 0,
+  });
+});
+
+Deno.test("accept errors that pass are told apart from the ones that do not", () => {
+  const withCode = (code: string, message: string) => Object.assign(new Error(message), { code });
+  for (
+    const err of [
+      withCode("EMFILE", "Too many open files (os error 24)"),
+      withCode("ENFILE", "Too many open files in system (os error 23)"),
+      withCode("ENOBUFS", "No buffer space available (os error 105)"),
+      withCode("ENOMEM", "Cannot allocate memory (os error 12)"),
+      new Deno.errors.ConnectionAborted("Software caused connection abort (os error 103)"),
+      new Error("Too many open files (os error 24)"),
+    ]
+  ) {
+    assert(isTemporaryAcceptError(err), err.message);
+  }
+  for (
+    const err of [
+      new Deno.errors.BadResource("Bad resource ID"),
+      withCode("EINVAL", "Invalid argument (os error 22)"),
+      "not an error",
+      null,
+    ]
+  ) {
+    assert(!isTemporaryAcceptError(err), String(err));
+  }
+});
