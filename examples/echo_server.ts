@@ -16,36 +16,59 @@
 import {
   type ChannelGroup,
   Engine,
+  type Message,
   OpCode,
   Status,
   statusName,
   TcpServerAddress,
+  TofuError,
   UdsServerAddress,
 } from "../mod.ts";
 
-/** Serves `group` until the engine closes; returns the number of echoed requests. */
+/**
+ * Serves `group` until the engine closes; returns the number of echoed requests.
+ *
+ * Peers are not trusted: a post the engine refuses (the peer left, or the channel is
+ * closing or full) puts the message back and goes on, and frames the server does not
+ * expect are put back too.
+ */
 export async function serveEcho(engine: Engine, group: ChannelGroup): Promise<number> {
   let echoed = 0;
+  /** Answers `m` in place with opcode `op`; false if the engine refused the post. */
+  const answer = (m: Message, op: number): boolean => {
+    m.bhdr.opCode = op;
+    try {
+      group.post(m);
+      return true;
+    } catch (err) {
+      // The channel closed, is closing (a second ByeRequest) or is full: drop the answer.
+      if (!(err instanceof TofuError)) throw err;
+      engine.put(m);
+      return false;
+    }
+  };
   for await (const m of group) {
+    if (m.isFromEngine()) {
+      // Reports: answers handed back because their peer left, pool_empty, closed channels.
+      const st = m.bhdr.status;
+      if (st !== Status.channelClosed && st !== Status.peerDisconnected) {
+        console.error(`channel ${m.bhdr.channelNumber}: ${statusName(st)}`);
+      }
+      engine.put(m);
+      continue;
+    }
     switch (m.bhdr.opCode) {
       case OpCode.HelloRequest:
-        m.bhdr.opCode = OpCode.HelloResponse; // accept every client
-        group.post(m);
+        answer(m, OpCode.HelloResponse); // accept every client
         break;
       case OpCode.Request:
-        m.bhdr.opCode = OpCode.Response; // same id, headers and body
-        group.post(m);
-        echoed++;
+        if (answer(m, OpCode.Response)) echoed++; // same id, headers, body and `more`
         break;
       case OpCode.ByeRequest:
-        m.bhdr.opCode = OpCode.ByeResponse;
-        group.post(m);
+        answer(m, OpCode.ByeResponse);
         break;
       default:
-        if (m.isFromEngine() && m.bhdr.status !== Status.channelClosed) {
-          console.error(`channel ${m.bhdr.channelNumber}: ${statusName(m.bhdr.status)}`);
-        }
-        engine.put(m);
+        engine.put(m); // Signals, Responses and anything else a client sends
     }
   }
   return echoed;

@@ -31,6 +31,7 @@ import {
   statusName,
   TcpClientAddress,
   TcpServerAddress,
+  TofuError,
 } from "../mod.ts";
 
 interface Job {
@@ -64,7 +65,15 @@ async function next(
   return m;
 }
 
-/** The spool server: listens, waits for one worker, sends it every job, says bye. */
+/**
+ * The spool server: listens, sends every job to a worker, says bye.
+ *
+ * Workers are not trusted. Every worker that says Hello is accepted and waits its turn;
+ * one at a time gets the jobs not yet done. A worker that leaves (or says bye) before all
+ * are done is replaced by the next, which gets the rest again. Frames from other
+ * channels, answers the engine hands back, and posts the engine refuses (the worker
+ * left) are put back and skipped.
+ */
 export async function spoolServer(
   engine: Engine,
   port: number,
@@ -78,53 +87,123 @@ export async function spoolServer(
   say("spool", `listening on ${bound}`);
   onListening(Number(bound.split("|")[2]));
 
-  const hello = await next(group, "spool");
-  const channel = hello.bhdr.channelNumber;
-  const pdl = hello.headers.get("PDL") ?? "?";
-  say("spool", `worker joined on channel ${channel}, accepts PDL=${pdl}`);
-  hello.bhdr.opCode = OpCode.HelloResponse; // accept by answering with the same message
-  group.post(hello);
+  /** Posts `m`; false (and `m` back in the pool) if the engine refuses it. */
+  const post = (m: Message): boolean => {
+    try {
+      group.post(m);
+      return true;
+    } catch (err) {
+      if (!(err instanceof TofuError)) throw err;
+      engine.put(m);
+      return false;
+    }
+  };
+  const control = (channel: number, op: number, abort = false) => {
+    const m = engine.get("always")!;
+    m.bhdr.channelNumber = channel;
+    m.bhdr.opCode = op;
+    m.bhdr.internalA = abort ? 1 : 0;
+    return post(m);
+  };
+  const done = new Set<bigint>();
+  const waiting: number[] = []; // accepted workers, in arrival order
+  const open = new Set<number>(); // accepted workers whose channel is still open
+  let active: number | null = null;
 
-  for (const job of JOBS) {
-    job.pages.forEach((page, i) => {
-      const chunk = engine.get("always")!;
-      chunk.bhdr.channelNumber = channel;
-      chunk.bhdr.opCode = OpCode.Request;
-      chunk.bhdr.messageId = job.id;
-      chunk.bhdr.more = i < job.pages.length - 1 ? 1 : 0;
-      if (i === 0) chunk.headers.append("JobTicket", job.ticket);
-      chunk.body.set(page);
-      group.post(chunk);
-    });
-    say("spool", `job ${job.id} sent: ${job.pages.length} chunk(s), ticket ${job.ticket}`);
-  }
+  /** Sends every job not yet done to `channel`; false if its channel is gone. */
+  const sendJobs = (channel: number): boolean => {
+    for (const job of JOBS) {
+      if (done.has(job.id)) continue;
+      for (let i = 0; i < job.pages.length; i++) {
+        const chunk = engine.get("always")!;
+        chunk.bhdr.channelNumber = channel;
+        chunk.bhdr.opCode = OpCode.Request;
+        chunk.bhdr.messageId = job.id;
+        chunk.bhdr.more = i < job.pages.length - 1 ? 1 : 0;
+        if (i === 0) chunk.headers.append("JobTicket", job.ticket);
+        chunk.body.set(job.pages[i]!);
+        if (!post(chunk)) return false;
+      }
+      say("spool", `job ${job.id} sent: ${job.pages.length} chunk(s), ticket ${job.ticket}`);
+    }
+    return true;
+  };
+  const nextWorker = () => {
+    while (active === null && waiting.length > 0) {
+      const channel = waiting.shift()!;
+      if (open.has(channel) && sendJobs(channel)) active = channel;
+    }
+  };
 
-  let finished = 0;
-  while (finished < JOBS.length) {
-    const m = await next(group, "spool");
-    if (m.bhdr.opCode === OpCode.Signal) {
+  while (done.size < JOBS.length) {
+    const m = (await group.waitReceive())!;
+    const channel = m.bhdr.channelNumber;
+    const op = m.bhdr.opCode;
+    if (m.isFromEngine()) {
+      if (op === OpCode.Signal && m.bhdr.status === Status.channelClosed && open.delete(channel)) {
+        if (channel === active) {
+          active = null;
+          say(
+            "spool",
+            `worker on channel ${channel} left with ${JOBS.length - done.size} job(s) open`,
+          );
+          nextWorker();
+        }
+      }
+      engine.put(m); // reports about other channels, answers handed back
+      continue;
+    }
+    if (op === OpCode.HelloRequest) {
+      const pdl = m.headers.get("PDL") ?? "?";
+      m.bhdr.opCode = OpCode.HelloResponse; // accept by answering with the same message
+      if (post(m)) {
+        say("spool", `worker joined on channel ${channel}, accepts PDL=${pdl}`);
+        open.add(channel);
+        waiting.push(channel);
+        nextWorker();
+      }
+      continue;
+    }
+    if (op === OpCode.ByeRequest) {
+      m.bhdr.opCode = OpCode.ByeResponse; // a worker leaving; its channel_closed follows
+      post(m);
+      continue;
+    }
+    if (channel === active && op === OpCode.Signal) {
       say("spool", `job ${m.bhdr.messageId} progress ${m.body.text()}`);
-    } else if (m.bhdr.opCode === OpCode.Response) {
-      say("spool", `job ${m.bhdr.messageId} done: ${m.body.text()}`);
-      finished++;
+    } else if (channel === active && op === OpCode.Response && !done.has(m.bhdr.messageId)) {
+      const known = JOBS.some((j) => j.id === m.bhdr.messageId);
+      if (known) {
+        say("spool", `job ${m.bhdr.messageId} done: ${m.body.text()}`);
+        done.add(m.bhdr.messageId);
+      }
     }
     engine.put(m);
   }
 
-  const bye = engine.get("always")!;
-  bye.bhdr.channelNumber = channel;
-  bye.bhdr.opCode = OpCode.ByeRequest;
-  group.post(bye);
-  say("spool", "queue empty, ByeRequest sent");
-  for (;;) {
-    const m = await next(group, "spool");
-    const done = m.isFromEngine() && m.bhdr.status === Status.channelClosed &&
-      m.bhdr.channelNumber === channel;
-    if (m.bhdr.opCode === OpCode.ByeResponse) say("spool", "worker said ByeResponse");
-    engine.put(m);
-    if (done) break;
+  // Every job is done: ByeRequest to the worker that did them, abort the ones waiting.
+  const finished = active!;
+  for (const channel of open) {
+    if (channel !== finished) control(channel, OpCode.ByeSignal, true);
   }
-  say("spool", `channel ${channel} closed`);
+  if (control(finished, OpCode.ByeRequest)) say("spool", "queue empty, ByeRequest sent");
+  while (open.size > 0) {
+    const m = await group.waitReceive(10_000);
+    if (m === null) {
+      control(finished, OpCode.ByeSignal, true); // no ByeResponse within 10 s: abort
+      continue;
+    }
+    const channel = m.bhdr.channelNumber;
+    if (m.isFromEngine() && m.bhdr.opCode === OpCode.Signal) {
+      if (m.bhdr.status === Status.channelClosed) open.delete(channel);
+    } else if (!m.isFromEngine() && m.bhdr.opCode === OpCode.ByeResponse && channel === finished) {
+      say("spool", "worker said ByeResponse");
+    } else if (!m.isFromEngine() && m.bhdr.opCode === OpCode.HelloRequest) {
+      control(channel, OpCode.ByeSignal, true); // too late: nothing left to do
+    }
+    engine.put(m);
+  }
+  say("spool", `channel ${finished} closed`);
 }
 
 /** The RIP worker: connects, renders every job it gets, answers the bye. */
@@ -135,6 +214,15 @@ export async function ripWorker(engine: Engine, port: number): Promise<number> {
   const { channelNumber } = group.post(hello);
   say("worker", `connecting to tcp|127.0.0.1|${port} as channel ${channelNumber}, PDL=PDF`);
 
+  /** Posts `m`; a refusal (the channel closed meanwhile) puts it back. */
+  const post = (m: Message): void => {
+    try {
+      group.post(m);
+    } catch (err) {
+      if (!(err instanceof TofuError)) throw err;
+      engine.put(m);
+    }
+  };
   let jobs = 0;
   const received = new Map<bigint, string[]>();
   for (;;) {
@@ -161,7 +249,7 @@ export async function ripWorker(engine: Engine, port: number): Promise<number> {
           progress.bhdr.opCode = OpCode.Signal;
           progress.bhdr.messageId = id;
           progress.body.set(`[${n}:${pages.length}]`);
-          group.post(progress);
+          post(progress);
         }
         say("worker", `job ${id} rendered ${pages.length} page(s)`);
         m.reset();
@@ -169,7 +257,7 @@ export async function ripWorker(engine: Engine, port: number): Promise<number> {
         m.bhdr.opCode = OpCode.Response;
         m.bhdr.messageId = id;
         m.body.set(`ok, ${pages.length} page(s)`);
-        group.post(m);
+        post(m);
         received.delete(id);
         jobs++;
         break;
@@ -177,7 +265,7 @@ export async function ripWorker(engine: Engine, port: number): Promise<number> {
       case OpCode.ByeRequest:
         say("worker", "spool server said ByeRequest; answering ByeResponse");
         m.bhdr.opCode = OpCode.ByeResponse;
-        group.post(m);
+        post(m); // refused if the spool server said bye twice
         break;
       case OpCode.Signal: {
         const closed = m.bhdr.status === Status.channelClosed; // read before put resets it

@@ -4,8 +4,9 @@
 import { CONNECT_TO, LISTEN_ON, parseAddress, type ParsedAddress } from "./address.ts";
 import type { BinaryHeader } from "./binary_header.ts";
 import { ChannelNumbers } from "./_channel_numbers.ts";
+import { Deadlines, type Timeouts } from "./_deadlines.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
-import { IoChannel } from "./_io_channel.ts";
+import { closeQuietly, IoChannel } from "./_io_channel.ts";
 import { ListenerChannel, liveSocketPaths, removeSocketFile } from "./_listener.ts";
 import { type Message, Owner, ownerOf, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
@@ -20,6 +21,8 @@ export interface ResolvedOptions {
   maxPoolMsgs: number;
   maxChannels: number;
   maxQueuedBytes: number;
+  maxConnections: number;
+  timeouts: Timeouts;
 }
 
 export class GroupCore implements GroupHost {
@@ -41,6 +44,8 @@ export class EngineCore implements EngineHost {
   readonly pool: MessagePool;
   readonly numbers: ChannelNumbers;
   readonly maxQueuedBytes: number;
+  readonly maxConnections: number;
+  readonly deadlines: Deadlines;
   readonly channels = new Map<number, Channel>();
   readonly groups = new Set<GroupCore>();
   closed = false;
@@ -54,6 +59,15 @@ export class EngineCore implements EngineHost {
       );
     }
     this.maxQueuedBytes = o.maxQueuedBytes;
+    if (
+      !(Number.isInteger(o.maxConnections) || o.maxConnections === Infinity) || o.maxConnections < 1
+    ) {
+      throw new RangeError(
+        `Cannot create engine: maxConnections ${o.maxConnections} is not a positive integer or Infinity`,
+      );
+    }
+    this.maxConnections = o.maxConnections;
+    this.deadlines = new Deadlines(o.timeouts);
   }
 
   register(ch: Channel): void {
@@ -182,67 +196,73 @@ export class EngineCore implements EngineHost {
     }
     const ch = new IoChannel(this, group, hello.bhdr.channelNumber, hello);
     this.register(ch);
-    ch.track(
-      dial(addr).then(
-        (conn) => ch.attach(conn),
-        (err) => {
-          const status = connectFailure(err);
-          ch.close(status, asTofuError(status, `connect to ${value}`, err));
-        },
-      ),
+    // Not tracked by the channel: closing it (abort, timeout, destroy) must not wait for a
+    // connect that can hang for minutes. A connect that completes after the close is
+    // closed at once by attach(); a late failure finds the channel closed already.
+    dial(addr).then(
+      (conn) => ch.attach(conn),
+      (err) => {
+        const status = connectFailure(err);
+        ch.close(status, asTofuError(status, `connect to ${value}`, err));
+      },
     );
   }
 
   #listen(group: GroupCore, welcome: Message): void {
+    void this.#openListener(group, welcome);
+  }
+
+  async #openListener(group: GroupCore, welcome: Message): Promise<void> {
     const value = welcome.headers.get(LISTEN_ON);
     const id = welcome.bhdr.clone();
     const n = welcome.bhdr.channelNumber;
-    // Listening is synchronous in Deno, but reports must not arrive before post returns.
-    queueMicrotask(() => {
-      if (this.closed || group.destroyed) {
-        this.numbers.release(n);
-        this.recycle(welcome);
-        return;
-      }
-      let addr: ParsedAddress;
-      try {
-        addr = addressIn(value, LISTEN_ON, "listen");
-      } catch (err) {
-        this.#fail(group, welcome, OpCode.WelcomeResponse, Status.invalidAddress, err as TofuError);
-        return;
-      }
-      let listener: Deno.Listener;
-      try {
-        listener = openListener(addr);
-      } catch (err) {
-        const status = listenFailure(err);
-        this.#fail(
-          group,
-          welcome,
-          OpCode.WelcomeResponse,
-          status,
-          asTofuError(status, `listen on ${value}`, err),
-        );
-        return;
-      }
-      const bound = boundAddress(addr, listener);
-      const ch = new ListenerChannel(
-        this,
+    // Reports must not arrive before post returns.
+    await Promise.resolve();
+    const gone = () => {
+      if (!this.closed && !group.destroyed) return false;
+      this.numbers.release(n);
+      this.recycle(welcome);
+      return true;
+    };
+    if (gone()) return;
+    let addr: ParsedAddress;
+    try {
+      addr = addressIn(value, LISTEN_ON, "listen");
+    } catch (err) {
+      this.#fail(group, welcome, OpCode.WelcomeResponse, Status.invalidAddress, err as TofuError);
+      return;
+    }
+    let opened: Opened;
+    try {
+      opened = await openListener(addr);
+    } catch (err) {
+      if (gone()) return;
+      const status = listenFailure(err);
+      this.#fail(
         group,
-        n,
-        listener,
-        bound,
-        id,
-        addr.transport === "uds" ? addr.path : null,
+        welcome,
+        OpCode.WelcomeResponse,
+        status,
+        asTofuError(status, `listen on ${value}`, err),
       );
-      this.register(ch);
-      welcome.bhdr.opCode = OpCode.WelcomeResponse;
-      welcome.bhdr.origin = 0;
-      welcome.bhdr.status = 0;
-      replaceHeader(welcome, LISTEN_ON, bound);
-      transfer(welcome, Owner.Application);
-      group.deliver(welcome);
-    });
+      return;
+    }
+    const { listener, ino } = opened;
+    const uds = addr.transport === "uds" ? { path: addr.path, ino } : null;
+    const ch = new ListenerChannel(this, group, n, listener, boundAddress(addr, listener), id, uds);
+    this.register(ch);
+    // Destroyed while the socket path was probed: close what was just opened.
+    if (this.closed || group.destroyed) {
+      ch.close(Status.shutdownStarted, null, true);
+      this.recycle(welcome);
+      return;
+    }
+    welcome.bhdr.opCode = OpCode.WelcomeResponse;
+    welcome.bhdr.origin = 0;
+    welcome.bhdr.status = 0;
+    replaceHeader(welcome, LISTEN_ON, ch.address);
+    transfer(welcome, Owner.Application);
+    group.deliver(welcome);
   }
 
   async destroy(group: GroupCore): Promise<void> {
@@ -278,15 +298,31 @@ async function dial(addr: ParsedAddress): Promise<Deno.Conn> {
   return await Deno.connect({ transport: "unix", path: addr.path });
 }
 
-function openListener(addr: ParsedAddress): Deno.Listener {
-  if (addr.transport === "tcp") return Deno.listen({ hostname: addr.host, port: addr.port });
-  prepareSocketPath(addr.path);
-  return Deno.listen({ transport: "unix", path: addr.path });
+interface Opened {
+  listener: Deno.Listener;
+  /** The inode of the bound Unix socket file (null for TCP). */
+  ino: number | null;
+}
+
+async function openListener(addr: ParsedAddress): Promise<Opened> {
+  if (addr.transport === "tcp") {
+    return { listener: Deno.listen({ hostname: addr.host, port: addr.port }), ino: null };
+  }
+  await prepareSocketPath(addr.path);
+  const listener = Deno.listen({ transport: "unix", path: addr.path });
+  let ino: number | null = null;
+  try {
+    ino = Deno.lstatSync(addr.path).ino;
+  } catch {
+    // Without a readable inode, closing removes the path as Deno does.
+  }
+  return { listener, ino };
 }
 
 // A socket file left by a dead process is removed; a live one (something accepts
-// on it) or any other kind of file makes the listen fail.
-function prepareSocketPath(path: string): void {
+// on it, here or in another process) or any other kind of file makes the listen fail.
+// Only a probe tells the two apart: connecting to a dead socket is refused.
+async function prepareSocketPath(path: string): Promise<void> {
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(path);
@@ -300,7 +336,21 @@ function prepareSocketPath(path: string): void {
   if (liveSocketPaths.has(path)) {
     throw new Deno.errors.AddrInUse(`a listener of this process is bound to ${path}`);
   }
-  removeSocketFile(path);
+  let probe: Deno.Conn;
+  try {
+    probe = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    if (err instanceof Deno.errors.ConnectionRefused) {
+      removeSocketFile(path, info.ino); // dead; only the file that was probed
+      return;
+    }
+    throw new Deno.errors.AddrInUse(
+      `the socket ${path} did not refuse a probe (${(err as Error).message}); it may be live`,
+    );
+  }
+  closeQuietly(probe);
+  throw new Deno.errors.AddrInUse(`another process is listening on ${path}`);
 }
 
 function boundAddress(addr: ParsedAddress, listener: Deno.Listener): string {

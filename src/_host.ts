@@ -5,6 +5,7 @@ import type { Message } from "./message.ts";
 import type { MessagePool } from "./pool.ts";
 import type { ChannelNumbers } from "./_channel_numbers.ts";
 import type { TofuError } from "./status.ts";
+import type { Deadlines } from "./_deadlines.ts";
 
 export interface GroupHost {
   /** Hands a message to the application, or recycles it when the group is gone. */
@@ -16,6 +17,10 @@ export interface EngineHost {
   readonly numbers: ChannelNumbers;
   /** Outgoing bytes one channel may queue before post refuses more. */
   readonly maxQueuedBytes: number;
+  /** Accepted connections one listener keeps open; past it new ones are closed at once. */
+  readonly maxConnections: number;
+  /** The timeouts of I/O channels. */
+  readonly deadlines: Deadlines;
   /** Removes a closed channel from the engine's tables and releases its number. */
   release(ch: Channel): void;
   /** Registers a new channel. */

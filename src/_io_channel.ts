@@ -10,6 +10,7 @@ import { Ring } from "./_ring.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
+import type { Expiry, Watch } from "./_deadlines.ts";
 
 const OUT_INITIAL = 64 * 1024;
 
@@ -56,6 +57,9 @@ export class IoChannel implements Channel {
   #tasks: Promise<void>[] = [];
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
+  readonly #watch: Watch | null;
+  #heldHello: Message | null = null;
+  readonly #isClient: boolean;
 
   constructor(host: EngineHost, group: GroupHost, number: number, hello: Message | null) {
     this.#host = host;
@@ -63,6 +67,8 @@ export class IoChannel implements Channel {
     this.number = number;
     this.#helloUnsent = hello !== null;
     this.done = new Promise((r) => this.#resolveDone = r);
+    this.#isClient = hello !== null;
+    this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
       this.#hasId = true;
@@ -148,11 +154,6 @@ export class IoChannel implements Channel {
     this.#kick();
   }
 
-  /** Tracks a task (such as a pending connect) that close must wait for. */
-  track(task: Promise<void>): void {
-    this.#tasks.push(task);
-  }
-
   #kick(): void {
     if (this.#writing || this.#conn === null || this.#closed || this.#sendQ.length === 0) return;
     this.#writing = true;
@@ -169,7 +170,9 @@ export class IoChannel implements Channel {
         let off = 0;
         try {
           while (off < len) {
+            this.#watch?.beforeWrite();
             const n = await conn.write(out.subarray(off, len));
+            this.#watch?.afterWrite();
             if (n <= 0) throw new Error("the socket accepted no bytes");
             off += n;
           }
@@ -225,7 +228,11 @@ export class IoChannel implements Channel {
       else if (op === OpCode.ByeRequest) this.#byeSent = true;
       else if (op === OpCode.ByeResponse || op === OpCode.ByeSignal) closeAfter = true;
       this.#queuedBytes -= postedLength(m);
-      this.#host.recycle(m);
+      // A written HelloRequest stays here until the peer answers: if it never does,
+      // the handshake timeout hands it back with connect_failed.
+      if (op === OpCode.HelloRequest && (this.#watch?.handshakeSince ?? 0) > 0) {
+        this.#heldHello = m;
+      } else this.#host.recycle(m);
     }
     this.#batch.splice(0, i);
     this.#batchEnds.length = 0;
@@ -242,6 +249,7 @@ export class IoChannel implements Channel {
         let waited = false;
         while (dec.hasFrame()) {
           if (this.#closed) return;
+          if (this.#watch !== null) this.#handshakeDone(this.#watch);
           const m = pool.get("poolOnly");
           if (m === null) {
             this.#starve();
@@ -271,8 +279,10 @@ export class IoChannel implements Channel {
         }
         if (this.#closed) return;
         this.#starving = false; // caught up: no longer held back by the pool
+        this.#watch?.beforeRead(dec.buffered > 0);
         const n = await conn.read(dec.writable());
         if (this.#closed) return;
+        this.#watch?.afterRead();
         if (n === null) {
           if (dec.atFrameBoundary) {
             this.close(
@@ -344,6 +354,7 @@ export class IoChannel implements Channel {
     this.#closeStatus = status;
     this.#closeError = error;
     this.#silent = silent;
+    this.#host.deadlines.unwatch(this.#watch);
     if (this.#conn) closeQuietly(this.#conn);
     this.#wakeReader?.();
     this.#host.release(this);
@@ -353,8 +364,48 @@ export class IoChannel implements Channel {
     Promise.allSettled(tasks).then(() => this.#finish());
   }
 
+  #handshakeDone(w: Watch): void {
+    w.frameDone();
+    if (this.#heldHello !== null) {
+      this.#host.recycle(this.#heldHello);
+      this.#heldHello = null;
+    }
+  }
+
+  /** A timeout of src/_deadlines.ts passed: closes with the status that names it. */
+  expire(what: Expiry, ms: number): void {
+    const n = this.number;
+    const [status, text] = what === "writeStall"
+      ? [
+        Status.sendFailed,
+        `Cannot send on channel ${n}: the socket took no byte for ${ms} ms (writeStallTimeoutMs)`,
+      ]
+      : what === "frame"
+      ? [
+        Status.recvFailed,
+        `Cannot receive on channel ${n}: a frame did not complete within ${ms} ms (frameTimeoutMs)`,
+      ]
+      : what === "idle"
+      ? [Status.channelClosed, `Cannot use channel ${n}: idle for ${ms} ms (idleTimeoutMs)`]
+      : this.#isClient
+      ? [
+        Status.connectFailed,
+        `Cannot connect on channel ${n}: no answer to the HelloRequest within ${ms} ms (handshakeTimeoutMs)`,
+      ]
+      : [
+        Status.recvFailed,
+        `Cannot receive on channel ${n}: no HelloRequest within ${ms} ms of the accept (handshakeTimeoutMs)`,
+      ];
+    this.close(status, new TofuError(status, text));
+  }
+
   #finish(): void {
     const unsent = [...this.#batch, ...this.#sendQ.drain()];
+    if (this.#heldHello !== null) {
+      if (this.#closeStatus === Status.connectFailed) unsent.unshift(this.#heldHello);
+      else this.#host.recycle(this.#heldHello);
+      this.#heldHello = null;
+    }
     this.#batch.length = 0;
     this.#queuedBytes = 0;
     if (this.#silent) {

@@ -25,6 +25,35 @@ export interface EngineOptions {
    * `post` throws a {@linkcode TofuError} with status `allocation_failed` (default 64 MiB).
    */
   maxQueuedBytes?: number;
+  /**
+   * Most accepted connections one listener keeps open; past it new connections are
+   * closed at once and the listener's group gets one Signal with status
+   * `allocation_failed` per episode (default 10,000; `Infinity` for no limit).
+   */
+  maxConnections?: number;
+  /**
+   * Milliseconds an accepted connection may take to send its first frame (the
+   * HelloRequest), and a client to get the first frame back (the HelloResponse), connect
+   * included. A server closes a late connection with `recv_failed`; a client gets its
+   * HelloRequest back with `connect_failed` (default 10,000; 0 turns it off).
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Milliseconds from the first byte of a frame to its last; a frame that takes longer
+   * closes the channel with `recv_failed` (default 30,000; 0 turns it off).
+   */
+  frameTimeoutMs?: number;
+  /**
+   * Milliseconds without a byte read or written after which a channel is closed with
+   * `channel_closed` (default 0: off).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Milliseconds a write may wait without the socket taking a byte (a peer that does not
+   * read); then the channel closes with `send_failed` and its unsent messages come back
+   * (default 30,000; 0 turns it off).
+   */
+  writeStallTimeoutMs?: number;
 }
 
 /**
@@ -69,6 +98,13 @@ export class Engine implements AsyncDisposable {
       maxPoolMsgs: Math.max(options.maxPoolMsgs ?? 64, initial),
       maxChannels: options.maxChannels ?? 65534,
       maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
+      maxConnections: options.maxConnections ?? 10_000,
+      timeouts: {
+        handshake: options.handshakeTimeoutMs ?? 10_000,
+        frame: options.frameTimeoutMs ?? 30_000,
+        idle: options.idleTimeoutMs ?? 0,
+        writeStall: options.writeStallTimeoutMs ?? 30_000,
+      },
     });
   }
 

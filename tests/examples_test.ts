@@ -1,11 +1,13 @@
 // The examples are runnable programs; these tests keep them working.
 
-import { assertEquals } from "@std/assert";
-import { Engine } from "../mod.ts";
+import { assert, assertEquals } from "@std/assert";
+import { Engine, OpCode, Status } from "../mod.ts";
+import { tempUdsPath } from "../testing.ts";
+import { attack, Child, denoRun } from "./_attack.ts";
 import { runEchoClient } from "../examples/echo_client.ts";
 import { serveEcho } from "../examples/echo_server.ts";
 import { ripWorker, spoolServer } from "../examples/print_server.ts";
-import { listen, transports } from "./_fixtures.ts";
+import { listen, make, transports } from "./_fixtures.ts";
 
 for (const t of transports) {
   Deno.test(`${t.name}: examples/echo_server.ts answers examples/echo_client.ts`, async () => {
@@ -31,4 +33,73 @@ Deno.test("examples/print_server.ts: the spool server prints every job on the wo
   // Both sides are done: nothing left open.
   assertEquals(spool.channelCount, 1, "only the listener stays");
   assertEquals(worker.channelCount, 0);
+});
+
+// Issue #8 finding 9: the examples survive hostile peers. Each runs as a child process,
+// as a user would run it, and is attacked from here.
+
+const echoServer = new URL("../examples/echo_server.ts", import.meta.url).pathname;
+const printServer = new URL("../examples/print_server.ts", import.meta.url).pathname;
+
+for (const t of transports) {
+  Deno.test(`${t.name}: examples/echo_server.ts survives 300 clients that leave at once and a double bye`, async () => {
+    const where = t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
+    await using child = new Child("deno", [...denoRun, echoServer, where]);
+    const bound = (await child.line((l) => l.startsWith("echo server listening on "))).slice(25);
+    await attack(bound);
+    await using engine = new Engine();
+    assertEquals(await runEchoClient(engine, bound, 3), ["hello #1", "hello #2", "hello #3"]);
+    child.process.kill("SIGINT");
+    const status = await child.process.status;
+    const stderr = await child.stderr();
+    assertEquals(status.code, 0, stderr);
+    assert(!stderr.includes("Uncaught"), stderr);
+    await child.line((l) => l.startsWith("echo server stopped after"));
+  });
+}
+
+Deno.test("examples/print_server.ts: the spool server survives hostile workers", async () => {
+  await using child = new Child("deno", [...denoRun, printServer, "--serve", "0"]);
+  const listening = await child.line((l) => l.startsWith("[spool ] listening on "));
+  const port = Number(listening.split("|")[2]);
+  await attack(`tcp|127.0.0.1|${port}`);
+  await using worker = new Engine();
+  assertEquals(await ripWorker(worker, port), 3);
+  const status = await child.process.status;
+  const stderr = await child.stderr();
+  assertEquals(status.code, 0, stderr);
+  assert(!stderr.includes("Uncaught"), stderr);
+});
+
+Deno.test("examples/echo_client.ts skips frames it did not ask for", async () => {
+  // A server that sends an unasked Signal and a Response with another id before each echo.
+  await using engine = new Engine();
+  const server = await listen(engine, transports[0]!);
+  const serving = (async () => {
+    for (;;) {
+      const m = await server.group.waitReceive(10_000);
+      if (m === null) return;
+      const ch = m.bhdr.channelNumber;
+      const op = m.bhdr.opCode;
+      if (m.isFromEngine()) {
+        const closed = m.bhdr.opCode === OpCode.Signal && m.bhdr.status === Status.channelClosed;
+        engine.put(m);
+        if (closed) return;
+      } else if (op === OpCode.HelloRequest) {
+        m.bhdr.opCode = OpCode.HelloResponse;
+        server.group.post(m);
+      } else if (op === OpCode.Request) {
+        server.group.post(make(engine, ch, OpCode.Signal, "noise"));
+        server.group.post(make(engine, ch, OpCode.Response, "wrong", m.bhdr.messageId + 1000n));
+        m.bhdr.opCode = OpCode.Response;
+        server.group.post(m);
+      } else if (op === OpCode.ByeRequest) {
+        m.bhdr.opCode = OpCode.ByeResponse;
+        server.group.post(m);
+      } else engine.put(m);
+    }
+  })();
+  await using clientEngine = new Engine();
+  assertEquals(await runEchoClient(clientEngine, server.bound, 2), ["hello #1", "hello #2"]);
+  await serving;
 });

@@ -7,6 +7,14 @@
  *   deno task soak                 # 60 s, 50 channels per cycle
  *   deno task soak --seconds 600 --clients 100 --messages 2000
  *
+ * Beside it runs a hostile mix (tools/_hostile_mix.ts): examples/echo_server.ts in a child
+ * process under `ulimit -n` (default 128), attacked by non-reading peers, stalled frames,
+ * silent peers and connect storms, while good clients do round trips; after each cycle
+ * the good clients' round-trip p50/p99/max, failures and the server's RSS are printed.
+ * `--no-hostile` runs the load alone.
+ *
+ *   deno task soak --seconds 240 --fd-limit 128 --storm 200
+ *
  * Exits with status 1 at the first cycle whose invariant fails.
  *
  * @module
@@ -17,6 +25,55 @@
 import { TcpClientAddress, TcpServerAddress, UdsClientAddress, UdsServerAddress } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { runLoad } from "./_load_scenario.ts";
+import type { HostileOptions, HostileSnapshot } from "./_hostile_mix.ts";
+
+/** Runs tools/_hostile_mix.ts as its own process; snapshots arrive every 2 s. */
+async function startHostile(o: HostileOptions) {
+  const child = new Deno.Command("deno", {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-run=bash,deno,ps",
+      "--allow-read",
+      new URL("./_hostile_mix.ts", import.meta.url).pathname,
+      JSON.stringify(o),
+    ],
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let snaps: HostileSnapshot[] = [];
+  let rest = "";
+  let started!: () => void;
+  const ready = new Promise<void>((r) => started = r);
+  const reading = (async () => {
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) return;
+      rest += value;
+      const parts = rest.split("\n");
+      rest = parts.pop()!;
+      for (const line of parts) {
+        const j = JSON.parse(line);
+        if (j.started) started();
+        else snaps.push(j);
+      }
+    }
+  })();
+  await ready;
+  return {
+    take(): HostileSnapshot[] {
+      const out = snaps;
+      snaps = [];
+      return out;
+    },
+    async stop(): Promise<void> {
+      await child.stdin.close();
+      await reading;
+      await child.status;
+    },
+  };
+}
 
 function arg(name: string, fallback: number): number {
   const i = Deno.args.indexOf(`--${name}`);
@@ -29,6 +86,20 @@ const messages = arg("messages", 2000);
 const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
 
 console.log(`soak: ${seconds} s, ${clients} channels x ${messages} messages per cycle`);
+const hostile = Deno.args.includes("--no-hostile") ? null : await startHostile({
+  fdLimit: arg("fd-limit", 128),
+  goodClients: arg("good", 8),
+  nonReaders: arg("non-readers", 4),
+  stalled: arg("stalled", 20),
+  silent: arg("silent", 20),
+  storm: arg("storm", 200),
+});
+if (hostile) {
+  console.log("hostile mix: echo server child under ulimit -n, attacked; good clients measured");
+}
+const p99s: number[] = [];
+let goodTrips = 0;
+let goodFailures = 0;
 const end = performance.now() + seconds * 1000;
 let cycle = 0;
 let total = 0;
@@ -56,10 +127,43 @@ while (performance.now() < end) {
       `${report.ms.toFixed(0)} ms, ${report.handedBack} handed back, ` +
       `${report.lostInFlight} lost in flight on aborted channels, rss ${mib(rss.at(-1)!)}`,
   );
+  const snaps = hostile?.take() ?? [];
+  if (snaps.length > 0) {
+    const trips = snaps.reduce((a, h) => a + h.roundTrips, 0);
+    const failures = snaps.reduce((a, h) => a + h.failures, 0);
+    const p99 = Math.max(0, ...snaps.map((h) => h.p99));
+    const max = Math.max(0, ...snaps.map((h) => h.max));
+    for (const h of snaps) p99s.push(h.p99);
+    goodTrips += trips;
+    goodFailures += failures;
+    const last = snaps.at(-1);
+    const reports: Record<string, number> = {};
+    for (const h of snaps) {
+      for (const [k, v] of Object.entries(h.serverReports)) reports[k] = (reports[k] ?? 0) + v;
+    }
+    const said = Object.entries(reports).map(([k, v]) => `${k} x${v}`).join(", ") || "nothing";
+    console.log(
+      `  hostile: ${trips} good round trips, worst 2-s p99 ${p99.toFixed(1)} ms, ` +
+        `max ${max.toFixed(0)} ms, ${failures} failed; ${last?.attackers ?? "?"} attackers ` +
+        `holding connections; server rss ${last ? mib(last.serverRss) : "?"}, reported ${said}`,
+    );
+  }
   if (report.problems.length > 0) {
     console.log(`invariant broken:\n${report.problems.slice(0, 20).join("\n")}`);
-    Deno.exit(1);
+    Deno.exit(1); // the mix sees its stdin close and stops its server too
   }
+}
+if (hostile) {
+  await hostile.stop();
+  p99s.sort((a, b) => a - b);
+  console.log(
+    `hostile mix done: ${goodTrips} good round trips, ${goodFailures} failed; ` +
+      `worst 2-s p99 ${Math.max(...p99s).toFixed(1)} ms, ` +
+      `median 2-s p99 ${(p99s[p99s.length >> 1] ?? 0).toFixed(1)} ms, ` +
+      `95th percentile of the 2-s p99s ${
+        (p99s[Math.floor(p99s.length * 0.95)] ?? 0).toFixed(1)
+      } ms`,
+  );
 }
 console.log(
   `soak done: ${cycle} cycles, ${total} messages, ${back} handed back, ${lost} lost in flight; ` +

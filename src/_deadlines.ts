@@ -1,0 +1,136 @@
+// Timeouts of I/O channels: handshake, frame completion, idle and write stall.
+//
+// One coarse sweep serves every channel of an engine: each channel keeps a few
+// timestamps in a Watch (set by cheap hooks on reads, writes and decoded frames, never a
+// timer per message), and one interval, running only while some channel is watched,
+// compares them with the limits. A limit fires between its value and its value plus one
+// tick (a quarter of the smallest limit, between 25 ms and 1 s). The interval is unref'd:
+// it never keeps the process alive by itself, and it stops when the last channel closes.
+
+/** Limits in milliseconds; 0 turns one off. */
+export interface Timeouts {
+  /** From accept (or from post, on the client) to the first complete frame from the peer. */
+  handshake: number;
+  /** From the first byte of a frame to its last. */
+  frame: number;
+  /** Without a byte read or written. */
+  idle: number;
+  /** A write that the socket takes no byte of. */
+  writeStall: number;
+}
+
+export type Expiry = "handshake" | "frame" | "idle" | "writeStall";
+
+/** A watched channel: closes itself when told that a limit passed. */
+export interface Expirable {
+  expire(what: Expiry, limitMs: number): void;
+}
+
+const TICK_MIN_MS = 25;
+const TICK_MAX_MS = 1000;
+
+/** Per-channel timestamps (performance.now() milliseconds; 0 while not running). */
+export class Watch {
+  readonly owner: Expirable;
+  handshakeSince: number;
+  frameSince = 0;
+  writeSince = 0;
+  activeAt: number;
+
+  constructor(owner: Expirable, now: number) {
+    this.owner = owner;
+    this.handshakeSince = now;
+    this.activeAt = now;
+  }
+
+  /** A complete frame is buffered: the handshake is done and no frame is pending. */
+  frameDone(): void {
+    this.frameSince = 0;
+    this.handshakeSince = 0;
+  }
+
+  /** A read starts; `partial` says bytes of an unfinished frame are buffered. */
+  beforeRead(partial: boolean): void {
+    if (!partial) this.frameSince = 0;
+    else if (this.frameSince === 0) this.frameSince = performance.now();
+  }
+
+  /** A read returned bytes. */
+  afterRead(): void {
+    this.activeAt = performance.now();
+  }
+
+  /** A write starts. */
+  beforeWrite(): void {
+    this.writeSince = performance.now();
+  }
+
+  /** A write took bytes. */
+  afterWrite(): void {
+    this.writeSince = 0;
+    this.activeAt = performance.now();
+  }
+}
+
+export class Deadlines {
+  readonly limits: Readonly<Timeouts>;
+  readonly #watches = new Set<Watch>();
+  readonly #tickMs: number;
+  readonly #enabled: boolean;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(limits: Timeouts) {
+    for (const [name, ms] of Object.entries(limits)) {
+      if (!Number.isInteger(ms) || ms < 0) {
+        throw new RangeError(
+          `Cannot create engine: ${name}TimeoutMs ${ms} is not a non-negative integer (0 turns it off)`,
+        );
+      }
+    }
+    this.limits = { ...limits };
+    const on = Object.values(limits).filter((ms) => ms > 0);
+    this.#enabled = on.length > 0;
+    this.#tickMs = Math.min(TICK_MAX_MS, Math.max(TICK_MIN_MS, Math.floor(Math.min(...on) / 4)));
+  }
+
+  /** Starts watching a channel; null when every limit is off. */
+  watch(owner: Expirable): Watch | null {
+    if (!this.#enabled) return null;
+    const w = new Watch(owner, performance.now());
+    this.#watches.add(w);
+    if (this.#timer === undefined) {
+      const timer = setInterval(() => this.#sweep(), this.#tickMs);
+      Deno.unrefTimer(timer);
+      this.#timer = timer;
+    }
+    return w;
+  }
+
+  /** Stops watching (the channel closed). */
+  unwatch(w: Watch | null): void {
+    if (w === null || !this.#watches.delete(w) || this.#watches.size > 0) return;
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    const { handshake, frame, idle, writeStall } = this.limits;
+    for (const w of this.#watches) {
+      let what: Expiry | null = null;
+      let limit = 0;
+      if (writeStall > 0 && w.writeSince > 0 && now - w.writeSince >= writeStall) {
+        [what, limit] = ["writeStall", writeStall];
+      } else if (handshake > 0 && w.handshakeSince > 0 && now - w.handshakeSince >= handshake) {
+        [what, limit] = ["handshake", handshake];
+      } else if (frame > 0 && w.frameSince > 0 && now - w.frameSince >= frame) {
+        [what, limit] = ["frame", frame];
+      } else if (idle > 0 && w.writeSince === 0 && now - w.activeAt >= idle) {
+        [what, limit] = ["idle", idle];
+      }
+      if (what === null) continue;
+      this.unwatch(w);
+      w.owner.expire(what, limit);
+    }
+  }
+}
