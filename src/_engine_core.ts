@@ -20,27 +20,48 @@ export interface ResolvedOptions {
   maxPoolMsgs: number;
   maxChannels: number;
   maxQueuedBytes: number;
+  maxEngineQueuedBytes: number;
+  maxReceiveQueueMsgs: number;
 }
 
 export class GroupCore implements GroupHost {
-  readonly queue = new ReceiveQueue();
+  readonly queue: ReceiveQueue;
   readonly channels = new Set<Channel>();
   readonly engine: EngineCore;
   destroyed = false;
 
   constructor(engine: EngineCore) {
     this.engine = engine;
+    this.queue = new ReceiveQueue(engine.maxReceiveQueueMsgs);
   }
 
   deliver(m: Message): void {
     if (!this.queue.push(m)) this.engine.recycle(m);
   }
+
+  get full(): boolean {
+    return this.queue.full;
+  }
+
+  whenRoom(cb: () => void): () => void {
+    return this.queue.whenRoom(cb);
+  }
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`Cannot create engine: ${name} ${value} is not a positive integer`);
+  }
+  return value;
 }
 
 export class EngineCore implements EngineHost {
   readonly pool: MessagePool;
   readonly numbers: ChannelNumbers;
   readonly maxQueuedBytes: number;
+  readonly maxEngineQueuedBytes: number;
+  readonly maxReceiveQueueMsgs: number;
+  queuedBytes = 0;
   readonly channels = new Map<number, Channel>();
   readonly groups = new Set<GroupCore>();
   closed = false;
@@ -48,12 +69,13 @@ export class EngineCore implements EngineHost {
   constructor(o: ResolvedOptions) {
     this.pool = new MessagePool(o.initialPoolMsgs, o.maxPoolMsgs);
     this.numbers = new ChannelNumbers(o.maxChannels);
-    if (!Number.isInteger(o.maxQueuedBytes) || o.maxQueuedBytes < 1) {
-      throw new RangeError(
-        `Cannot create engine: maxQueuedBytes ${o.maxQueuedBytes} is not a positive integer`,
-      );
-    }
-    this.maxQueuedBytes = o.maxQueuedBytes;
+    this.maxQueuedBytes = positiveInteger("maxQueuedBytes", o.maxQueuedBytes);
+    this.maxEngineQueuedBytes = positiveInteger("maxEngineQueuedBytes", o.maxEngineQueuedBytes);
+    this.maxReceiveQueueMsgs = positiveInteger("maxReceiveQueueMsgs", o.maxReceiveQueueMsgs);
+  }
+
+  charge(delta: number): void {
+    this.queuedBytes += delta;
   }
 
   register(ch: Channel): void {
@@ -158,8 +180,12 @@ export class EngineCore implements EngineHost {
       throw err;
     }
     const result = bh.clone();
-    transfer(msg, Owner.Engine);
-    io.post(msg);
+    try {
+      io.post(msg); // encodes the frame; the message goes back to the pool
+    } catch (err) {
+      bh.status = (err as TofuError).status;
+      throw err;
+    }
     return result;
   }
 
@@ -181,6 +207,7 @@ export class EngineCore implements EngineHost {
       return;
     }
     const ch = new IoChannel(this, group, hello.bhdr.channelNumber, hello);
+    this.recycle(hello); // its frame is queued on the channel
     this.register(ch);
     ch.track(
       dial(addr).then(

@@ -9,13 +9,23 @@ import type { TofuError } from "./status.ts";
 export interface GroupHost {
   /** Hands a message to the application, or recycles it when the group is gone. */
   deliver(m: Message): void;
+  /** Whether the group's receive queue is at its bound (channels stop reading). */
+  readonly full: boolean;
+  /** Calls `cb` once the receive queue is below its bound; returns a canceller. */
+  whenRoom(cb: () => void): () => void;
 }
 
 export interface EngineHost {
   readonly pool: MessagePool;
   readonly numbers: ChannelNumbers;
-  /** Outgoing bytes one channel may queue before post refuses more. */
+  /** Charged bytes one channel may queue before post refuses more. */
   readonly maxQueuedBytes: number;
+  /** Charged bytes all channels together may queue before post refuses more. */
+  readonly maxEngineQueuedBytes: number;
+  /** Charged bytes queued on all channels now. */
+  readonly queuedBytes: number;
+  /** Adds `delta` (negative to release) to the engine-wide queued bytes. */
+  charge(delta: number): void;
   /** Removes a closed channel from the engine's tables and releases its number. */
   release(ch: Channel): void;
   /** Registers a new channel. */

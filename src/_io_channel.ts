@@ -1,22 +1,32 @@
 // One connected socket: a client channel (from a HelloRequest) or an accepted one.
-// Writes are coalesced: every message queued when a flush starts goes out in one write.
-// Reads stop while the pool has no free message (backpressure).
+// Send side: a posted message is encoded into the channel's send lanes at once and goes
+// back to the pool, so a peer that never reads holds only bytes charged to this channel
+// (maxQueuedBytes) and to the engine (maxEngineQueuedBytes), never pool messages. Unsent
+// frames are handed back as messages when the channel closes. Writes are coalesced.
+// Read side: reading stops while the pool has no free message or the group's receive
+// queue is full (backpressure); starved channels get put-back messages in turn.
 
 import { BinaryHeader } from "./binary_header.ts";
-import { encodeFrameInto, FrameDecoder } from "./codec.ts";
-import type { Message } from "./message.ts";
+import { FrameDecoder } from "./codec.ts";
+import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import { Ring } from "./_ring.ts";
+import type { PoolWait } from "./pool.ts";
+import { QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 
-const OUT_INITIAL = 64 * 1024;
-
-// Posted messages are validated, which sets both lengths in the binary header, and
-// the application may not change them afterwards: reading the fields is enough.
+// Posted messages are validated, which sets both lengths in the binary header; the
+// frame is encoded in the same call, so later changes by the application cannot matter.
 function postedLength(m: Message): number {
   return 16 + m.bhdr.textHeadersLength + m.bhdr.bodyLength;
+}
+
+const YIELD_MS = 4;
+
+/** What a queued frame of `size` bytes is charged against the budgets. */
+function cost(size: number): number {
+  return size + QUEUED_MESSAGE_OVERHEAD;
 }
 
 function isBye(op: number): boolean {
@@ -31,20 +41,27 @@ export class IoChannel implements Channel {
 
   readonly #host: EngineHost;
   #conn: Deno.Conn | null = null;
-  readonly #sendQ = new Ring<Message>();
-  #batch: Message[] = [];
-  #batchEnds: number[] = [];
-  #out: Uint8Array | null = null;
+  // The HelloRequest and internalA messages go in the urgent lane, written first.
+  #urgent: SendLane | null = new SendLane();
+  #normal: SendLane | null = new SendLane();
   #queuedBytes = 0;
   #writing = false;
-  #helloUnsent: boolean;
   #sendClosed: string | null = null;
   #byeSent = false;
   #byeReceived = false;
-  readonly #decoder = new FrameDecoder();
+  #decoder: FrameDecoder | null = new FrameDecoder();
   #starving = false;
   #poolEmptyError: TofuError | null = null;
+  // While the reader waits (for a pool message or for room in the receive queue):
+  // ends the wait on close, and withdraws it from the pool or the queue.
   #wakeReader: (() => void) | null = null;
+  #poolWait: PoolWait | null = null;
+  #roomWait: (() => void) | null = null;
+  // A socket that always has data completes reads without a turn of the event loop, and
+  // so does a reader fed message by message from put(): the reader yields a macrotask
+  // every YIELD_MS so that timers, accepts and other channels run.
+  #turnAt = 0;
+  #yieldTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   // Message id for the final channel_closed Signal: the Hello's, or the first received.
   readonly #id = new BinaryHeader();
   #hasId = false;
@@ -61,12 +78,12 @@ export class IoChannel implements Channel {
     this.#host = host;
     this.group = group;
     this.number = number;
-    this.#helloUnsent = hello !== null;
     this.done = new Promise((r) => this.#resolveDone = r);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
       this.#hasId = true;
-      this.#queue(hello, false);
+      // The HelloRequest is the first urgent frame: urgent messages follow it.
+      this.#queue(hello, true);
     }
   }
 
@@ -86,13 +103,22 @@ export class IoChannel implements Channel {
         }: the channel is closing (${this.#sendClosed} already posted)`,
       );
     }
-    const size = postedLength(m);
-    if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#host.maxQueuedBytes) {
+    const c = cost(postedLength(m));
+    const host = this.#host;
+    if (this.#queuedBytes > 0 && this.#queuedBytes + c > host.maxQueuedBytes) {
       throw new TofuError(
         Status.allocationFailed,
         `Cannot ${
           this.#postAction(m)
-        }: ${this.#queuedBytes} bytes are already queued (maxQueuedBytes ${this.#host.maxQueuedBytes})`,
+        }: ${this.#queuedBytes} bytes are already queued on it (maxQueuedBytes ${host.maxQueuedBytes})`,
+      );
+    }
+    if (host.queuedBytes > 0 && host.queuedBytes + c > host.maxEngineQueuedBytes) {
+      throw new TofuError(
+        Status.allocationFailed,
+        `Cannot ${
+          this.#postAction(m)
+        }: ${host.queuedBytes} bytes are already queued in the engine (maxEngineQueuedBytes ${host.maxEngineQueuedBytes})`,
       );
     }
   }
@@ -101,23 +127,28 @@ export class IoChannel implements Channel {
     return `post ${opCodeName(m.bhdr.opCode)} on channel ${this.number}`;
   }
 
-  /** Queues a posted message (already validated and owned by the engine). */
+  /**
+   * Queues a posted message (validated, accepted by checkPost): its frame is encoded now
+   * and the message goes back to the pool.
+   * @throws {TofuError} `invalid_message` if it cannot be encoded; the caller keeps it.
+   */
   post(m: Message): void {
     const op = m.bhdr.opCode;
+    try {
+      this.#queue(m, m.bhdr.internalA === 1);
+    } catch (err) {
+      throw asTofuError(Status.invalidMessage, this.#postAction(m), err);
+    }
     if (isBye(op)) this.#sendClosed = opCodeName(op);
-    this.#queue(m, m.bhdr.internalA === 1);
+    this.#host.recycle(m);
     this.#kick();
   }
 
   #queue(m: Message, urgent: boolean): void {
-    this.#queuedBytes += postedLength(m);
-    if (!urgent) this.#sendQ.push(m);
-    else if (this.#helloUnsent && this.#sendQ.length > 0) {
-      // Urgent messages jump the queue, but the HelloRequest stays first on the wire.
-      const hello = this.#sendQ.shift()!;
-      this.#sendQ.unshift(m);
-      this.#sendQ.unshift(hello);
-    } else this.#sendQ.unshift(m);
+    const size = postedLength(m);
+    (urgent ? this.#urgent! : this.#normal!).append(m, size);
+    this.#queuedBytes += cost(size);
+    this.#host.charge(cost(size));
   }
 
   /** Abort (ByeSignal with internalA): nothing more is sent; reports follow. */
@@ -154,36 +185,42 @@ export class IoChannel implements Channel {
   }
 
   #kick(): void {
-    if (this.#writing || this.#conn === null || this.#closed || this.#sendQ.length === 0) return;
+    if (this.#writing || this.#conn === null || this.#closed) return;
+    if (this.#urgent!.frames === 0 && this.#normal!.frames === 0) return;
     this.#writing = true;
     // A microtask lets every post of the current turn join the same write.
     this.#flushTask = Promise.resolve().then(() => this.#flush());
   }
 
+  // Writes the urgent lane first, then the normal one, a chunk's unsent bytes per write.
+  // Any error (of the socket or of the engine itself) closes the channel with
+  // send_failed; what was not written is then handed back.
   async #flush(): Promise<void> {
     const conn = this.#conn!;
     try {
-      while (!this.#closed && this.#sendQ.length > 0) {
-        const len = this.#fill();
-        const out = this.#out!;
-        let off = 0;
+      while (!this.#closed) {
+        const lane = this.#urgent!.frames > 0 ? this.#urgent! : this.#normal!;
+        const chunk = lane.next();
+        if (chunk === null) break;
+        const from = chunk.sent;
+        const to = chunk.len;
+        let off = from;
         try {
-          while (off < len) {
-            const n = await conn.write(out.subarray(off, len));
+          while (off < to) {
+            const n = await conn.write(chunk.buf.subarray(off, to));
             if (n <= 0) throw new Error("the socket accepted no bytes");
             off += n;
           }
-        } catch (err) {
-          this.#written(off);
-          if (!this.#closed) {
-            this.close(
-              Status.sendFailed,
-              asTofuError(Status.sendFailed, `send on channel ${this.number}`, err),
-            );
-          }
-          return;
+        } finally {
+          this.#settle(lane, chunk, off);
         }
-        this.#written(len);
+      }
+    } catch (err) {
+      if (!this.#closed) {
+        this.close(
+          Status.sendFailed,
+          asTofuError(Status.sendFailed, `send on channel ${this.number}`, err),
+        );
       }
     } finally {
       this.#writing = false;
@@ -191,72 +228,51 @@ export class IoChannel implements Channel {
     }
   }
 
-  /** Encodes queued messages into the outbound buffer; returns the byte count. */
-  #fill(): number {
-    this.#batch.length = 0;
-    this.#batchEnds.length = 0;
-    let out = this.#out ??= new Uint8Array(OUT_INITIAL);
-    let len = 0;
-    for (let m = this.#sendQ.peek(); m !== undefined; m = this.#sendQ.peek()) {
-      const size = postedLength(m);
-      if (len + size > out.length) {
-        if (len > 0) break;
-        out = this.#out = new Uint8Array(size);
-      }
-      encodeFrameInto(m, out, len);
-      out[len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
-      len += size;
-      this.#sendQ.shift();
-      this.#batch.push(m);
-      this.#batchEnds.push(len);
-      if (isBye(m.bhdr.opCode)) break;
-    }
-    return len;
-  }
-
-  /** Settles the batch after `upTo` bytes were written; unwritten messages stay in it. */
-  #written(upTo: number): void {
-    let i = 0;
+  /** Accounts for frames written up to `upTo` in `chunk`. */
+  #settle(
+    lane: SendLane,
+    chunk: { buf: Uint8Array; len: number; sent: number },
+    upTo: number,
+  ): void {
     let closeAfter = false;
-    for (; i < this.#batch.length && this.#batchEnds[i]! <= upTo; i++) {
-      const m = this.#batch[i]!;
-      const op = m.bhdr.opCode;
-      if (op === OpCode.HelloRequest) this.#helloUnsent = false;
-      else if (op === OpCode.ByeRequest) this.#byeSent = true;
+    let released = 0;
+    lane.settle(chunk, upTo, (op, size) => {
+      if (op === OpCode.ByeRequest) this.#byeSent = true;
       else if (op === OpCode.ByeResponse || op === OpCode.ByeSignal) closeAfter = true;
-      this.#queuedBytes -= postedLength(m);
-      this.#host.recycle(m);
-    }
-    this.#batch.splice(0, i);
-    this.#batchEnds.length = 0;
+      released += cost(size);
+    });
+    this.#queuedBytes -= released;
+    this.#host.charge(-released);
     if (closeAfter || (this.#byeSent && this.#byeReceived)) {
       this.close(Status.channelClosed, null);
     }
   }
 
   async #readLoop(conn: Deno.Conn): Promise<void> {
-    const dec = this.#decoder;
+    const dec = this.#decoder!;
     const pool = this.#host.pool;
+    const group = this.group;
+    this.#turnAt = performance.now();
     try {
       for (;;) {
-        let waited = false;
         while (dec.hasFrame()) {
           if (this.#closed) return;
-          const m = pool.get("poolOnly");
-          if (m === null) {
-            this.#starve();
-            waited = true;
-            await new Promise<void>((resolve) => {
-              this.#wakeReader = resolve;
-              pool.whenAvailable(resolve);
-            });
-            this.#wakeReader = null;
+          if (group.full) {
+            // The group's receive queue is at its bound: wait until the application reads.
+            if (!await this.#waitRoom()) return;
             continue;
           }
-          // A starvation episode ends when a message is free without waiting; a
-          // wake-up that takes the one message just put back is the same episode.
-          if (!waited) this.#starving = false;
-          waited = false;
+          let m = pool.get("poolOnly");
+          if (m === null) {
+            this.#starve();
+            m = await this.#waitPool();
+            if (m === null) return;
+            if (performance.now() - this.#turnAt >= YIELD_MS) await this.#yield();
+            if (this.#closed) {
+              this.#host.recycle(m);
+              return;
+            }
+          }
           try {
             dec.next(m);
           } catch (err) {
@@ -270,8 +286,11 @@ export class IoChannel implements Channel {
           this.#deliverFrame(m);
         }
         if (this.#closed) return;
-        this.#starving = false; // caught up: no longer held back by the pool
+        // A starvation episode (one pool_empty Signal) lasts until the reader has caught up
+        // with the socket: a reader woken for one message at a time stays in it.
+        this.#starving = false;
         const n = await conn.read(dec.writable());
+        if (performance.now() - this.#turnAt >= YIELD_MS) await this.#yield();
         if (this.#closed) return;
         if (n === null) {
           if (dec.atFrameBoundary) {
@@ -305,6 +324,41 @@ export class IoChannel implements Channel {
     }
   }
 
+  /** Lets the event loop turn (a macrotask); ends early if the channel closes. */
+  #yield(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wakeReader = resolve;
+      this.#yieldTimer = setTimeout(resolve, 0);
+    }).finally(() => {
+      this.#wakeReader = null;
+      clearTimeout(this.#yieldTimer);
+      this.#yieldTimer = undefined;
+      this.#turnAt = performance.now();
+    });
+  }
+
+  /** Waits for a message put back to the pool; null if the channel closed first. */
+  #waitPool(): Promise<Message | null> {
+    return new Promise<Message | null>((resolve) => {
+      this.#wakeReader = () => resolve(null);
+      this.#poolWait = this.#host.pool.wait(resolve);
+    }).finally(() => {
+      this.#wakeReader = null;
+      this.#poolWait = null;
+    });
+  }
+
+  /** Waits for room in the group's receive queue; false if the channel closed first. */
+  #waitRoom(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.#wakeReader = () => resolve(false);
+      this.#roomWait = this.group.whenRoom(() => resolve(true));
+    }).finally(() => {
+      this.#wakeReader = null;
+      this.#roomWait = null;
+    });
+  }
+
   #starve(): void {
     if (this.#starving) return;
     this.#starving = true;
@@ -317,6 +371,7 @@ export class IoChannel implements Channel {
   }
 
   #deliverFrame(m: Message): void {
+    transfer(m, Owner.Application);
     const bh = m.bhdr;
     // A remote peer cannot forge engine reports or local flags.
     bh.origin = 0;
@@ -342,9 +397,15 @@ export class IoChannel implements Channel {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeStatus = status;
+    // The error outlives the channel (in its reports): format its stack now, so that it
+    // keeps no reference to the channel's frames.
+    void error?.stack;
     this.#closeError = error;
     this.#silent = silent;
     if (this.#conn) closeQuietly(this.#conn);
+    // A reader waiting for the pool or for room withdraws its wait and ends.
+    this.#poolWait?.cancel();
+    this.#roomWait?.();
     this.#wakeReader?.();
     this.#host.release(this);
     const tasks = this.#flushTask ? [...this.#tasks, this.#flushTask] : this.#tasks;
@@ -354,16 +415,28 @@ export class IoChannel implements Channel {
   }
 
   #finish(): void {
-    const unsent = [...this.#batch, ...this.#sendQ.drain()];
-    this.#batch.length = 0;
+    const urgent = this.#urgent!;
+    const normal = this.#normal!;
+    // Closed means released: the decoder and the send buffers go now, and nothing the
+    // reports keep (their error) refers back to them.
+    this.#urgent = this.#normal = null;
+    this.#decoder = null;
+    this.#conn = null;
+    this.#tasks = [];
+    this.#host.charge(-this.#queuedBytes);
     this.#queuedBytes = 0;
-    if (this.#silent) {
-      for (const m of unsent) this.#host.recycle(m);
-    } else {
+    try {
+      if (this.#silent) {
+        urgent.release();
+        normal.release();
+        return;
+      }
       const status = this.#closeStatus;
       const err = this.#closeError ??
         new TofuError(status, `Cannot send on channel ${this.number}: the channel closed`);
-      for (const m of unsent) this.group.deliver(handBack(m, status, err));
+      const back = (m: Message) => this.group.deliver(handBack(m, status, err));
+      urgent.drain(back);
+      normal.drain(back);
       this.group.deliver(
         engineSignal(
           this.number,
@@ -372,8 +445,9 @@ export class IoChannel implements Channel {
           this.#closeError,
         ),
       );
+    } finally {
+      this.#resolveDone();
     }
-    this.#resolveDone();
   }
 }
 

@@ -21,10 +21,25 @@ export interface EngineOptions {
   /** Most channels open at once, listeners included (default and at most 65534). */
   maxChannels?: number;
   /**
-   * Most bytes of encoded frames one channel may have queued for sending; past it
-   * `post` throws a {@linkcode TofuError} with status `allocation_failed` (default 64 MiB).
+   * Most bytes one channel may have queued for sending; past it `post` throws a
+   * {@linkcode TofuError} with status `allocation_failed` (default 64 MiB). Each queued
+   * message is charged its frame size plus a fixed 512 bytes (its real cost, see
+   * docs/reliability.md).
    */
   maxQueuedBytes?: number;
+  /**
+   * Most bytes all channels of the engine together may have queued for sending, charged
+   * as for `maxQueuedBytes`; past it `post` throws a {@linkcode TofuError} with status
+   * `allocation_failed` (default 256 MiB).
+   */
+  maxEngineQueuedBytes?: number;
+  /**
+   * Most messages a group's receive queue holds before its channels stop reading their
+   * sockets (backpressure) and `updateReceiver` throws `allocation_failed` (default
+   * 16384). Reports that cannot be refused (messages handed back, one `channel_closed`
+   * per channel) are still delivered past it.
+   */
+  maxReceiveQueueMsgs?: number;
 }
 
 /**
@@ -67,6 +82,8 @@ export class Engine implements AsyncDisposable {
       maxPoolMsgs: Math.max(options.maxPoolMsgs ?? 64, initial),
       maxChannels: options.maxChannels ?? 65534,
       maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
+      maxEngineQueuedBytes: options.maxEngineQueuedBytes ?? 256 * 1024 * 1024,
+      maxReceiveQueueMsgs: options.maxReceiveQueueMsgs ?? 16384,
     });
   }
 
