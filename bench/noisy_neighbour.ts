@@ -114,20 +114,7 @@ const rss0 = Deno.memoryUsage().rss;
 let peak = rss0;
 let refused = 0;
 let reports = 0;
-let samples = 0;
-const sampler = setInterval(() => {
-  peak = Math.max(peak, Deno.memoryUsage().rss);
-  if (Deno.env.get("DEBUG") && samples++ % 5 === 0) {
-    console.error(
-      "t",
-      performance.now().toFixed(0),
-      "channels",
-      engine.channelCount,
-      "pool",
-      engine.poolSize,
-    );
-  }
-}, 200);
+const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 200);
 
 function tryPost(m: Message): void {
   try {
@@ -144,14 +131,8 @@ const serving = (async () => {
     const op = m.bhdr.opCode;
     if (m.isFromEngine()) {
       reports++;
-      if (Deno.env.get("DEBUG")) {
-        console.error("report", m.bhdr.channelNumber, m.bhdr.status, m.error?.message);
-      }
       engine.put(m);
     } else if (op === OpCode.HelloRequest) {
-      if (Deno.env.get("DEBUG")) {
-        console.error("hello on", m.bhdr.channelNumber, performance.now().toFixed(0));
-      }
       m.bhdr.opCode = OpCode.HelloResponse;
       tryPost(m);
     } else if (op === OpCode.Request) {
