@@ -77,6 +77,9 @@ export class MessagePool {
   get(strategy: AllocationStrategy): Message | null {
     const m = this.#free.pop();
     if (m) {
+      // Reset here too: a message changed after it was posted or put (misuse) comes
+      // out clean all the same.
+      m.reset();
       transfer(m, Owner.Application);
       return m;
     }
