@@ -4,6 +4,7 @@
 import { CONNECT_TO, LISTEN_ON, parseAddress, type ParsedAddress } from "./address.ts";
 import type { BinaryHeader } from "./binary_header.ts";
 import { ChannelNumbers } from "./_channel_numbers.ts";
+import { Heartbeat } from "./_heartbeat.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 import { IoChannel } from "./_io_channel.ts";
 import { ListenerChannel, liveSocketPaths, removeSocketFile } from "./_listener.ts";
@@ -62,6 +63,7 @@ export class EngineCore implements EngineHost {
   readonly maxEngineQueuedBytes: number;
   readonly maxReceiveQueueMsgs: number;
   queuedBytes = 0;
+  readonly heartbeat = new Heartbeat();
   readonly channels = new Map<number, Channel>();
   readonly groups = new Set<GroupCore>();
   closed = false;
@@ -288,6 +290,7 @@ export class EngineCore implements EngineHost {
     this.closed = true;
     await Promise.all([...this.groups].map((g) => this.destroy(g)));
     this.pool.clear();
+    this.heartbeat.stop();
   }
 }
 

@@ -5,6 +5,7 @@ import type { Message } from "./message.ts";
 import type { MessagePool } from "./pool.ts";
 import type { ChannelNumbers } from "./_channel_numbers.ts";
 import type { TofuError } from "./status.ts";
+import type { Heartbeat } from "./_heartbeat.ts";
 
 export interface GroupHost {
   /** Hands a message to the application, or recycles it when the group is gone. */
@@ -24,6 +25,8 @@ export interface EngineHost {
   readonly maxEngineQueuedBytes: number;
   /** Charged bytes queued on all channels now. */
   readonly queuedBytes: number;
+  /** Tells readers when the event loop is starved (see _heartbeat.ts). */
+  readonly heartbeat: Heartbeat;
   /** Adds `delta` (negative to release) to the engine-wide queued bytes. */
   charge(delta: number): void;
   /** Removes a closed channel from the engine's tables and releases its number. */

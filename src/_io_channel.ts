@@ -22,8 +22,6 @@ function postedLength(m: Message): number {
   return 16 + m.bhdr.textHeadersLength + m.bhdr.bodyLength;
 }
 
-const YIELD_MS = 4;
-
 /** What a queued frame of `size` bytes is charged against the budgets. */
 function cost(size: number): number {
   return size + QUEUED_MESSAGE_OVERHEAD;
@@ -57,11 +55,8 @@ export class IoChannel implements Channel {
   #wakeReader: (() => void) | null = null;
   #poolWait: PoolWait | null = null;
   #roomWait: (() => void) | null = null;
-  // A socket that always has data completes reads without a turn of the event loop, and
-  // so does a reader fed message by message from put(): the reader yields a macrotask
-  // every YIELD_MS so that timers, accepts and other channels run.
-  #turnAt = 0;
-  #yieldTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  // Set while the reader waits for the engine's heartbeat (a starved event loop).
+  #beatWait: (() => void) | null = null;
   // Message id for the final channel_closed Signal: the Hello's, or the first received.
   readonly #id = new BinaryHeader();
   #hasId = false;
@@ -252,7 +247,7 @@ export class IoChannel implements Channel {
     const dec = this.#decoder!;
     const pool = this.#host.pool;
     const group = this.group;
-    this.#turnAt = performance.now();
+    const heartbeat = this.#host.heartbeat;
     try {
       for (;;) {
         while (dec.hasFrame()) {
@@ -267,7 +262,7 @@ export class IoChannel implements Channel {
             this.#starve();
             m = await this.#waitPool();
             if (m === null) return;
-            if (performance.now() - this.#turnAt >= YIELD_MS) await this.#yield();
+            if (heartbeat.starved()) await this.#yield();
             if (this.#closed) {
               this.#host.recycle(m);
               return;
@@ -290,7 +285,7 @@ export class IoChannel implements Channel {
         // with the socket: a reader woken for one message at a time stays in it.
         this.#starving = false;
         const n = await conn.read(dec.writable());
-        if (performance.now() - this.#turnAt >= YIELD_MS) await this.#yield();
+        if (heartbeat.starved()) await this.#yield();
         if (this.#closed) return;
         if (n === null) {
           if (dec.atFrameBoundary) {
@@ -324,16 +319,14 @@ export class IoChannel implements Channel {
     }
   }
 
-  /** Lets the event loop turn (a macrotask); ends early if the channel closes. */
+  /** Lets the event loop turn (see _heartbeat.ts); ends early if the channel closes. */
   #yield(): Promise<void> {
     return new Promise<void>((resolve) => {
       this.#wakeReader = resolve;
-      this.#yieldTimer = setTimeout(resolve, 0);
+      this.#beatWait = this.#host.heartbeat.wait(resolve);
     }).finally(() => {
       this.#wakeReader = null;
-      clearTimeout(this.#yieldTimer);
-      this.#yieldTimer = undefined;
-      this.#turnAt = performance.now();
+      this.#beatWait = null;
     });
   }
 
@@ -406,6 +399,7 @@ export class IoChannel implements Channel {
     // A reader waiting for the pool or for room withdraws its wait and ends.
     this.#poolWait?.cancel();
     this.#roomWait?.();
+    this.#beatWait?.();
     this.#wakeReader?.();
     this.#host.release(this);
     const tasks = this.#flushTask ? [...this.#tasks, this.#flushTask] : this.#tasks;
