@@ -55,8 +55,11 @@ export class IoChannel implements Channel {
   #wakeReader: (() => void) | null = null;
   #poolWait: PoolWait | null = null;
   #roomWait: (() => void) | null = null;
-  // Set while the reader waits for the engine's heartbeat (a starved event loop).
+  // Set while the reader waits for the engine's heartbeat (a starved event loop); the
+  // reader's steps since the heartbeat last fired (see _heartbeat.ts).
   #beatWait: (() => void) | null = null;
+  #beatEpoch = -1;
+  #spins = 0;
   // Message id for the final channel_closed Signal: the Hello's, or the first received.
   readonly #id = new BinaryHeader();
   #hasId = false;
@@ -247,7 +250,6 @@ export class IoChannel implements Channel {
     const dec = this.#decoder!;
     const pool = this.#host.pool;
     const group = this.group;
-    const heartbeat = this.#host.heartbeat;
     try {
       for (;;) {
         while (dec.hasFrame()) {
@@ -262,7 +264,7 @@ export class IoChannel implements Channel {
             this.#starve();
             m = await this.#waitPool();
             if (m === null) return;
-            if (heartbeat.starved()) await this.#yield();
+            if (this.#starvesLoop()) await this.#yield();
             if (this.#closed) {
               this.#host.recycle(m);
               return;
@@ -285,7 +287,7 @@ export class IoChannel implements Channel {
         // with the socket: a reader woken for one message at a time stays in it.
         this.#starving = false;
         const n = await conn.read(dec.writable());
-        if (heartbeat.starved()) await this.#yield();
+        if (this.#starvesLoop()) await this.#yield();
         if (this.#closed) return;
         if (n === null) {
           if (dec.atFrameBoundary) {
@@ -317,6 +319,16 @@ export class IoChannel implements Channel {
         );
       }
     }
+  }
+
+  /** Counts one more step of the reader; true if it should let the event loop turn. */
+  #starvesLoop(): boolean {
+    const hb = this.#host.heartbeat;
+    if (hb.epoch !== this.#beatEpoch) {
+      this.#beatEpoch = hb.epoch;
+      this.#spins = 0;
+    }
+    return hb.starved(++this.#spins);
   }
 
   /** Lets the event loop turn (see _heartbeat.ts); ends early if the channel closes. */
