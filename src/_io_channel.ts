@@ -368,10 +368,13 @@ export class IoChannel implements Channel {
     if (this.#starving) return;
     this.#starving = true;
     // Starvation can recur often under load; one error per channel spares a stack trace each time.
-    this.#poolEmptyError ??= new TofuError(
-      Status.poolEmpty,
-      `Cannot read channel ${this.number}: the message pool is empty; put messages back to resume`,
-    );
+    if (this.#poolEmptyError === null) {
+      this.#poolEmptyError = new TofuError(
+        Status.poolEmpty,
+        `Cannot read channel ${this.number}: the message pool is empty; put messages back to resume`,
+      );
+      void this.#poolEmptyError.stack; // formatted now, it keeps no frame of the channel
+    }
     this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, this.#poolEmptyError));
   }
 
@@ -440,6 +443,7 @@ export class IoChannel implements Channel {
       const status = this.#closeStatus;
       const err = this.#closeError ??
         new TofuError(status, `Cannot send on channel ${this.number}: the channel closed`);
+      void err.stack;
       const back = (m: Message) => this.group.deliver(handBack(m, status, err));
       urgent.drain(back);
       normal.drain(back);
