@@ -335,6 +335,57 @@ for (const t of transports) {
     }
   });
 
+  Deno.test(`${t.name}: frames of every size are written whole and in order, urgent ones first`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    const sizes = [10, 70_000, 3, 65_535, 1_000, 0, 40_000, 64 * 1024 - 16, 5];
+    const body = (i: number, n: number) => new Uint8Array(n).fill(i + 1);
+    const expected: number[] = [];
+    // Three rounds: posted in one turn, then after the queue drained, then interleaved with waits.
+    for (let round = 0; round < 3; round++) {
+      for (const [i, n] of sizes.entries()) {
+        const m = make(engine, link.clientCh, OpCode.Request, "", BigInt(round * 100 + i + 1));
+        if (n > 65_535) {
+          m.headers.append("big", "h".repeat(n - 65_535));
+          m.body.set(body(i, 65_535));
+        } else m.body.set(body(i, n));
+        link.client.post(m);
+        expected.push(round * 100 + i + 1);
+        if (round === 2 && i % 3 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      if (round === 0) {
+        const urgent = make(engine, link.clientCh, OpCode.Signal, "urgent", 999n);
+        urgent.bhdr.internalA = 1;
+        link.client.post(urgent);
+      }
+    }
+    const got: number[] = [];
+    let urgentAt = -1;
+    while (got.length < expected.length) {
+      const m = await recv(server.group);
+      if (m.bhdr.status === Status.poolEmpty) {
+        engine.put(m);
+        continue;
+      }
+      const id = Number(m.bhdr.messageId);
+      if (id === 999) {
+        urgentAt = got.length;
+        engine.put(m);
+        continue;
+      }
+      const i = (id - 1) % 100;
+      const n = sizes[i]!;
+      assertEquals(m.body.byteLength, Math.min(n, 65_535), `body of ${id}`);
+      assert(m.body.bytes().every((b) => b === i + 1), `bytes of ${id}`);
+      if (n > 65_535) assertEquals(m.headers.get("big")?.length, n - 65_535);
+      got.push(id);
+      engine.put(m);
+    }
+    assertEquals(got, expected);
+    assert(urgentAt >= 0 && urgentAt < sizes.length, `urgent Signal received at ${urgentAt}`);
+  });
+
   Deno.test(`${t.name}: closed channels are released: 2,000 held channel_closed Signals keep no buffers`, async () => {
     const out = await new Deno.Command("deno", {
       args: [
