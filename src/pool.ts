@@ -103,6 +103,8 @@ export class MessagePool {
     for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) {
       if (!w.live) continue;
       w.live = false;
+      // The waiting reader holds it until it delivers it: a stale reference cannot post it.
+      transfer(m, Owner.Engine);
       w.cb(m);
       return;
     }
@@ -111,8 +113,8 @@ export class MessagePool {
   }
 
   /**
-   * Registers `cb` to receive the next message put back (owned by the application, that
-   * is by the caller); at once if one is free. The returned handle withdraws the wait.
+   * Registers `cb` to receive the next message put back (owned by the engine until the
+   * caller delivers it), or at once a free one. The returned handle withdraws the wait.
    */
   wait(cb: (m: Message) => void): PoolWait {
     const w = new Waiter(cb);

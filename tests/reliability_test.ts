@@ -275,6 +275,33 @@ for (const t of transports) {
     expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
   });
 
+  Deno.test(`${t.name}: a posted message handed straight to a starved reader cannot be posted again`, async () => {
+    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1 });
+    const server = await listen(engine, t);
+    const held = engine.get("poolOnly")!;
+    const peer = await rawConnect(server.bound);
+    await writeAll(
+      peer,
+      new Uint8Array([...frame(OpCode.HelloRequest, 5), ...frame(OpCode.Signal, 6)]),
+    );
+    const starved = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
+    const reply = make(engine, starved.bhdr.channelNumber, OpCode.HelloResponse, "", 5n);
+    server.group.post(reply); // encoded; the message goes to the waiting reader at once
+    const err = assertThrows(() => server.group.post(reply), TofuError);
+    assertEquals(err.status, Status.notAllowed);
+    engine.put(reply); // ignored: not the application's
+    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
+    assertEquals(hello.bhdr.messageId, 5n);
+    engine.put(hello);
+    engine.put(held);
+    expect(await recv(server.group), OpCode.Signal, Status.success);
+    peer.close();
+    for (;;) {
+      const m = await recv(server.group);
+      if (m.bhdr.status === Status.channelClosed) break;
+    }
+  });
+
   Deno.test(`${t.name}: starved channels are served in turn`, async () => {
     await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1 });
     const server = await listen(engine, t);
