@@ -762,6 +762,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #dialOnce(deadline: Deadline): Promise<void> {
+    if (deadline.expired) return deadline.promise;
     const hello = this.#engine.get("always");
     hello.bhdr.opCode = OpCode.HelloRequest;
     this.#helloFailure = null;
