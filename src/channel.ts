@@ -387,7 +387,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Closes gracefully: sends a ByeRequest after everything already posted and waits
    * for the peer's ByeResponse (at most two seconds, then it aborts). Requests still
-   * waiting reject. Calling it again waits for the same close.
+   * waiting reject, and messages that arrived but were never read (from the iterator or
+   * an unfinished stream) go back to the pool. Calling it again waits for the same
+   * close; on a channel the peer closed it just gives back the unread messages.
    *
    * @returns Once the channel is closed.
    */
@@ -404,15 +406,18 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       this.#stopDialing();
     }
     await this.#closed;
+    this.#releaseUnread();
     if (this.#ownsHub) await this.#hub.destroy();
   }
 
   /**
    * Aborts at once: nothing more is sent, unsent messages are dropped and waiting
-   * requests reject with `channel_closed`. `closed` resolves once the engine is done.
+   * requests reject with `channel_closed`. `closed` resolves once the engine is done;
+   * then messages that arrived but were never read go back to the pool.
    */
   abort(): void {
     this.#userClosed = true;
+    void this.#closed.then(() => this.#releaseUnread());
     if (this.#state === "open" || this.#state === "closing") {
       this.#state = "closing";
       this.#postBye(OpCode.ByeSignal);
@@ -641,7 +646,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         if (!m.hasMore()) this.#streams.delete(key);
         this.#engine.put(m);
       } else {
-        stream.queue.push(m);
+        if (!stream.queue.push(m)) this.#engine.put(m);
         if (!m.hasMore()) stream.queue.close();
       }
       return;
@@ -673,6 +678,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     for (const s of this.#streams.values()) backlog += s.queue.size;
     if (backlog >= MAX_BACKLOG) return;
     for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(new Message());
+  }
+
+  #releaseUnread(): void {
+    // The application closed the channel: nobody will read what is still queued.
+    for (const m of this.#incoming.drain()) this.#engine.put(m);
+    for (const s of this.#streams.values()) {
+      s.discard = true;
+      for (const c of s.queue.drain()) this.#engine.put(c);
+    }
   }
 
   #openStream(key: string): void {

@@ -137,20 +137,28 @@ for (const t of peerTransports) {
     await using engine = engineWithProbe();
     const probe = poolProbe(engine);
     {
-      await using server = await serve(t.any(), async (req, ch) => {
+      const server = await serve(t.any(), async (req, ch) => {
         // Signals and a stream the client never reads.
         await ch.send("note 1");
         await ch.send("note 2");
         await ch.send(["part 1", "part 2", "part 3"]);
+        if (req.body.text() === "stream") return ["s1", "s2", "s3"];
         return `re ${req.body.text()}`;
       }, { engine });
       const ch = await connect(server.address, { engine });
-      {
-        using r = await ch.request("hello");
+      const ch2 = await connect(server.address, { engine });
+      for (const c of [ch, ch2]) {
+        using r = await c.request("hello");
         assertEquals(r.body.text(), "re hello");
+        // A streamed answer whose first chunk is disposed without reading the rest.
+        using s = await c.request("stream");
+        assertEquals([s.body.text(), s.hasMore()], ["s1", true]);
       }
-      // A stream answer whose first chunk the caller disposes without reading the rest.
+      // This side closes ch; the server closes ch2 (a bye from the peer) before ch2.close().
       await ch.close();
+      await server.close();
+      assertEquals(statusName(await ch2.closed), "success");
+      await ch2.close();
     }
     await probe.check("after close()");
   });
