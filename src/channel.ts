@@ -258,27 +258,26 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     });
     reply.catch(noop);
     let id: bigint | undefined;
+    let m: Message;
     try {
       await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
         id = first;
         this.#pending.set(first, { resolve, reject });
       });
-      const m = await deadline.race(reply);
-      const failed = m.headers.get(ERROR_STATUS_HEADER);
-      if (failed !== undefined && m.bhdr.opCode === OpCode.Response) {
-        const status = Number(failed) || Status.processingFailed;
-        const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
-        this.#engine.put(m);
-        throw new TofuError(status, `Cannot complete request: the peer failed: ${text}`);
-      }
-      return m;
+      m = await deadline.race(reply);
     } catch (err) {
       if (id !== undefined) {
         if (this.#pending.delete(id)) this.#abandoned.add(id);
-        else reply.then((m) => this.#dropLate(m), noop);
+        else reply.then((late) => this.#drop(late), noop);
       }
       throw err;
     }
+    const failed = m.headers.get(ERROR_STATUS_HEADER);
+    if (failed === undefined) return m;
+    const status = Number(failed) || Status.processingFailed;
+    const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
+    this.#drop(m);
+    throw new TofuError(status, `Cannot complete request: the peer failed: ${text}`);
   }
 
   /**
@@ -553,8 +552,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     return this.#ready;
   }
 
-  #dropLate(m: Message): void {
-    // An answer that arrived as its request gave up: release it and the rest of its stream.
+  #drop(m: Message): void {
+    // An answer nobody will read (its request gave up, or it reports a failure):
+    // release it and the rest of its stream.
     if (m.hasMore()) {
       const s = this.#streams.get(streamKey(m));
       if (s) {
