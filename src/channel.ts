@@ -96,6 +96,8 @@ export interface ChannelControl {
   release(engine: Engine, m: Message, lease: number): void;
   /** Registers a callback for when the channel is closed for good. */
   onFinish(ch: Channel, fn: () => void): void;
+  /** A function that discards what is left of the stream `first` opens (for serve). */
+  discarder(ch: Channel, first: Message): () => void;
 }
 
 let control!: ChannelControl;
@@ -183,6 +185,12 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       },
       onFinish(ch, fn) {
         ch.#onFinish = fn;
+      },
+      discarder(ch, first) {
+        if (!first.hasMore()) return noop;
+        const key = streamKey(first);
+        const stream = ch.#streams.get(key);
+        return () => ch.#discard(key, stream);
       },
     };
   }
@@ -366,11 +374,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         yield c;
       }
     } finally {
-      if (stream) {
-        if (finished || stream.queue.closed) this.#streams.delete(key);
-        else stream.discard = true;
-        for (const m of stream.queue.drain()) this.#engine.put(m);
-      }
+      if (stream) this.#discard(key, stream);
     }
   }
 
@@ -555,13 +559,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #drop(m: Message): void {
     // An answer nobody will read (its request gave up, or it reports a failure):
     // release it and the rest of its stream.
-    if (m.hasMore()) {
-      const s = this.#streams.get(streamKey(m));
-      if (s) {
-        s.discard = true;
-        for (const c of s.queue.drain()) this.#engine.put(c);
-      }
-    }
+    if (m.hasMore()) this.#discard(streamKey(m));
     this.#engine.put(m);
   }
 
@@ -683,10 +681,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #releaseUnread(): void {
     // The application closed the channel: nobody will read what is still queued.
     for (const m of this.#incoming.drain()) this.#engine.put(m);
-    for (const s of this.#streams.values()) {
-      s.discard = true;
-      for (const c of s.queue.drain()) this.#engine.put(c);
-    }
+    for (const [key, s] of this.#streams) this.#discard(key, s);
+  }
+
+  /** Releases what a stream has queued; the rest of it is dropped as it arrives. */
+  #discard(key: string, stream = this.#streams.get(key)): void {
+    if (!stream || this.#streams.get(key) !== stream) return;
+    if (stream.queue.closed) this.#streams.delete(key); // nothing more will arrive
+    else stream.discard = true;
+    for (const c of stream.queue.drain()) this.#engine.put(c);
   }
 
   #openStream(key: string): void {

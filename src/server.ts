@@ -29,6 +29,8 @@ export type Reply = Payload | void | null | undefined;
  * resolves to) becomes the Response; if it throws, the peer gets an error Response (see
  * {@linkcode serve}). Signals reach it too; their return value is ignored. After it
  * settles the message goes back to the pool, unless it was returned as the reply.
+ * If the message opens a `more` stream, read the rest with `ch.chunks(req)` before the
+ * handler settles (or in the chunks it returns): what is left unread is then dropped.
  */
 export type Handler = (req: Message, ch: Channel) => Reply | Promise<Reply>;
 
@@ -171,6 +173,7 @@ export class Server implements AsyncDisposable {
     // Read before the handler runs: it may release `req` (say, through chunks()).
     const id = req.bhdr.messageId;
     const isRequest = req.bhdr.opCode === OpCode.Request;
+    const discardRest = channelControl().discarder(ch, req);
     let reply: Reply = undefined;
     try {
       reply = await this.#handler(req, ch);
@@ -181,6 +184,7 @@ export class Server implements AsyncDisposable {
       if (isRequest && ch.isOpen) await this.#fail(id, ch, err);
     } finally {
       if (reply !== req) channelControl().release(engine, req, lease);
+      discardRest(); // the part of a streamed request the handler did not read
     }
   }
 

@@ -302,8 +302,18 @@ for (const t of peerTransports) {
   Deno.test(`${t.name}: serve() releases the rest of a stream its handler did not read`, async () => {
     await using serverEngine = engineWithProbe();
     const probe = poolProbe(serverEngine, 2);
-    await using server = await serve(t.any(), () => "ignored", { engine: serverEngine });
+    await using server = await serve(t.any(), (req, ch) => {
+      if (req.body.text() !== "upper") return "ignored";
+      // Chunks read lazily, while the response streams out, are not dropped.
+      return (async function* () {
+        for await (using c of ch.chunks(req)) yield c.body.text().toUpperCase();
+      })();
+    }, { engine: serverEngine });
     await using ch = await connect(server.address);
+    const first = await ch.request(["upper", "a", "b"], { timeoutMs: 10_000 });
+    const got: string[] = [];
+    for await (using c of ch.chunks(first)) got.push(c.body.text());
+    assertEquals(got, ["UPPER", "A", "B"]);
     using a = await ch.request(["c1", "c2", "c3", "c4", "c5"], { timeoutMs: 10_000 });
     assertEquals(a.body.text(), "ignored");
     // This request arrives after every chunk of the stream.
