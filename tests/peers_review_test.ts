@@ -493,3 +493,67 @@ for (const t of peerTransports) {
     await probe.check("after the listener closed");
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: a stream whose source fails ends with an error on the other side`, async () => {
+    await using engine = engineWithProbe();
+    const probe = poolProbe(engine);
+    {
+      let serverSaw: Promise<string> | undefined;
+      await using server = await serve(t.any(), (req, ch) => {
+        if (req.body.text() === "download") {
+          return (function* () {
+            yield "a";
+            yield "b";
+            yield "c";
+            throw new Error("disk gone");
+          })();
+        }
+        // An upload: read it, and report how it ended.
+        serverSaw = (async () => {
+          const got: string[] = [];
+          try {
+            for await (using c of ch.chunks(req)) got.push(c.body.text());
+            return `complete ${got}`;
+          } catch (err) {
+            return `${got} then ${statusName((err as TofuError).status)}: ${
+              (err as Error).message
+            }`;
+          }
+        })();
+        return serverSaw;
+      }, { engine });
+      await using ch = await connect(server.address, { engine });
+
+      // The server's streamed reply fails after two chunks went out.
+      const first = await ch.request("download", { timeoutMs: 10_000 });
+      const got: string[] = [];
+      const err = await assertRejects(async () => {
+        for await (using c of ch.chunks(first)) got.push(c.body.text());
+      }, TofuError);
+      assertEquals(got, ["a", "b"]);
+      assertEquals(statusName(err.status), "processing_failed");
+      assertEquals(err.message, "Cannot read stream: the peer failed: disk gone");
+
+      // The client's upload fails after two chunks went out.
+      const upload = ch.request(
+        (function* () {
+          yield "x";
+          yield "y";
+          yield "z";
+          throw new Error("source gone");
+        })(),
+        { timeoutMs: 10_000 },
+      );
+      await assertRejects(() => upload, Error, "source gone");
+      while (serverSaw === undefined) await delay(10);
+      assertEquals(
+        await within(serverSaw, 5000, "the server's reader"),
+        "x,y then processing_failed: Cannot read stream: the peer failed: source gone",
+      );
+      using ok = await ch.request("download", { timeoutMs: 10_000 });
+      assertEquals(ok.body.text(), "a");
+    }
+    await probe.check("after the failed streams");
+  });
+}
