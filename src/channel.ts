@@ -66,6 +66,25 @@ export const ERROR_STATUS_HEADER = "tofu-status";
 /** The header with the message of a handler's failure; see {@linkcode ERROR_STATUS_HEADER}. */
 export const ERROR_MESSAGE_HEADER = "tofu-error";
 
+/** Library-internal: the headers that report `err` to the peer (see ERROR_STATUS_HEADER). */
+export function errorHeaders(err: unknown): Record<string, string> {
+  const status = err instanceof TofuError ? err.status : Status.processingFailed;
+  const text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ").trim();
+  return {
+    [ERROR_STATUS_HEADER]: String(status),
+    [ERROR_MESSAGE_HEADER]: text || statusName(status),
+  };
+}
+
+/** The error a message carrying {@linkcode errorHeaders} stands for, or null. */
+function peerFailure(m: Message, action: string): TofuError | null {
+  const failed = m.headers.get(ERROR_STATUS_HEADER);
+  if (failed === undefined) return null;
+  const status = Number(failed) || Status.processingFailed;
+  const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
+  return new TofuError(status, `Cannot ${action}: the peer failed: ${text}`);
+}
+
 type State = "connecting" | "open" | "reconnecting" | "closing" | "closed";
 
 interface Pending {
@@ -98,6 +117,8 @@ export interface ChannelControl {
   onFinish(ch: Channel, fn: () => void): void;
   /** A function that discards what is left of the stream `first` opens (for serve). */
   discarder(ch: Channel, first: Message): () => void;
+  /** `Channel.respond` by id; `onFirst` runs once the first chunk is posted. */
+  respond(ch: Channel, id: bigint, body: Payload, onFirst: () => void): Promise<void>;
 }
 
 let control!: ChannelControl;
@@ -192,6 +213,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         const stream = ch.#streams.get(key);
         return () => ch.#discard(key, stream);
       },
+      respond: (ch, id, body, onFirst) => ch.#respond(id, body, undefined, onFirst),
     };
   }
 
@@ -280,12 +302,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       }
       throw err;
     }
-    const failed = m.headers.get(ERROR_STATUS_HEADER);
-    if (failed === undefined) return m;
-    const status = Number(failed) || Status.processingFailed;
-    const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
+    const failure = peerFailure(m, "complete request");
+    if (failure === null) return m;
     this.#drop(m);
-    throw new TofuError(status, `Cannot complete request: the peer failed: ${text}`);
+    throw failure;
   }
 
   /**
@@ -298,6 +318,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * @returns The message id the engine assigned.
    * @throws {TofuError} If the channel is closed, the wait times out or is aborted,
    * or the engine refuses a chunk (the post's status).
+   * @throws {TypeError} If the body or a chunk is not a string, Uint8Array or Message.
+   * An error of the chunk source is passed on; a stream that fails after its first
+   * chunk went out is ended with an error chunk (see {@linkcode Channel.chunks}).
    */
   async send(body: Payload, options: SendOptions = {}): Promise<bigint> {
     const op = options.op ?? OpCode.Signal;
@@ -318,7 +341,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * or its message id.
    * @param body The response body, a ready message, chunks, or nothing.
    * @param options Headers of the response.
-   * @throws {TofuError} If the channel is closed or the engine refuses a chunk.
+   * @throws {TofuError} If the channel is closed, `req` has no message id, or the
+   * engine refuses a chunk (a streamed response that fails partway is ended with an
+   * error chunk, as for {@linkcode Channel.send}).
+   * @throws {TypeError} If `req` is not a Message or a bigint, or the body has a wrong type.
    */
   async respond(
     req: Message | bigint,
@@ -328,14 +354,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (!(req instanceof Message) && typeof req !== "bigint") {
       throw new TypeError("Cannot respond: req is not a Message or a message id");
     }
+    const id = typeof req === "bigint" ? req : req.bhdr.messageId;
+    await this.#respond(id, body ?? "", options.headers, noop);
+  }
+
+  async #respond(
+    id: bigint,
+    body: Payload,
+    headers: Record<string, string> | undefined,
+    onFirst: (id: bigint) => void,
+  ): Promise<void> {
     if (this.#state !== "open" && this.#state !== "closing") {
       throw new TofuError(Status.channelClosed, "Cannot respond: the channel is closed");
     }
-    const id = typeof req === "bigint" ? req : req.bhdr.messageId;
     if (id === 0n) {
       throw new TofuError(Status.invalidMessageId, "Cannot respond: the request has no message id");
     }
-    await this.#send(OpCode.Response, body ?? "", options.headers, id, noop);
+    await this.#send(OpCode.Response, body, headers, id, onFirst);
   }
 
   /**
@@ -348,7 +383,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * @param first The first chunk (an incoming message or a request's answer).
    * @returns The chunks in order.
    * @throws {TofuError} With status `channel_closed` if the channel closes before the
-   * last chunk, or `invalid_more_usage` if `first` opens no stream on this channel.
+   * last chunk, `invalid_more_usage` if `first` opens no stream on this channel, or the
+   * peer's status if its sender failed partway (the stream then ends with an error
+   * chunk; the message is `Cannot read stream: the peer failed: <its message>`).
    */
   async *chunks(first: Message): AsyncGenerator<Message, void, undefined> {
     const key = streamKey(first);
@@ -371,6 +408,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           );
         }
         finished = !c.hasMore();
+        const failure = finished ? peerFailure(c, "read stream") : null;
+        if (failure) {
+          this.#engine.put(c);
+          throw failure;
+        }
         yield c;
       }
     } finally {
@@ -482,25 +524,38 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     let prev: Chunk | undefined;
     let first = true;
     const link = this.#number;
-    for await (const c of body as AsyncIterable<Chunk>) {
-      if (typeof c !== "string" && !(c instanceof Uint8Array)) {
-        throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
+    try {
+      for await (const c of body as AsyncIterable<Chunk>) {
+        if (typeof c !== "string" && !(c instanceof Uint8Array)) {
+          throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
+        }
+        if (this.#number !== link) {
+          // The rest of a stream must not go to a new connection that never saw its start.
+          throw new TofuError(
+            Status.channelClosed,
+            "Cannot send stream: the connection closed in the middle of it",
+          );
+        }
+        if (prev !== undefined) {
+          id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
+          if (first) onFirst(id);
+          first = false;
+        }
+        prev = c;
       }
-      if (this.#number !== link) {
-        // The rest of a stream must not go to a new connection that never saw its start.
-        throw new TofuError(
-          Status.channelClosed,
-          "Cannot send stream: the connection closed in the middle of it",
-        );
+      id = this.#postChunk(op, prev ?? "", first ? headers : undefined, id, 0);
+    } catch (err) {
+      // Part of the stream went out: end it with the failure, so the peer's reader
+      // gets an error instead of waiting for a last chunk that never comes.
+      if (!first && this.#number === link) {
+        try {
+          this.#postChunk(op, "", errorHeaders(err), id, 0);
+        } catch {
+          // The channel is closing: the peer's reader ends with it.
+        }
       }
-      if (prev !== undefined) {
-        id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
-        if (first) onFirst(id);
-        first = false;
-      }
-      prev = c;
+      throw err;
     }
-    id = this.#postChunk(op, prev ?? "", first ? headers : undefined, id, 0);
     if (first) onFirst(id);
     return id;
   }

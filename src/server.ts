@@ -4,18 +4,12 @@
  * @module
  */
 
-import {
-  type Channel,
-  channelControl,
-  ERROR_MESSAGE_HEADER,
-  ERROR_STATUS_HEADER,
-  type Payload,
-} from "./channel.ts";
+import { type Channel, channelControl, errorHeaders, type Payload } from "./channel.ts";
 import type { Engine } from "./engine.ts";
 import { listen, type Listener, type ListenOptions } from "./listener.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
-import { Status, statusName, TofuError } from "./status.ts";
+import { Status, TofuError } from "./status.ts";
 
 /**
  * What a handler may return: the Response body (`string`, `Uint8Array`), a ready
@@ -175,13 +169,15 @@ export class Server implements AsyncDisposable {
     const isRequest = req.bhdr.opCode === OpCode.Request;
     const discardRest = channelControl().discarder(ch, req);
     let reply: Reply = undefined;
+    let posted = false;
     try {
       reply = await this.#handler(req, ch);
-      if (isRequest) await ch.respond(id, reply ?? "");
+      if (isRequest) await channelControl().respond(ch, id, reply ?? "", () => posted = true);
     } catch (err) {
       if (reply instanceof Message && reply !== req) engine.put(reply);
       reply = undefined;
-      if (isRequest && ch.isOpen) await this.#fail(id, ch, err);
+      // A streamed reply that failed partway was ended with the error already.
+      if (isRequest && ch.isOpen && !posted) await this.#fail(id, ch, err);
     } finally {
       if (reply !== req) channelControl().release(engine, req, lease);
       discardRest(); // the part of a streamed request the handler did not read
@@ -193,16 +189,8 @@ export class Server implements AsyncDisposable {
       ch.abort(); // the peer does not read its answers: it loses its channel, nobody else
       return;
     }
-    const status = err instanceof TofuError ? err.status : Status.processingFailed;
-    const text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ")
-      .trim();
     try {
-      await ch.respond(id, "", {
-        headers: {
-          [ERROR_STATUS_HEADER]: String(status),
-          [ERROR_MESSAGE_HEADER]: text || statusName(status),
-        },
-      });
+      await ch.respond(id, "", { headers: errorHeaders(err) });
     } catch {
       // The channel closed meanwhile: nobody is left to tell.
     }
