@@ -276,6 +276,17 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * when the request cannot be posted (the post's status), or when the peer's handler
    * failed (the status and message of its `tofu-status` / `tofu-error` headers).
    * @throws {RangeError} If `timeoutMs` is negative or not a number.
+   *
+   * @example A request with a deadline and a header
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, serve } from "@tofu/tofu";
+   *
+   * await using server = await serve("tcp|127.0.0.1|0", (req) => `job ${req.headers.get("Job-ID")}`);
+   * await using ch = await connect(server.address);
+   * using reply = await ch.request("print", { timeoutMs: 5000, headers: { "Job-ID": "7" } });
+   * assertEquals(reply.body.text(), "job 7");
+   * ```
    */
   async request(body: Payload, options: RequestOptions = {}): Promise<Message> {
     using deadline = new Deadline("complete request", options.timeoutMs, options.signal);
@@ -321,6 +332,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * @throws {TypeError} If the body or a chunk is not a string, Uint8Array or Message.
    * An error of the chunk source is passed on; a stream that fails after its first
    * chunk went out is ended with an error chunk (see {@linkcode Channel.chunks}).
+   *
+   * @example A one-way Signal, read from the other side's iterator
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, listen } from "@tofu/tofu";
+   *
+   * await using listener = await listen("tcp|127.0.0.1|0");
+   * await using client = await connect(listener.address);
+   * await client.send("hello", { headers: { kind: "note" } });
+   * for await (const peer of listener) {
+   *   for await (using msg of peer) {
+   *     assertEquals([msg.headers.get("kind"), msg.body.text()], ["note", "hello"]);
+   *     break;
+   *   }
+   *   break;
+   * }
+   * ```
    */
   async send(body: Payload, options: SendOptions = {}): Promise<bigint> {
     const op = options.op ?? OpCode.Signal;
@@ -345,6 +373,25 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * engine refuses a chunk (a streamed response that fails partway is ended with an
    * error chunk, as for {@linkcode Channel.send}).
    * @throws {TypeError} If `req` is not a Message or a bigint, or the body has a wrong type.
+   *
+   * @example Answering a Request that came out of the iterator
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, listen } from "@tofu/tofu";
+   *
+   * await using listener = await listen("tcp|127.0.0.1|0");
+   * await using client = await connect(listener.address);
+   * const asking = client.request("2 + 2", { timeoutMs: 5000 });
+   * for await (const peer of listener) {
+   *   for await (using req of peer) {
+   *     await peer.respond(req, "4");
+   *     break;
+   *   }
+   *   break;
+   * }
+   * using answer = await asking;
+   * assertEquals(answer.body.text(), "4");
+   * ```
    */
   async respond(
     req: Message | bigint,
@@ -386,6 +433,19 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * last chunk, `invalid_more_usage` if `first` opens no stream on this channel, or the
    * peer's status if its sender failed partway (the stream then ends with an error
    * chunk; the message is `Cannot read stream: the peer failed: <its message>`).
+   *
+   * @example Downloading a stream
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, serve } from "@tofu/tofu";
+   *
+   * await using server = await serve("tcp|127.0.0.1|0", () => ["a", "b", "c"]);
+   * await using ch = await connect(server.address);
+   * const first = await ch.request("list", { timeoutMs: 5000 });
+   * const parts: string[] = [];
+   * for await (using chunk of ch.chunks(first)) parts.push(chunk.body.text());
+   * assertEquals(parts, ["a", "b", "c"]);
+   * ```
    */
   async *chunks(first: Message): AsyncGenerator<Message, void, undefined> {
     const key = streamKey(first);
@@ -437,6 +497,18 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * close; on a channel the peer closed it just gives back the unread messages.
    *
    * @returns Once the channel is closed.
+   *
+   * @example Closing, and the closing status
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, serve, Status } from "@tofu/tofu";
+   *
+   * await using server = await serve("tcp|127.0.0.1|0", () => "ok");
+   * const ch = await connect(server.address);
+   * await ch.close();
+   * assertEquals(await ch.closed, Status.success);
+   * assertEquals(ch.isOpen, false);
+   * ```
    */
   async close(): Promise<void> {
     this.#userClosed = true;
@@ -935,12 +1007,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #stopDialing(): void {
+    const handshake = this.#handshake;
+    this.#handshake = null;
     if (this.#number !== 0) {
-      this.#handshake = null;
       this.#postBye(OpCode.ByeSignal);
       this.#number = 0;
     }
     this.#finish(Status.channelClosed);
+    // A dial in progress ends now, not when its handshake deadline passes.
+    handshake?.reject(new TofuError(Status.channelClosed, "Cannot connect: the channel is closed"));
   }
 }
 
