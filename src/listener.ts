@@ -78,6 +78,22 @@ export async function listen(
 /**
  * A set of listening sockets and the peers they accepted. Iterate it to get each new
  * peer; close it to stop accepting and say bye to every peer.
+ *
+ * @example One listener on a TCP port and a Unix socket
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, listen } from "@tofu/tofu";
+ * import { tempUdsPath } from "@tofu/tofu/testing";
+ *
+ * await using listener = await listen(["tcp|127.0.0.1|0", `uds|${tempUdsPath()}`]);
+ * const [tcp, uds] = listener.addresses;
+ * await using viaTcp = await connect(tcp!);
+ * await using viaUds = await connect(uds!);
+ * const peers = listener[Symbol.asyncIterator]();
+ * await peers.next();
+ * await peers.next();
+ * assertEquals(listener.peerCount, 2);
+ * ```
  */
 export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
   readonly #engine: Engine;

@@ -89,7 +89,21 @@ export async function serve(
   return makeServer(await listen(address, options), handler, maxInFlight);
 }
 
-/** A running server from {@linkcode serve}. */
+/**
+ * A running server from {@linkcode serve}.
+ *
+ * @example Stopping a server from outside
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, serve, Status } from "@tofu/tofu";
+ *
+ * const server = await serve("tcp|127.0.0.1|0", () => "ok");
+ * const ch = await connect(server.address);
+ * await server.close(); // says bye to every peer
+ * assertEquals(await ch.closed, Status.success);
+ * assertEquals(server.peerCount, 0);
+ * ```
+ */
 export class Server implements AsyncDisposable {
   readonly #listener: Listener;
   readonly #handler: Handler;
