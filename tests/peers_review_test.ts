@@ -557,3 +557,79 @@ for (const t of peerTransports) {
     await probe.check("after the failed streams");
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: closing the engine under a server and its clients settles everything`, async () => {
+    const engine = new Engine();
+    const hang = gate();
+    const server = await serve(t.any(), async () => {
+      await hang.wait;
+      return "late";
+    }, { engine });
+    const listener = await listen(t.any(), { engine });
+    const ch = await connect(server.address, { engine });
+    const inFlight = ch.request("hang");
+    inFlight.catch(() => {});
+    const reading = (async () => {
+      for await (const _m of ch) { /* nothing arrives */ }
+      return "ended";
+    })();
+    await delay(20);
+    await within(engine.close(), 5000, "engine.close()");
+    await within(expectTofuError(inFlight, Status.shutdownStarted), 5000, "the request in flight");
+    assertEquals(statusName(await within(ch.closed, 5000, "closed")), "shutdown_started");
+    assertEquals(await within(reading, 5000, "the iterator"), "ended");
+    await expectTofuError(ch.request("after"), Status.channelClosed);
+    hang.open();
+    await within(
+      Promise.all([ch.close(), server.close(), listener.close()]),
+      5000,
+      "close() after the engine closed",
+    );
+  });
+}
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: requests across repeated server restarts: each answered once or rejected`, async () => {
+    await using clientEngine = engineWithProbe();
+    const probe = poolProbe(clientEngine);
+    await using serverEngine = new Engine();
+    const address = t.fixed();
+    const seen: string[] = [];
+    const handler = (req: Message) => {
+      seen.push(req.body.text());
+      return `re ${req.body.text()}`;
+    };
+    let server = await serve(address, handler, { engine: serverEngine });
+    const ch = await connect(address, {
+      engine: clientEngine,
+      reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
+    });
+    let answered = 0;
+    let failed = 0;
+    const asking = (async () => {
+      for (let i = 0; i < 400; i++) {
+        try {
+          using r = await ch.request(`q${i}`, { timeoutMs: 10_000 });
+          assertEquals(r.body.text(), `re q${i}`);
+          answered++;
+        } catch (err) {
+          assert(err instanceof TofuError, String(err));
+          failed++;
+        }
+      }
+    })();
+    for (let restart = 0; restart < 5; restart++) {
+      await delay(15);
+      await server.close();
+      server = await serve(address, handler, { engine: serverEngine });
+    }
+    await within(asking, 60_000, "the requests");
+    await server.close();
+    await ch.close();
+    assertEquals(answered + failed, 400);
+    assert(answered > 0);
+    assertEquals(new Set(seen).size, seen.length, "no request reached a server twice");
+    await probe.check("after the restarts");
+  });
+}
