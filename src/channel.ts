@@ -132,7 +132,7 @@ function noop(): void {}
 
 // Unread incoming messages per channel past which a starved pool is not refilled.
 const MAX_BACKLOG = 1024;
-// Fresh messages given to a starved pool at once (the engine keeps at most its maximum).
+// Spare messages given to a starved pool at once (the engine keeps at most its maximum).
 const POOL_REFILL = 32;
 
 /**
@@ -802,7 +802,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     let backlog = this.#incoming.size;
     for (const s of this.#streams.values()) backlog += s.queue.size;
     if (backlog >= MAX_BACKLOG) return;
-    for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(new Message());
+    // get("always") on an empty pool takes slab-allocated spares; the pool keeps at
+    // most its maximum, so this never grows it past maxPoolMsgs.
+    for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(this.#engine.get("always"));
   }
 
   #releaseUnread(): void {
