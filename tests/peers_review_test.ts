@@ -588,3 +588,19 @@ for (const t of peerTransports) {
     await probe.check("after the restarts");
   });
 }
+
+Deno.test("an accepted channel's address is the listener address the peer dialled", async () => {
+  await using engine = engineWithProbe();
+  const probe = poolProbe(engine);
+  {
+    await using listener = await listen(["tcp|127.0.0.1|0", `uds|${tempUdsPath()}`], { engine });
+    const [tcp, uds] = listener.addresses;
+    const peers = listener[Symbol.asyncIterator]();
+    await using viaUds = await connect(uds!, { engine });
+    assertEquals(((await peers.next()).value as Channel).address, uds);
+    await using viaTcp = await connect(tcp!, { engine });
+    assertEquals(((await peers.next()).value as Channel).address, tcp);
+    assert(viaUds.isOpen && viaTcp.isOpen);
+  }
+  await probe.check("after the multi-address listener");
+});
