@@ -235,7 +235,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   /**
    * The address: for a client channel the one it dials (`tcp|127.0.0.1|7099`), for an
-   * accepted channel the address of the listener it came in on.
+   * accepted channel the bound address it came in on (found from the address in the
+   * peer's HelloRequest; a peer that skipped the handshake gets the listener's first).
    */
   get address(): string {
     return this.#address;

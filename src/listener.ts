@@ -234,10 +234,25 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
       this.#abortChannel(number);
       return;
     }
-    const ch = channelControl().accept(this.#hub, number, this.address, m);
+    const ch = channelControl().accept(this.#hub, number, this.#addressFor(m), m);
     this.#live.add(ch);
     channelControl().onFinish(ch, () => this.#live.delete(ch));
     this.#accepted.push(ch);
+  }
+
+  #addressFor(first: Message): string {
+    // The engine does not say which socket accepted a peer, but a tofu HelloRequest
+    // carries the address the peer dialled: the bound address of the same kind and
+    // port (TCP) or path (Unix socket) is the one it came in on.
+    const bound = this.addresses;
+    const dialled = first.bhdr.opCode === OpCode.HelloRequest && bound.length > 1
+      ? first.headers.get("~connect_to")?.split("|")
+      : undefined;
+    const match = dialled && bound.find((a) => {
+      const [kind, host, port] = a.split("|");
+      return kind === dialled[0] && (kind === "uds" ? host === dialled[1] : port === dialled[2]);
+    });
+    return match || this.address;
   }
 
   #abortChannel(number: number): void {
