@@ -9,7 +9,7 @@ import { AsyncQueue, done } from "./_async_queue.ts";
 import { Deadline, sleep } from "./_deadline.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { leaseOf, Message } from "./message.ts";
+import { Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -111,8 +111,6 @@ export interface ChannelControl {
   open(ch: Channel, timeoutMs: number, signal: AbortSignal | undefined): Promise<void>;
   /** An accepted channel of a listener's hub, routed at `number`; `first` is its first message. */
   accept(hub: Hub, number: number, address: string, first: Message): Channel;
-  /** Whether a request message is still the one its holder was given (for safe release). */
-  release(engine: Engine, m: Message, lease: number): void;
   /** Registers a callback for when the channel is closed for good. */
   onFinish(ch: Channel, fn: () => void): void;
   /** A function that discards what is left of the stream `first` opens (for serve). */
@@ -200,9 +198,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         hub.route(number, ch.#routeFor(number));
         ch.#deliver(first, number);
         return ch;
-      },
-      release(engine, m, lease) {
-        if (leaseOf(m) === lease) engine.put(m);
       },
       onFinish(ch, fn) {
         ch.#onFinish = fn;
@@ -292,12 +287,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   async request(body: Payload, options: RequestOptions = {}): Promise<Message> {
     using deadline = new Deadline("complete request", options.timeoutMs, options.signal);
     await deadline.race(this.#whenOpen("complete request"));
-    let resolve!: (m: Message) => void;
-    let reject!: (e: TofuError) => void;
-    const reply = new Promise<Message>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise: reply, resolve, reject } = Promise.withResolvers<Message>();
     reply.catch(noop);
     let id: bigint | undefined;
     let m: Message;

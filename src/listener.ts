@@ -185,7 +185,7 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
             const slot: Slot = { requested, bound: requested, resolve, reject };
             this.#slots.set(number, slot);
             this.#hub.route(number, {
-              deliver: (msg) => this.#slotMessage(number, slot, msg),
+              deliver: (msg) => this.#slotMessage(slot, msg),
               gone: () =>
                 reject(
                   new TofuError(Status.shutdownStarted, "Cannot listen: the engine is closed"),
@@ -202,7 +202,7 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
     }
   }
 
-  #slotMessage(number: number, slot: Slot, m: Message): void {
+  #slotMessage(slot: Slot, m: Message): void {
     const bh = m.bhdr;
     if (bh.opCode === OpCode.WelcomeResponse) {
       if (bh.status === Status.success) {
@@ -219,7 +219,6 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
       }
     }
     this.#engine.put(m);
-    void number;
   }
 
   #accept(m: Message): void {

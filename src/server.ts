@@ -21,7 +21,8 @@ export type Reply = Payload | void | null | undefined;
 /**
  * Handles one message of a peer. For a Request, its return value (or what its promise
  * resolves to) becomes the Response; if it throws, the peer gets an error Response (see
- * {@linkcode serve}). Signals reach it too; their return value is ignored. After it
+ * {@linkcode serve}). Signals, and Responses that answer no `ch.request()` (say, of a
+ * Request the handler sent with `ch.send`), reach it too; their return value is ignored. After it
  * settles the message goes back to the pool, unless it was returned as the reply.
  * If the message opens a `more` stream, read the rest with `ch.chunks(req)` before the
  * handler settles (or in the chunks it returns): what is left unread is then dropped.
@@ -193,7 +194,8 @@ export class Server implements AsyncDisposable {
       // A streamed reply that failed partway was ended with the error already.
       if (isRequest && ch.isOpen && !posted) await this.#fail(id, ch, err);
     } finally {
-      if (reply !== req) channelControl().release(engine, req, lease);
+      // Unless the handler gave `req` away (put it back, or it went out as the reply).
+      if (reply !== req && leaseOf(req) === lease) engine.put(req);
       discardRest(); // the part of a streamed request the handler did not read
     }
   }
