@@ -130,6 +130,8 @@ function noop(): void {}
 
 // Unread incoming messages per channel past which a starved pool is not refilled.
 const MAX_BACKLOG = 1024;
+// Requests given up on whose late answers are still recognised and dropped.
+const MAX_ABANDONED = 65_536;
 // Spare messages given to a starved pool at once (the engine keeps at most its maximum).
 const POOL_REFILL = 32;
 
@@ -299,7 +301,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       m = await deadline.race(reply);
     } catch (err) {
       if (id !== undefined) {
-        if (this.#pending.delete(id)) this.#abandoned.add(id);
+        if (this.#pending.delete(id)) this.#abandon(id);
         else reply.then((late) => this.#drop(late), noop);
       }
       throw err;
@@ -672,6 +674,16 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       );
     }
     return this.#ready;
+  }
+
+  #abandon(id: bigint): void {
+    // Remember the id so its late answer is dropped; a peer that never answers must
+    // not make the set grow for good, so the oldest ids are forgotten past the limit
+    // (an answer that late reaches the iterator like any uncorrelated Response).
+    this.#abandoned.add(id);
+    if (this.#abandoned.size > MAX_ABANDONED) {
+      this.#abandoned.delete(this.#abandoned.values().next().value!);
+    }
   }
 
   #drop(m: Message): void {
