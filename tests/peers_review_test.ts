@@ -604,3 +604,36 @@ Deno.test("an accepted channel's address is the listener address the peer dialle
   }
   await probe.check("after the multi-address listener");
 });
+
+Deno.test("connect() aborted or timed out between re-dials keeps no process alive", async () => {
+  // Re-dial pauses of 120 s: a pause left running after connect() gave up would keep
+  // the child alive at least 60 s past its last line.
+  const port = freeTcpPort();
+  const code = `
+    import { connect } from ${JSON.stringify(new URL("../mod.ts", import.meta.url).href)};
+    const address = "tcp|127.0.0.1|${port}";
+    const reconnect = { initialDelayMs: 120000, maxDelayMs: 120000 };
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 200);
+    const a = await connect(address, { reconnect, signal: ac.signal }).catch((e) => e.message);
+    const b = await connect(address, { reconnect, timeoutMs: 200 }).catch((e) => e.message);
+    console.log(a);
+    console.log(b);
+  `;
+  const started = Date.now();
+  const out = await within(
+    new Deno.Command("deno", {
+      args: ["eval", "--no-prompt", "--allow-net=127.0.0.1", code],
+      stdout: "piped",
+      stderr: "piped",
+    }).output(),
+    120_000,
+    "the child's exit",
+  );
+  assertEquals(new TextDecoder().decode(out.stderr), "");
+  assertEquals(new TextDecoder().decode(out.stdout).trim().split("\n"), [
+    `Cannot connect to tcp|127.0.0.1|${port}: aborted`,
+    `Cannot connect to tcp|127.0.0.1|${port}: no answer within 200 ms`,
+  ]);
+  assert(Date.now() - started < 50_000, `the child lived ${Date.now() - started} ms`);
+});
