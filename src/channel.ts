@@ -971,6 +971,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         const pause = sleep(jitter(delay), true);
         this.#wakeSleep = pause.wake;
         await deadline.race(pause.done).catch((e) => {
+          pause.wake(); // its timer would keep the process alive
           this.#state = "closed";
           this.#resolveClosed(Status.connectFailed);
           throw e;

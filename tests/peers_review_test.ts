@@ -278,7 +278,6 @@ for (const t of peerTransports) {
     silent.close();
     await accepting.catch(() => {});
     for (const c of held) c.close();
-    // The op sanitizer fails this test if a handshake timer or a dial is left behind.
   });
 
   Deno.test(`${t.name}: bodies over 65535 bytes reject clearly and the channel works on`, async () => {
