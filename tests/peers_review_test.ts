@@ -636,3 +636,25 @@ Deno.test("connect() aborted or timed out between re-dials keeps no process aliv
   ]);
   assert(Date.now() - started < 50_000, `the child lived ${Date.now() - started} ms`);
 });
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: connect() with an already aborted signal dials nothing`, async () => {
+    await using engine = engineWithProbe();
+    const address = t.fixed();
+    const silent = t.silent(address);
+    const accepted: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of silent) accepted.push(c);
+    })();
+    await expectTofuError(
+      connect(address, { engine, signal: AbortSignal.abort() }),
+      Status.connectFailed,
+      "aborted",
+    );
+    await delay(200);
+    assertEquals(accepted.length, 0, "no connection reached the listener");
+    assertEquals(engine.channelCount, 0);
+    silent.close();
+    await accepting.catch(() => {});
+  });
+}
