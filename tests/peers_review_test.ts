@@ -658,3 +658,55 @@ for (const t of peerTransports) {
     await accepting.catch(() => {});
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: a stream cut by a server restart does not swallow the new server's stream`, async () => {
+    const address = t.fixed();
+    const start = async (mode: string) => {
+      const child = new Deno.Command("deno", {
+        args: [
+          "run",
+          t.name === "tcp" ? "--allow-net=127.0.0.1" : `--allow-net=unix:${address.slice(4)}`,
+          "--allow-read=/tmp",
+          "--allow-write=/tmp",
+          new URL("./_push_child.ts", import.meta.url).pathname,
+          address,
+          mode,
+        ],
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const { value } = await within(reader.read(), 30_000, "child server start");
+      assert(value?.startsWith("ready"), value);
+      return async () => {
+        child.kill("SIGKILL");
+        await child.status;
+        await reader.cancel();
+      };
+    };
+    await using engine = engineWithProbe();
+    const probe = poolProbe(engine);
+    let stop = await start("cut");
+    try {
+      const ch = await connect(address, { engine, reconnect: { initialDelayMs: 20 } });
+      const incoming = ch[Symbol.asyncIterator]();
+      const first = (await within(incoming.next(), 10_000, "the first stream")).value as Message;
+      assertEquals([first.body.text(), first.hasMore()], ["a", true]);
+      const firstId = first.bhdr.messageId;
+      first[Symbol.dispose](); // its rest is never read
+      await stop();
+      stop = await start("full");
+      const next = (await within(incoming.next(), 30_000, "the new server's stream"))
+        .value as Message;
+      assertEquals(next.bhdr.messageId, firstId, "the restarted server reuses the message id");
+      const got: string[] = [];
+      for await (using c of ch.chunks(next)) got.push(c.body.text());
+      assertEquals(got, ["x", "y", "z"]);
+      await ch.close();
+    } finally {
+      await stop();
+    }
+    await probe.check("after the restart");
+  });
+}
