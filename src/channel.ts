@@ -1026,8 +1026,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 }
 
 function streamKey(m: Message): string {
+  // The channel number tells connections apart: a peer restarted behind a reconnect
+  // may number its messages from 1 again.
   const bh = m.bhdr;
-  return `${bh.opCode === OpCode.Response ? "r" : `i${bh.opCode}`}:${bh.messageId}`;
+  const kind = bh.opCode === OpCode.Response ? "r" : `i${bh.opCode}`;
+  return `${bh.channelNumber}:${kind}:${bh.messageId}`;
 }
 
 function appendHeaders(m: Message, headers: Record<string, string>): void {
