@@ -954,6 +954,19 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     );
     let delay = this.#reconnect?.initialDelayMs ?? 0;
     let attempts = 0;
+    let last: TofuError | undefined;
+    const giveUp = (err: TofuError): never => {
+      this.#state = "closed";
+      this.#resolveClosed(err.status ?? Status.connectFailed);
+      // Out of time after failed attempts: say why the last one failed.
+      if (last && deadline.expired && err !== last && !signal?.aborted) {
+        const why = last.message.replace(`Cannot connect to ${this.#address}: `, "");
+        throw new TofuError(err.status, `${err.message}; the last attempt: ${why}`, {
+          cause: last,
+        });
+      }
+      throw err;
+    };
     for (;;) {
       try {
         await this.#dialOnce(deadline);
@@ -964,19 +977,16 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         attempts++;
         const r = this.#reconnect;
         if (!r || deadline.expired || attempts > r.maxAttempts || this.#userClosed) {
-          this.#state = "closed";
-          this.#resolveClosed((err as TofuError).status ?? Status.connectFailed);
-          throw err;
+          giveUp(err as TofuError);
         }
+        last = err as TofuError;
         const pause = sleep(jitter(delay), true);
         this.#wakeSleep = pause.wake;
         await deadline.race(pause.done).catch((e) => {
           pause.wake(); // its timer would keep the process alive
-          this.#state = "closed";
-          this.#resolveClosed(Status.connectFailed);
-          throw e;
+          giveUp(e);
         });
-        delay = Math.min(delay * 2, r.maxDelayMs);
+        delay = Math.min(delay * 2, r!.maxDelayMs);
       }
     }
   }
