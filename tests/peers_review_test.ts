@@ -715,3 +715,24 @@ for (const t of peerTransports) {
     await probe.check("after the restart");
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: close() while reconnecting rejects the waiting requests at once`, async () => {
+    await using engine = engineWithProbe();
+    const probe = poolProbe(engine);
+    const address = t.fixed();
+    const server = await serve(address, () => "up", { engine });
+    const ch = await connect(address, { engine, reconnect: { initialDelayMs: 10 } });
+    await server.close();
+    const waiting = [ch.request("a", { timeoutMs: 60_000 }), ch.send("b", { timeoutMs: 60_000 })];
+    for (const w of waiting) w.catch(() => {});
+    await delay(50);
+    assert(!ch.isOpen);
+    await within(Promise.all([ch.close(), ch.close()]), 5000, "close() while reconnecting");
+    for (const w of waiting) {
+      await within(expectTofuError(w, Status.channelClosed), 5000, "a waiting call");
+    }
+    assertEquals(statusName(await ch.closed), "channel_closed");
+    await probe.check("after close() while reconnecting");
+  });
+}
