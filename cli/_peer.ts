@@ -91,7 +91,11 @@ export function parseAddressArg(text: string): Address {
 /** The failure an engine report stands for. */
 export function reportFailure(m: Message, address: Address, action: string): Failure {
   const status = statusName(m.bhdr.status);
-  let message = m.error?.message ?? `Cannot ${action}: ${opCodeName(m.bhdr.opCode)} came back`;
+  const closed = m.bhdr.opCode === OpCode.Signal && m.bhdr.status === Status.channelClosed;
+  let message = m.error?.message ??
+    `Cannot ${action}: ${
+      closed ? "the channel closed" : `the ${opCodeName(m.bhdr.opCode)} came back`
+    }`;
   if (m.bhdr.status === Status.notAllowed) {
     // Deno's own hint names one flag at a time; name every flag this address needs.
     message = message.replace(/,? run again with the --allow-\w+ flag/, "") +
@@ -193,8 +197,8 @@ export class Client implements AsyncDisposable {
   }
 
   /**
-   * The next message from the peer before `deadline`, or `null` on timeout. Answers a
-   * peer's ByeRequest and skips `pool_empty` notices.
+   * The next message from the peer before `deadline`, or `null` on timeout. Skips
+   * `pool_empty` notices; answers a peer's ByeRequest and fails.
    *
    * @throws {Failure} When the channel fails or the peer closes it.
    */
@@ -214,9 +218,10 @@ export class Client implements AsyncDisposable {
         throw failure;
       }
       if (h.opCode === OpCode.ByeRequest) {
-        h.opCode = OpCode.ByeResponse;
+        h.opCode = OpCode.ByeResponse; // the peer closes: answer, then stop
         this.group.post(m);
-        continue;
+        this.#open = false;
+        throw new Failure("channel_closed", `Cannot ${action}: the peer said bye (ByeRequest)`);
       }
       if (h.opCode === OpCode.ByeResponse || h.opCode === OpCode.HelloResponse) {
         this.engine.put(m);

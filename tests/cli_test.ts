@@ -457,35 +457,42 @@ for (const tr of transports) {
       await server.done;
     });
 
-    await t.step("the peer closes before answering", async () => {
-      await using engine = new Engine();
-      const group = engine.create();
-      group.post(tr.listenAt().format(engine.get("always")!));
-      const welcome = (await group.waitReceive(10_000))!;
-      const bound = welcome.headers.get("~listen_on")!;
-      engine.put(welcome);
-      const serving = (async () => {
-        for await (const m of group) {
-          if (m.bhdr.opCode === OpCode.HelloRequest) {
-            m.bhdr.opCode = OpCode.HelloResponse;
-            group.post(m);
-            continue;
+    for (const how of ["abort", "bye"] as const) {
+      await t.step(`the peer closes (${how}) before answering`, async () => {
+        await using engine = new Engine();
+        const group = engine.create();
+        group.post(tr.listenAt().format(engine.get("always")!));
+        const welcome = (await group.waitReceive(10_000))!;
+        const bound = welcome.headers.get("~listen_on")!;
+        engine.put(welcome);
+        const serving = (async () => {
+          for await (const m of group) {
+            if (m.bhdr.opCode === OpCode.HelloRequest) {
+              m.bhdr.opCode = OpCode.HelloResponse;
+              group.post(m);
+              continue;
+            }
+            if (m.bhdr.opCode === OpCode.Request) {
+              const close = engine.get("always")!; // close the channel instead of answering
+              close.bhdr.channelNumber = m.bhdr.channelNumber;
+              close.bhdr.opCode = how === "bye" ? OpCode.ByeRequest : OpCode.ByeSignal;
+              close.bhdr.internalA = how === "bye" ? 0 : 1;
+              group.post(close);
+            }
+            engine.put(m);
           }
-          if (m.bhdr.opCode === OpCode.Request) {
-            const abort = engine.get("always")!; // close the channel instead of answering
-            abort.bhdr.channelNumber = m.bhdr.channelNumber;
-            abort.bhdr.opCode = OpCode.ByeSignal;
-            abort.bhdr.internalA = 1;
-            group.post(abort);
-          }
-          engine.put(m);
-        }
-      })();
-      const r = await cli(["request", tr.connectTo(bound).toString(), "--timeout", "20000"]);
-      await engine.close();
-      await serving;
-      assertFailureLine(r, /^Cannot .*\[(channel_closed|peer_disconnected|recv_failed)\]$/);
-    });
+        })();
+        const r = await cli(["request", tr.connectTo(bound).toString(), "--timeout", "20000"]);
+        await engine.close();
+        await serving;
+        assertFailureLine(
+          r,
+          how === "bye"
+            ? /^Cannot request on .*: the peer said bye \(ByeRequest\) \[channel_closed\]$/
+            : /^Cannot .*\[(channel_closed|peer_disconnected|recv_failed)\]$/,
+        );
+      });
+    }
   });
 
   Deno.test(`tofu listen: a second Ctrl-C aborts a close the peer ignores (${tr.name})`, async () => {
