@@ -33,7 +33,7 @@
  */
 
 import config from "./deno.json" with { type: "json" };
-import { OpCode, TofuError } from "./mod.ts";
+import { Message, OpCode, TofuError } from "./mod.ts";
 import {
   bench,
   type Context,
@@ -244,6 +244,15 @@ function optionalInteger(args: ParsedArgs, name: string, min: number, max: numbe
   return args[name] === undefined ? undefined : integer(args, name, 0, min, max);
 }
 
+// Fills a scratch message first, so that a body or header tofu refuses fails before
+// anything is dialed (TofuError `invalid_body_len`, `invalid_headers_len`).
+function checked(what: Outgoing): Outgoing {
+  const scratch = new Message();
+  for (const [name, value] of what.headers) scratch.headers.append(name, value);
+  scratch.body.set(what.body);
+  return what;
+}
+
 async function outgoing(args: ParsedArgs): Promise<Outgoing> {
   const headers = (args.header as string[]).map((h) => {
     try {
@@ -257,10 +266,11 @@ async function outgoing(args: ParsedArgs): Promise<Outgoing> {
   if (text !== undefined && file !== undefined) {
     throw new UsageError("Cannot build the message: give --body or --body-file, not both");
   }
-  if (file === undefined) return { headers, body: text ?? "" };
+  if (file === undefined) return checked({ headers, body: text ?? "" });
   try {
-    return { headers, body: await Deno.readFile(file) };
+    return checked({ headers, body: await Deno.readFile(file) });
   } catch (err) {
+    if (err instanceof TofuError) throw err;
     const reason = (err as Error).message;
     if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
       throw new Failure(

@@ -430,6 +430,11 @@ for (const tr of transports) {
       assertFailureLine(r, tr.name === "tcp" ? /\[connect_failed\]$/ : /\[uds_path_not_found\]$/);
     });
 
+    await t.step("a body tofu refuses fails before anything is dialed", async () => {
+      const r = await cli(["send", tr.nobody().toString(), "--body", "a".repeat(70_000)]);
+      assertFailureLine(r, /^Cannot set body: 70000 bytes .*\[invalid_body_len\]$/);
+    });
+
     await t.step("a missing permission names the flags to add", async () => {
       const r = await cli(["request", tr.nobody().toString()], []);
       assertFailureLine(r, /run again with --allow-net=\S+.* \(or -A\) \[not_allowed\]$/);
