@@ -28,11 +28,15 @@ interface Result {
 }
 
 /** Runs the tool to completion. */
-async function cli(args: string[], grant: string[] = GRANT): Promise<Result> {
+async function cli(
+  args: string[],
+  grant: string[] = GRANT,
+  env: Record<string, string> = { NO_COLOR: "1" },
+): Promise<Result> {
   const out = await new Deno.Command("deno", {
     args: ["run", "--no-prompt", ...grant, CLI, ...args],
     cwd: ROOT,
-    env: { NO_COLOR: "1" },
+    env,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -158,11 +162,11 @@ async function rawPeerSession(bound: string): Promise<void> {
   await writeAll(conn, frame(OpCode.ByeResponse, bye.bhdr.messageId, ""));
 }
 
-/** A library server on `t`: accepts, records, answers Requests with `answer`. */
+/** A library server on `t`: accepts, records, answers Requests with `answer` (null: silence). */
 async function libraryServer(
   engine: Engine,
   t: (typeof transports)[number],
-  answer: ((m: Message) => string) | null,
+  answer: ((m: Message) => string | null) | null,
 ): Promise<Server & { seen: Message[]; done: Promise<void> }> {
   const group = engine.create();
   const { channelNumber } = group.post(t.listenAt().format(engine.get("always")!));
@@ -175,12 +179,12 @@ async function libraryServer(
     for await (const m of group) {
       if (!m.isFromEngine()) seen.push(m.clone());
       const op = m.bhdr.opCode;
+      let reply: string | null;
       if (op === OpCode.HelloRequest) m.bhdr.opCode = OpCode.HelloResponse;
       else if (op === OpCode.ByeRequest) m.bhdr.opCode = OpCode.ByeResponse;
-      else if (op === OpCode.Request && answer) {
-        const body = answer(m);
+      else if (op === OpCode.Request && answer && (reply = answer(m)) !== null) {
         m.bhdr.opCode = OpCode.Response;
-        m.body.set(body);
+        m.body.set(reply);
       } else {
         engine.put(m);
         continue;
@@ -284,6 +288,22 @@ for (const tr of transports) {
       assertStringIncludes(r.stdout, "  body: 9 bytes, hex\n    0000  00 01 fe ff 1b 5b 33 31 6d");
       assert(!r.stdout.includes("\x1b"), "peer bytes must never reach the terminal raw");
     });
+    await t.step("--echo answers with the same id, headers and body", async () => {
+      await using tool = new Running(["listen", listenAddress(tr), "--echo", "--count", "1"]);
+      const bound = await tool.bound();
+      using conn = await rawConnect(bound);
+      const decoder = new FrameDecoder();
+      await writeAll(conn, frame(OpCode.HelloRequest, 1n, "", [["~connect_to", bound]]));
+      await readUntil(conn, decoder, OpCode.HelloResponse);
+      await writeAll(conn, frame(OpCode.Request, BIG_ID, BINARY, [["k", "v"]]));
+      const echo = await readUntil(conn, decoder, OpCode.Response);
+      assertEquals([echo.bhdr.messageId, [...echo.headers]], [BIG_ID, [["k", "v"]]]);
+      assertEquals(echo.body.bytes(), BINARY);
+      const bye = await readUntil(conn, decoder, OpCode.ByeRequest);
+      await writeAll(conn, frame(OpCode.ByeResponse, bye.bhdr.messageId, ""));
+      assertEquals((await tool.end()).code, 0);
+    });
+
     await t.step("as JSON lines", async () => {
       await using tool = new Running(["listen", listenAddress(tr), "--count", "2", "--json"]);
       await rawPeerSession(await tool.bound());
@@ -361,6 +381,13 @@ for (const tr of transports) {
         /^Response channel=\d+ id=\d+ status=success more=0 origin=application$/m,
       );
       assertStringIncludes(r.stdout, "  trace: 1\n  body: 5 bytes, text\n    HELLO\n");
+    });
+
+    await t.step("no colors when stdout is not a terminal", async () => {
+      const r = await cli(["request", client, "--body", "plain", "-H", "a:b"], GRANT, {});
+      assertEquals(r.code, 0, r.stderr);
+      assertStringIncludes(r.stdout, "Response channel=");
+      assert(!r.stdout.includes("\x1b"), r.stdout);
     });
 
     await t.step("request --json prints one JSON line", async () => {
@@ -512,6 +539,21 @@ for (const tr of transports) {
     tool.interrupt(); // the peer never answers: abort
     const r = await tool.end();
     assertEquals(r.code, 130, r.stderr);
+  });
+
+  Deno.test(`tofu ping: Ctrl-C prints the summary so far and exits 130 (${tr.name})`, async () => {
+    await using engine = new Engine();
+    let answered = 0; // answer three pings, then go quiet
+    const server = await libraryServer(engine, tr, (m) => (answered++ < 3 ? m.body.text() : null));
+    await using tool = new Running(["ping", tr.connectTo(server.bound).toString(), "-n", "5"]);
+    await until(() => answered >= 4, "the fourth ping");
+    tool.interrupt();
+    const r = await tool.end();
+    assertEquals(r.code, 130, r.stderr);
+    assertStringIncludes(r.stdout, ": 3 round trips");
+    assertMatch(r.stdout, /^ {2}max\s+\d+\.\d{3} ms$/m);
+    await engine.close();
+    await server.done;
   });
 
   Deno.test(`tofu request: Ctrl-C while waiting says bye and exits 130 (${tr.name})`, async () => {
