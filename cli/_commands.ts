@@ -57,7 +57,10 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
       group.post(m);
     } catch (err) {
       if (!(err instanceof TofuError)) throw err;
-      ctx.note(`${err.message} (answering the ${asked} on channel ${m.bhdr.channelNumber})`);
+      // While closing, a peer's own ByeRequest may cross ours: nothing to say about it.
+      if (!closing) {
+        ctx.note(`${err.message} (answering the ${asked} on channel ${m.bhdr.channelNumber})`);
+      }
       engine.put(m);
     }
   };

@@ -479,6 +479,22 @@ for (const tr of transports) {
       }
     });
 
+    await t.step("no HelloResponse in time", async () => {
+      // A raw listener that accepts and never answers.
+      const path = tempUdsPath();
+      using raw = tr.name === "tcp"
+        ? Deno.listen({ hostname: "127.0.0.1", port: 0 })
+        : Deno.listen({ transport: "unix", path });
+      const where = tr.name === "tcp"
+        ? `tcp|127.0.0.1|${(raw.addr as Deno.NetAddr).port}`
+        : `uds|${path}`;
+      const accepted = raw.accept();
+      const r = await cli(["send", where, "--timeout", "300"]);
+      (await accepted).close();
+      assertFailureLine(r, /^Cannot connect to .*: no HelloResponse within 300 ms \[timeout\]$/);
+      if (tr.name === "uds") await Deno.remove(path);
+    });
+
     await t.step("no Response in time", async () => {
       await using engine = new Engine();
       const server = await libraryServer(engine, tr, null);
