@@ -407,8 +407,9 @@ function failureLine(err: unknown, command: string): string {
 export async function main(args: string[]): Promise<number> {
   colors.setColorEnabled(Deno.stdout.isTerminal()); // also never with NO_COLOR
   const err = (line: string) => writeAll(Deno.stderr, line + "\n");
+  const controller = new AbortController();
   const ctx: Context = {
-    signal: AbortSignal.abort(), // replaced below
+    signal: controller.signal,
     out: (text) => {
       try {
         writeAll(Deno.stdout, text);
@@ -421,16 +422,16 @@ export async function main(args: string[]): Promise<number> {
     progress: Deno.stderr.isTerminal(),
   };
   const [name, ...rest] = args;
-  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
-    if (name === undefined) {
-      err(USAGE);
-      return 2;
-    }
-    ctx.out(USAGE);
-    return 0;
+  if (name === undefined) {
+    err(USAGE);
+    return 2;
   }
-  if (name === "-V" || name === "--version") {
-    ctx.out(`tofu ${VERSION}\n`);
+  if (["-h", "--help", "help", "-V", "--version"].includes(name)) {
+    try {
+      ctx.out(name.endsWith("V") || name.endsWith("version") ? `tofu ${VERSION}\n` : USAGE);
+    } catch (e) {
+      if (!(e instanceof OutputClosed)) throw e;
+    }
     return 0;
   }
   const spec = COMMANDS[name];
@@ -440,8 +441,6 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
 
-  const controller = new AbortController();
-  ctx.signal = controller.signal;
   let presses = 0;
   const onInterrupt = () => {
     if (++presses > 1) Deno.exit(INTERRUPTED);
