@@ -107,6 +107,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   listen: {
     usage: `Usage: tofu listen <address> [--echo] [--quiet] [--json] [--full] [--count N]
+                   [--timeout MS]
 
 Listens on <address>, accepts every peer (HelloRequest -> HelloResponse, ByeRequest ->
 ByeResponse) and prints every message it receives: opcode, channel, message id, status,
@@ -117,6 +118,7 @@ Options:
   --echo                  answer every Request with a Response (same id, headers, body)
   -q, --quiet             print nothing per message (for 'tofu bench')
   -n, --count N           exit after N Requests, Responses or Signals
+  --timeout MS            how long the close waits for the peers' ByeResponses (default 2000)
 ${SHOW}
 
 ${ADDRESSES}
@@ -127,7 +129,7 @@ Examples:
   tofu listen 'uds|/tmp/tofu.sock' --echo --quiet
 `,
     boolean: ["help", "json", "full", "echo", "quiet"],
-    string: ["count"],
+    string: ["count", "timeout"],
     collect: [],
     alias: { h: "help", n: "count", q: "quiet" },
   },
@@ -337,6 +339,7 @@ async function run(name: string, spec: Command, argv: string[], ctx: Context): P
         echo: args.echo === true,
         quiet: args.quiet === true,
         count: optionalInteger(args, "count", 1, Number.MAX_SAFE_INTEGER),
+        timeoutMs: integer(args, "timeout", 2000, 1, TIMEOUT_MAX),
       }, ctx);
     case "send": {
       const op = String(args.op ?? "Request");

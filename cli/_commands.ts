@@ -19,14 +19,14 @@ export interface Context {
 /** Exit status of a command stopped by Ctrl-C (128 + SIGINT). */
 export const INTERRUPTED = 130;
 
-const LISTEN_CLOSE_MS = 2000;
-
 /** Options of `tofu listen`. */
 export interface ListenOptions extends ShowOptions {
   echo: boolean;
   quiet: boolean;
   /** Exit after this many Requests, Responses or Signals. */
   count: number | undefined;
+  /** How long the close waits for the peers' ByeResponses. */
+  timeoutMs: number;
 }
 
 /** `tofu listen`: accepts peers and prints every message until `--count` or Ctrl-C. */
@@ -123,7 +123,7 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
       open.delete(channel);
     }
   }
-  const deadline = performance.now() + LISTEN_CLOSE_MS;
+  const deadline = performance.now() + o.timeoutMs;
   while (open.size > 0) {
     const m = await receive(group, deadline);
     if (m === null) break;

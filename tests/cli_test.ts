@@ -544,7 +544,8 @@ for (const tr of transports) {
   });
 
   Deno.test(`tofu listen: a second Ctrl-C aborts a close the peer ignores (${tr.name})`, async () => {
-    await using tool = new Running(["listen", listenAddress(tr)]);
+    // A long close deadline, so that only the second Ctrl-C can end the run.
+    await using tool = new Running(["listen", listenAddress(tr), "--timeout", "120000"]);
     const bound = await tool.bound();
     using conn = await rawConnect(bound);
     const decoder = new FrameDecoder();
