@@ -2,8 +2,19 @@
 // Each test failed on 30df74e (before the send lanes, budgets and pool waiters).
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { encodeFrame, Engine, Message, OpCode, Status, statusName, TofuError } from "../mod.ts";
+import {
+  connect as peerConnect,
+  encodeFrame,
+  Engine,
+  Message,
+  OpCode,
+  serve as peerServe,
+  Status,
+  statusName,
+  TofuError,
+} from "../mod.ts";
 import { QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
+import { tempUdsPath } from "../testing.ts";
 import {
   connect,
   expect,
@@ -461,3 +472,208 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
   assertThrows(() => new Engine({ maxReceiveQueueMsgs: 0 }), RangeError);
   assertThrows(() => new Engine({ maxEngineQueuedBytes: 1.5 }), RangeError);
 });
+
+// ---- The read share: a channel holds at most maxChannelHeldMsgs messages ----
+
+/** Rejects if `p` does not settle within `ms` (generous: a stall is what is tested). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function anyAddress(transport: string): string {
+  return transport === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
+}
+
+/** Receives until a message of `channel` that is not an engine report arrives; others go to `other`. */
+async function nextOf(
+  group: Server["group"],
+  channel: number,
+  other: (m: Message) => void,
+  ms = 10_000,
+): Promise<Message> {
+  for (;;) {
+    const m = await recv(group, ms);
+    if (m.bhdr.channelNumber === channel && !m.isFromEngine()) return m;
+    other(m);
+  }
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a peer whose requests pile up unread does not stop a good peer of the same engine`, async () => {
+    // One engine for the server and the good client: its pool is shared by every channel.
+    await using engine = new Engine();
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => release = r);
+    await using server = await peerServe(
+      anyAddress(t.name),
+      async (req) => {
+        if (req.body.bytes().length === 1000) await stuck; // the flooding peer's requests hang
+        return `ok ${req.body.text()}`;
+      },
+      { engine, maxInFlight: 4 },
+    );
+    await using good = await peerConnect(server.address, { engine });
+    // The flooder's requests go unread into its channel's backlog: 3,000 of 1 KB.
+    const flood = await rawConnect(server.address);
+    const request = frame(OpCode.Request, 1, "x".repeat(1000));
+    const flooding = (async () => {
+      for (let i = 1; i <= 3000; i++) {
+        new DataView(request.buffer).setBigUint64(4, BigInt(i));
+        await writeAll(flood, request);
+      }
+    })().catch(() => {});
+    // Let the flood be read into the backlog before the good peer asks.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let round = 0; round < 5; round++) {
+      const replies = await within(
+        Promise.all(
+          Array.from(
+            { length: 50 },
+            (_, i) => good.request(`${round}.${i}`, { timeoutMs: 60_000 }),
+          ),
+        ),
+        30_000,
+        `round ${round} of the good peer's requests`,
+      );
+      replies.forEach((m, i) => {
+        assertEquals(m.body.text(), `ok ${round}.${i}`);
+        engine.put(m);
+      });
+    }
+    flood.close();
+    release();
+    await flooding;
+  });
+
+  Deno.test(`${t.name}: a channel at its share stops reading; another channel of the engine is served; a put resumes it`, async () => {
+    const share = 8;
+    await using engine = new Engine({ maxChannelHeldMsgs: share });
+    const server = await listen(engine, t);
+    // The flooder: a HelloRequest and 100 Signals, all written before the application reads.
+    const flooder = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 101; i++) frames.push(frame(OpCode.Signal, i, `s${i}`));
+    await writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    // The application holds everything the flooder sends.
+    const held: Message[] = [];
+    const reports: Message[] = [];
+    let floodCh = 0;
+    for (;;) {
+      const m = await server.group.waitReceive(500);
+      if (m === null) break;
+      if (m.isFromEngine()) reports.push(m);
+      else {
+        floodCh = m.bhdr.channelNumber;
+        held.push(m);
+      }
+    }
+    assertEquals(held.length, share, "reading stopped at the channel's share");
+    assertEquals(held.map((m) => Number(m.bhdr.messageId)), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assertEquals(reports.length, 1, "one pool_empty Signal for the episode");
+    expect(reports[0]!, OpCode.Signal, Status.poolEmpty);
+    assertEquals(reports[0]!.bhdr.channelNumber, floodCh);
+    assert(reports[0]!.error?.message.includes("maxChannelHeldMsgs"), reports[0]!.error?.message);
+    engine.put(reports.pop()!);
+    // Another peer of the same engine is served meanwhile, round trip after round trip.
+    const client = engine.create();
+    const { channelNumber: clientCh } = client.post(
+      t.connectTo(server.bound).format(engine.get("always")),
+    );
+    const strays: Message[] = [];
+    const onServer = async (): Promise<Message> => {
+      for (;;) {
+        const m = await recv(server.group, 10_000);
+        if (m.bhdr.channelNumber === floodCh) {
+          strays.push(m);
+          continue;
+        }
+        return m;
+      }
+    };
+    const h = expect(await onServer(), OpCode.HelloRequest, Status.success);
+    const goodCh = h.bhdr.channelNumber;
+    h.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(h);
+    expect(await recv(client), OpCode.HelloResponse, Status.success);
+    for (let i = 1; i <= 200; i++) {
+      client.post(make(engine, clientCh, OpCode.Request, `q${i}`, BigInt(i)));
+      const q = expect(await onServer(), OpCode.Request, Status.success);
+      assertEquals([q.bhdr.channelNumber, q.body.text()], [goodCh, `q${i}`]);
+      q.bhdr.opCode = OpCode.Response;
+      server.group.post(q);
+      const r = expect(await recv(client), OpCode.Response, Status.success);
+      assertEquals(r.body.text(), `q${i}`);
+      engine.put(r);
+    }
+    assertEquals(strays.map((m) => statusName(m.bhdr.status)), [], "the flooder stayed held back");
+    // One message of the held channel put back: exactly one more frame is read.
+    engine.put(held.shift()!);
+    const next = await nextOf(server.group, floodCh, (m) => engine.put(m));
+    assertEquals(next.bhdr.messageId, 9n);
+    held.push(next);
+    assertEquals(await server.group.waitReceive(300), null, "still at its share");
+    // All of them back: the rest arrives, in order.
+    const ids: number[] = [];
+    for (const m of held.splice(0)) engine.put(m);
+    while (ids.length < 92) {
+      const m = await nextOf(server.group, floodCh, (r) => engine.put(r));
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 92 }, (_, i) => i + 10));
+    flooder.close();
+    for (;;) {
+      const m = await recv(server.group);
+      const closed = m.bhdr.status === Status.channelClosed;
+      engine.put(m);
+      if (closed) break;
+    }
+  });
+
+  Deno.test(`${t.name}: by default one channel may hold 1,000 messages, and 1,000 concurrent Peers requests are answered`, async () => {
+    await using engine = new Engine();
+    // Raw: the application holds 1,000 messages of one channel, and reading goes on.
+    const server = await listen(engine, t);
+    const peer = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 1000; i++) frames.push(frame(OpCode.Signal, i));
+    await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+    const held: Message[] = [];
+    while (held.length < 1000) {
+      const m = await recv(server.group, 10_000);
+      assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
+      held.push(m);
+    }
+    for (const m of held) engine.put(m);
+    peer.close();
+    expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+    // Peers: 1,000 requests in flight on one channel, every answer held until all arrived,
+    // with the server on the same engine.
+    await using echo = await peerServe(
+      anyAddress(t.name),
+      (req) => req.body.text(),
+      { engine, maxInFlight: 1000 },
+    );
+    await using ch = await peerConnect(echo.address, { engine });
+    const answers = await within(
+      Promise.all(
+        Array.from({ length: 1000 }, (_, i) => ch.request(`r${i}`, { timeoutMs: 60_000 })),
+      ),
+      60_000,
+      "1,000 concurrent requests",
+    );
+    assertEquals(
+      answers.map((m) => m.body.text()),
+      Array.from({ length: 1000 }, (_, i) => `r${i}`),
+    );
+    for (const m of answers) engine.put(m);
+  });
+}
