@@ -26,6 +26,7 @@ export interface ResolvedOptions {
   timeouts: Timeouts;
   maxEngineQueuedBytes: number;
   maxReceiveQueueMsgs: number;
+  maxChannelHeldMsgs: number;
 }
 
 export class GroupCore implements GroupHost {
@@ -67,6 +68,7 @@ export class EngineCore implements EngineHost {
   readonly deadlines: Deadlines;
   readonly maxEngineQueuedBytes: number;
   readonly maxReceiveQueueMsgs: number;
+  readonly maxChannelHeldMsgs: number;
   queuedBytes = 0;
   readonly heartbeat = new Heartbeat();
   readonly channels = new Map<number, Channel>();
@@ -79,6 +81,9 @@ export class EngineCore implements EngineHost {
     this.maxQueuedBytes = positiveInteger("maxQueuedBytes", o.maxQueuedBytes);
     this.maxEngineQueuedBytes = positiveInteger("maxEngineQueuedBytes", o.maxEngineQueuedBytes);
     this.maxReceiveQueueMsgs = positiveInteger("maxReceiveQueueMsgs", o.maxReceiveQueueMsgs);
+    this.maxChannelHeldMsgs = o.maxChannelHeldMsgs === Infinity
+      ? Infinity
+      : positiveInteger("maxChannelHeldMsgs", o.maxChannelHeldMsgs);
     if (
       !(Number.isInteger(o.maxConnections) || o.maxConnections === Infinity) || o.maxConnections < 1
     ) {

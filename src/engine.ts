@@ -69,6 +69,16 @@ export interface EngineOptions {
    * per channel) are still delivered past it.
    */
   maxReceiveQueueMsgs?: number;
+  /**
+   * Most messages one channel may have out: read from its socket and not yet back in the
+   * pool (held by the application, waiting in a receive queue, or reused by it). A channel
+   * at this share stops reading its socket, so that peer alone is held back while every
+   * other channel reads on with its own share; its group gets one Signal with status
+   * `pool_empty` per episode, and any message of the channel that comes back (`put`,
+   * `post`) resumes it. Default: `maxPoolMsgs` or 1024, whichever is larger; `Infinity`
+   * turns the share off.
+   */
+  maxChannelHeldMsgs?: number;
 }
 
 /**
@@ -108,9 +118,10 @@ export class Engine implements AsyncDisposable {
    */
   constructor(options: EngineOptions = {}) {
     const initial = options.initialPoolMsgs ?? 16;
+    const maxPool = Math.max(options.maxPoolMsgs ?? 64, initial);
     this.#core = new EngineCore({
       initialPoolMsgs: initial,
-      maxPoolMsgs: Math.max(options.maxPoolMsgs ?? 64, initial),
+      maxPoolMsgs: maxPool,
       maxChannels: options.maxChannels ?? 65534,
       maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
       maxConnections: options.maxConnections ?? 10_000,
@@ -122,6 +133,7 @@ export class Engine implements AsyncDisposable {
       },
       maxEngineQueuedBytes: options.maxEngineQueuedBytes ?? 256 * 1024 * 1024,
       maxReceiveQueueMsgs: options.maxReceiveQueueMsgs ?? 16384,
+      maxChannelHeldMsgs: options.maxChannelHeldMsgs ?? Math.max(maxPool, 1024),
     });
   }
 

@@ -22,6 +22,9 @@ export type Owner = typeof Owner[keyof typeof Owner];
 /** Library-internal key of a message's owner field. */
 export const kOwner: unique symbol = Symbol("tofu.owner");
 
+/** Library-internal key of the read share a received message is charged to (src/_read_share.ts). */
+export const kShare: unique symbol = Symbol("tofu.share");
+
 /** Library-internal: where a pool message goes back to (its engine's pool). */
 export interface MessageHome {
   put(m: Message): void;
@@ -64,6 +67,9 @@ export class Message {
 
   /** @internal Library bookkeeping: who holds the message (the application, a pool, the engine). */
   [kOwner]: Owner = Owner.Application;
+
+  /** @internal Library bookkeeping: the read share of the channel that received it, until it is back. */
+  [kShare]: { release(): void } | null = null;
 
   /**
    * Creates a standalone message (not from a pool).

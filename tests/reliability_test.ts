@@ -268,53 +268,69 @@ for (const t of transports) {
     expect(closed, OpCode.Signal, Status.channelClosed);
   });
 
-  Deno.test(`${t.name}: a waiting channel that closes withdraws its wait; the next put serves another`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 2, maxPoolMsgs: 2 });
+  Deno.test(`${t.name}: a held-back channel that closes withdraws its wait; a put of the other's message resumes it`, async () => {
+    await using engine = new Engine({ maxChannelHeldMsgs: 1 });
     const server = await listen(engine, t);
-    // The application holds every pool message.
-    const held = [engine.get("poolOnly")!, engine.get("poolOnly")!];
-    assertEquals(engine.get("poolOnly"), null);
-    const first = await rawConnect(server.bound);
-    await writeAll(first, frame(OpCode.HelloRequest, 11));
-    const a = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
-    const second = await rawConnect(server.bound);
-    await writeAll(second, frame(OpCode.HelloRequest, 22));
-    const b = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
-    assert(a.bhdr.channelNumber !== b.bhdr.channelNumber);
-    // The first waiter is aborted: its reports come back.
-    server.group.post(makeAbort(engine, a.bhdr.channelNumber));
+    // Each peer sends its HelloRequest and a Signal: the application holds the first, so
+    // each channel stops reading at its share of 1.
+    const peers = await Promise.all([11, 22].map(async (id) => {
+      const conn = await rawConnect(server.bound);
+      await writeAll(
+        conn,
+        new Uint8Array([...frame(OpCode.HelloRequest, id), ...frame(OpCode.Signal, id + 1)]),
+      );
+      return conn;
+    }));
+    const hellos = new Map<bigint, Message>();
+    const held = new Set<number>();
+    while (hellos.size < 2 || held.size < 2) {
+      const m = await recv(server.group);
+      if (m.isFromEngine()) {
+        expect(m, OpCode.Signal, Status.poolEmpty);
+        held.add(m.bhdr.channelNumber);
+        engine.put(m);
+      } else hellos.set(expect(m, OpCode.HelloRequest, Status.success).bhdr.messageId, m);
+    }
+    const a = hellos.get(11n)!;
+    const b = hellos.get(22n)!;
+    const aCh = a.bhdr.channelNumber;
+    const bCh = b.bhdr.channelNumber;
+    assertEquals(held, new Set([aCh, bCh]));
+    // The first is aborted: its reports come back; its held message is put back later.
+    server.group.post(makeAbort(engine, aCh));
     expect(await recv(server.group), OpCode.ByeSignal, Status.channelClosed);
     expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
-    // One message put back: the second channel's HelloRequest is read with it.
-    engine.put(held.pop()!);
-    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
-    assertEquals(hello.bhdr.channelNumber, b.bhdr.channelNumber);
-    assertEquals(hello.bhdr.messageId, 22n);
-    first.close();
-    second.close();
+    engine.put(a); // credits the closed channel only
+    assertEquals(await server.group.waitReceive(200), null, "the other channel is still held");
+    // One message of the second channel put back: its Signal is read.
+    engine.put(b);
+    const s = expect(await recv(server.group), OpCode.Signal, Status.success);
+    assertEquals([s.bhdr.channelNumber, s.bhdr.messageId], [bCh, 23n]);
+    engine.put(s);
+    for (const p of peers) p.close();
     expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
   });
 
-  Deno.test(`${t.name}: a posted message handed straight to a starved reader cannot be posted again`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1 });
+  Deno.test(`${t.name}: a posted message that resumes a held-back reader cannot be posted again`, async () => {
+    await using engine = new Engine({ maxChannelHeldMsgs: 1 });
     const server = await listen(engine, t);
-    const held = engine.get("poolOnly")!;
     const peer = await rawConnect(server.bound);
     await writeAll(
       peer,
       new Uint8Array([...frame(OpCode.HelloRequest, 5), ...frame(OpCode.Signal, 6)]),
     );
-    const starved = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
-    const reply = make(engine, starved.bhdr.channelNumber, OpCode.HelloResponse, "", 5n);
-    server.group.post(reply); // encoded; the message goes to the waiting reader at once
+    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
+    assertEquals(hello.bhdr.messageId, 5n);
+    expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
+    const reply = hello;
+    reply.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(reply); // encoded; the message goes back and frees the channel's share
     const err = assertThrows(() => server.group.post(reply), TofuError);
     assertEquals(err.status, Status.notAllowed);
     engine.put(reply); // ignored: not the application's
-    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
-    assertEquals(hello.bhdr.messageId, 5n);
-    engine.put(hello);
-    engine.put(held);
-    expect(await recv(server.group), OpCode.Signal, Status.success);
+    const signal = expect(await recv(server.group), OpCode.Signal, Status.success);
+    assertEquals(signal.bhdr.messageId, 6n);
+    engine.put(signal);
     peer.close();
     for (;;) {
       const m = await recv(server.group);
@@ -322,33 +338,52 @@ for (const t of transports) {
     }
   });
 
-  Deno.test(`${t.name}: starved channels are served in turn`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1 });
+  Deno.test(`${t.name}: held-back channels are each resumed by their own messages only`, async () => {
+    // A pool of 1 no longer limits reading: each channel has a share of 2.
+    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1, maxChannelHeldMsgs: 2 });
     const server = await listen(engine, t);
-    const spare = engine.get("poolOnly")!;
     const peers = await Promise.all([1, 2, 3].map(() => rawConnect(server.bound)));
-    const channels: number[] = [];
+    const byChannel = new Map<number, Message[]>();
     for (const [i, peer] of peers.entries()) {
       const frames = [frame(OpCode.HelloRequest, 100 * i + 1)];
       for (let k = 2; k <= 5; k++) frames.push(frame(OpCode.Signal, 100 * i + k));
       await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
-      channels.push(
-        expect(await recv(server.group), OpCode.Signal, Status.poolEmpty).bhdr.channelNumber,
-      );
     }
-    // Each message put back goes to the next starved channel, round robin.
-    const order: number[] = [];
-    engine.put(spare);
-    for (let i = 0; i < 15; i++) {
+    let reports = 0;
+    while (reports < 3) {
       const m = await recv(server.group);
-      assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)}`);
-      order.push(m.bhdr.channelNumber);
-      engine.put(m);
+      if (m.isFromEngine()) {
+        expect(m, OpCode.Signal, Status.poolEmpty);
+        reports++;
+        engine.put(m);
+        continue;
+      }
+      const list = byChannel.get(m.bhdr.channelNumber) ?? [];
+      list.push(m);
+      byChannel.set(m.bhdr.channelNumber, list);
     }
-    assertEquals(order, [0, 1, 2, 3, 4].flatMap(() => channels));
+    assertEquals([...byChannel.values()].map((l) => l.length), [2, 2, 2], "each read its share");
+    assertEquals(await server.group.waitReceive(200), null);
+    // Messages of the second channel put back: only it reads on, one frame per message.
+    const [, second] = [...byChannel.keys()];
+    for (const m of byChannel.get(second!)!.splice(0)) engine.put(m);
+    const got: bigint[] = [];
+    for (let i = 0; i < 2; i++) {
+      const m = await recv(server.group);
+      assertEquals(m.bhdr.channelNumber, second);
+      got.push(m.bhdr.messageId);
+      byChannel.get(second!)!.push(m);
+    }
+    const base = byChannel.get(second!)![0]!.bhdr.messageId - 3n;
+    assertEquals(got, [base + 3n, base + 4n]);
+    assertEquals(await server.group.waitReceive(200), null, "the others are still held");
+    for (const list of byChannel.values()) for (const m of list) engine.put(m);
     for (const p of peers) p.close();
-    for (let i = 0; i < 3; i++) {
-      expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+    let closed = 0;
+    while (closed < 3) {
+      const m = await recv(server.group);
+      if (m.bhdr.status === Status.channelClosed) closed++;
+      engine.put(m);
     }
   });
 
