@@ -712,3 +712,46 @@ for (const t of transports) {
     for (const m of answers) engine.put(m);
   });
 }
+
+for (const t of transports) {
+  Deno.test(`${t.name}: Peers: answers to requests do not count against the read share`, async () => {
+    const share = 8;
+    await using engine = new Engine({ maxChannelHeldMsgs: share });
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => release = r);
+    let started = 0;
+    await using server = await peerServe(anyAddress(t.name), async (req) => {
+      if (req.body.text() === "hang") {
+        started++;
+        await stuck;
+      }
+      return req.body.text();
+    }, { engine, maxInFlight: 2 });
+    // 200 answers held at once on one channel with a share of 8.
+    await using ch = await peerConnect(server.address, { engine });
+    const answers = await within(
+      Promise.all(
+        Array.from({ length: 200 }, (_, i) => ch.request(`r${i}`, { timeoutMs: 30_000 })),
+      ),
+      30_000,
+      "200 concurrent requests",
+    );
+    assertEquals(answers.map((m) => m.body.text()), Array.from({ length: 200 }, (_, i) => `r${i}`));
+    for (const m of answers) engine.put(m);
+    // A peer whose requests hang is held back at the share: 2 handlers run, the rest of
+    // its share waits unread, and the peer's other requests wait in the socket.
+    await using flooder = await peerConnect(server.address, { engine });
+    const hanging = Array.from(
+      { length: 50 },
+      () => flooder.request("hang", { timeoutMs: 30_000 }).then((m) => engine.put(m)),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(started, 2);
+    // Meanwhile the first channel is served as before.
+    using again = await ch.request("still served", { timeoutMs: 10_000 });
+    assertEquals(again.body.text(), "still served");
+    release();
+    await within(Promise.all(hanging), 30_000, "the held-back requests, once released");
+    assertEquals(started, 50);
+  });
+}
