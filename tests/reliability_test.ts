@@ -506,6 +506,8 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
   g.updateReceiver(mine);
   assertThrows(() => new Engine({ maxReceiveQueueMsgs: 0 }), RangeError);
   assertThrows(() => new Engine({ maxEngineQueuedBytes: 1.5 }), RangeError);
+  assertThrows(() => new Engine({ maxChannelHeldMsgs: 0 }), RangeError);
+  assertThrows(() => new Engine({ maxChannelHeldMsgs: 2.5 }), RangeError);
 });
 
 // ---- The read share: a channel holds at most maxChannelHeldMsgs messages ----
@@ -755,3 +757,21 @@ for (const t of transports) {
     assertEquals(started, 50);
   });
 }
+
+Deno.test("maxChannelHeldMsgs: Infinity turns the share off", async () => {
+  await using engine = new Engine({ maxChannelHeldMsgs: Infinity, maxPoolMsgs: 4 });
+  const server = await listen(engine, transports[0]!);
+  const peer = await rawConnect(server.bound);
+  const frames = [frame(OpCode.HelloRequest, 1)];
+  for (let i = 2; i <= 3000; i++) frames.push(frame(OpCode.Signal, i));
+  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  const held: Message[] = [];
+  while (held.length < 3000) {
+    const m = await recv(server.group, 10_000);
+    assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
+    held.push(m);
+  }
+  for (const m of held) engine.put(m);
+  peer.close();
+  expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+});
