@@ -89,7 +89,7 @@ export class IoChannel implements Channel {
     this.number = number;
     this.done = new Promise((r) => this.#resolveDone = r);
     this.#isClient = hello !== null;
-    this.#share = new ReadShare(host.maxChannelHeldMsgs);
+    this.#share = new ReadShare(host.maxChannelHeldMsgs, host.pool.max);
     this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
@@ -275,8 +275,9 @@ export class IoChannel implements Channel {
             continue;
           }
           if (share.full) {
-            // This channel holds its share: it alone waits until one of them comes back.
-            this.#starve();
+            // This channel holds its share (or has its window of messages unread in the
+            // group's queue): it alone waits until one of them comes back (is taken).
+            if (share.atLimit) this.#starve();
             if (!await this.#waitShare()) return;
             if (this.#starvesLoop()) await this.#yield();
             continue;

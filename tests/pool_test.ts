@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertNotStrictEquals, assertStrictEquals } from "@std/assert";
-import { Engine, Message } from "../mod.ts";
+import { Engine, Message, TofuError } from "../mod.ts";
 import { MessagePool } from "../src/pool.ts";
 import { ReadShare } from "../src/_read_share.ts";
+import { ReceiveQueue } from "../src/_receive_queue.ts";
 
 Deno.test("MessagePool starts with initial messages and keeps at most max", () => {
   const pool = new MessagePool(4, 6);
@@ -49,8 +50,8 @@ Deno.test("MessagePool: first messages share one slab; grown buffers are kept", 
 
 Deno.test("ReadShare: a put back message frees its own channel's share, once, and wakes its reader", () => {
   const pool = new MessagePool(0, 4);
-  const a = new ReadShare(2);
-  const b = new ReadShare(2);
+  const a = new ReadShare(2, Infinity);
+  const b = new ReadShare(2, Infinity);
   const [m1, m2, m3] = [pool.get("always")!, pool.get("always")!, pool.get("always")!];
   a.charge(m1);
   a.charge(m2);
@@ -68,7 +69,7 @@ Deno.test("ReadShare: a put back message frees its own channel's share, once, an
   assertEquals(a.held, 1);
   // A message of a closed channel credits that channel's share only, never the next
   // channel that gets the same number.
-  const next = new ReadShare(2);
+  const next = new ReadShare(2, Infinity);
   next.charge(pool.get("always")!);
   pool.put(m2);
   assertEquals([a.held, next.held], [0, 1]);
@@ -91,4 +92,21 @@ Deno.test("Engine get/put: poolSize, poolOnly null, null put is a no-op", async 
   engine.put(b);
   engine.put(c);
   assertEquals(engine.poolSize, 3);
+});
+
+Deno.test("ReadShare: its window of unread queued messages holds it back until one is taken", () => {
+  const share = new ReadShare(100, 2);
+  const q = new ReceiveQueue();
+  const ms = [new Message(), new Message(), new Message()];
+  for (const m of ms) share.charge(m);
+  q.push(ms[0]!);
+  q.push(ms[1]!);
+  assertEquals([share.queued, share.full, share.atLimit], [2, true, false]);
+  let woken = 0;
+  share.whenFree(() => woken++);
+  assertStrictEquals(q.tryShift(), ms[0]);
+  assertEquals([share.queued, woken], [1, 1]);
+  q.push(ms[2]!);
+  assertEquals(q.shutdown(new TofuError(23, "Cannot receive: gone")).length, 2);
+  assertEquals([share.queued, share.held], [0, 3]);
 });

@@ -775,3 +775,45 @@ Deno.test("maxChannelHeldMsgs: Infinity turns the share off", async () => {
   peer.close();
   expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
 });
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a flooding channel has at most maxPoolMsgs messages unread in its group's queue, ahead of others`, async () => {
+    await using engine = new Engine({ maxPoolMsgs: 32 });
+    const server = await listen(engine, t);
+    const flooder = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 2000; i++) frames.push(frame(OpCode.Signal, i));
+    const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    // The application does not read for a while; then a good peer says hello.
+    await new Promise((r) => setTimeout(r, 300));
+    const good = await rawConnect(server.bound);
+    await writeAll(good, frame(OpCode.HelloRequest, 99_999));
+    await new Promise((r) => setTimeout(r, 300));
+    const queued: Message[] = [];
+    for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+      queued.push(m);
+    }
+    const hello = queued.findIndex((m) => m.bhdr.messageId === 99_999n);
+    assert(hello >= 0, "the good peer's HelloRequest was read");
+    assert(hello <= 32, `the good peer's HelloRequest waits behind ${hello} flood messages`);
+    // Nothing of the flood is lost: it arrives in order once the application reads.
+    const ids = queued.filter((m) => m.bhdr.messageId !== 99_999n).map((m) =>
+      Number(m.bhdr.messageId)
+    );
+    for (const m of queued) engine.put(m);
+    while (ids.length < 2000) {
+      const m = await recv(server.group);
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 2000 }, (_, i) => i + 1));
+    await writing;
+    flooder.close();
+    good.close();
+    for (let closed = 0; closed < 2;) {
+      const m = await recv(server.group);
+      if (m.bhdr.status === Status.channelClosed) closed++;
+      engine.put(m);
+    }
+  });
+}
