@@ -16,7 +16,11 @@ export type { AllocationStrategy } from "./pool.ts";
 export interface EngineOptions {
   /** Messages the pool starts with (default 16). */
   initialPoolMsgs?: number;
-  /** Most messages the pool keeps (default 64; raised to `initialPoolMsgs` if smaller). */
+  /**
+   * Most messages the pool keeps (default 64; raised to `initialPoolMsgs` if smaller). Also
+   * the most messages of one channel that wait unread in its group's receive queue: then
+   * that channel pauses reading until the application takes one.
+   */
   maxPoolMsgs?: number;
   /** Most channels open at once, listeners included (default and at most 65534). */
   maxChannels?: number;
