@@ -89,7 +89,7 @@ export class IoChannel implements Channel {
     this.number = number;
     this.done = new Promise((r) => this.#resolveDone = r);
     this.#isClient = hello !== null;
-    this.#share = new ReadShare(host.maxChannelHeldMsgs, host.pool.max);
+    this.#share = new ReadShare(host.maxChannelHeldMsgs, Math.max(1, host.pool.max));
     this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);

@@ -817,3 +817,21 @@ for (const t of transports) {
     }
   });
 }
+
+Deno.test("an engine with a pool of 0 still reads, one unread message per channel at a time", async () => {
+  await using engine = new Engine({ initialPoolMsgs: 0, maxPoolMsgs: 0 });
+  const server = await listen(engine, transports[0]!);
+  const peer = await rawConnect(server.bound);
+  const frames = [frame(OpCode.HelloRequest, 1)];
+  for (let i = 2; i <= 20; i++) frames.push(frame(OpCode.Signal, i));
+  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  const ids: number[] = [];
+  while (ids.length < 20) {
+    const m = await recv(server.group);
+    ids.push(Number(m.bhdr.messageId));
+    engine.put(m);
+  }
+  assertEquals(ids, Array.from({ length: 20 }, (_, i) => i + 1));
+  peer.close();
+  expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+});
