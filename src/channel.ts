@@ -96,6 +96,8 @@ interface Pending {
 interface Stream {
   queue: AsyncQueue<Message>;
   discard: boolean;
+  /** The stream answers a request of ours: its chunks leave the read share once read. */
+  answer: boolean;
 }
 
 interface Resolved {
@@ -463,6 +465,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           this.#engine.put(c);
           throw failure;
         }
+        // A chunk of an answer, like the answer, no longer counts once read; unread
+        // chunks still hold the peer back.
+        if (stream!.answer) discharge(c);
         yield c;
       }
     } finally {
@@ -786,16 +791,17 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       const p = this.#pending.get(id);
       if (p) {
         this.#pending.delete(id);
-        if (m.hasMore()) this.#openStream(key);
+        if (m.hasMore()) this.#openStream(key, true);
         // An answer the application asked for is not the peer's to hold back: it no longer
         // counts against the channel's read share (maxChannelHeldMsgs), so any number of
-        // answers may be held. Unread messages and those taken from the iterator do count.
+        // answers may be held (chunks of a streamed answer once read, see chunks()).
+        // Unread messages and those taken from the iterator do count.
         discharge(m);
         p.resolve(m);
         return;
       }
     }
-    if (m.hasMore()) this.#openStream(key);
+    if (m.hasMore()) this.#openStream(key, false);
     if (!this.#incoming.push(m)) this.#engine.put(m);
   }
 
@@ -813,10 +819,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     for (const c of stream.queue.drain()) this.#engine.put(c);
   }
 
-  #openStream(key: string): void {
+  #openStream(key: string, answer: boolean): void {
     this.#streams.set(key, {
       queue: new AsyncQueue<Message>(),
       discard: false,
+      answer,
     });
   }
 

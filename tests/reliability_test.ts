@@ -727,6 +727,7 @@ for (const t of transports) {
         started++;
         await stuck;
       }
+      if (req.body.text() === "stream") return Array.from({ length: 100 }, (_, i) => `c${i}`);
       return req.body.text();
     }, { engine, maxInFlight: 2 });
     // 200 answers held at once on one channel with a share of 8.
@@ -740,6 +741,15 @@ for (const t of transports) {
     );
     assertEquals(answers.map((m) => m.body.text()), Array.from({ length: 200 }, (_, i) => `r${i}`));
     for (const m of answers) engine.put(m);
+    // A streamed answer of 100 chunks, every chunk held until the last one arrived.
+    const first = await ch.request("stream", { timeoutMs: 10_000 });
+    const chunks = await within(
+      Array.fromAsync(ch.chunks(first)),
+      30_000,
+      "100 chunks of one answer",
+    );
+    assertEquals(chunks.map((m) => m.body.text()), Array.from({ length: 100 }, (_, i) => `c${i}`));
+    for (const m of chunks) engine.put(m);
     // A peer whose requests hang is held back at the share: 2 handlers run, the rest of
     // its share waits unread, and the peer's other requests wait in the socket.
     await using flooder = await peerConnect(server.address, { engine });
