@@ -511,6 +511,9 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
 });
 
 // ---- The read share: a channel holds at most maxChannelHeldMsgs messages ----
+// The tests below failed on 14e5264 (one pool for all readers), or on the commit of this
+// branch before the piece they guard (the unread window, answers off the share, a pool
+// of 0): their commit messages say which.
 
 /** Rejects if `p` does not settle within `ms` (generous: a stall is what is tested). */
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
