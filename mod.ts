@@ -66,6 +66,8 @@ export { Body } from "./src/body.ts";
 export { OpCode, opCodeName } from "./src/opcode.ts";
 export { Status, statusName, TofuError } from "./src/status.ts";
 export {
+  IsolateClientAddress,
+  IsolateServerAddress,
   TcpClientAddress,
   TcpServerAddress,
   UdsClientAddress,

@@ -8,6 +8,7 @@ import { Deadlines, type Timeouts } from "./_deadlines.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 import { closeQuietly, IoChannel } from "./_io_channel.ts";
 import { ListenerChannel, liveSocketPaths, removeSocketFile } from "./_listener.ts";
+import { dialIsolate, IsolateListener } from "./_transport_isolate.ts";
 import { type Message, Owner, ownerOf, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { MessagePool } from "./pool.ts";
@@ -294,6 +295,8 @@ function addressIn(value: string | undefined, header: string, action: string): P
 
 // Async so that anything Deno.connect throws becomes a rejection, never a throw out of post().
 async function dial(addr: ParsedAddress): Promise<Deno.Conn> {
+  // The isolate pipe has the read/write/close shape the channel code uses of a Deno.Conn.
+  if (addr.transport === "isolate") return await dialIsolate(addr.name) as unknown as Deno.Conn;
   if (addr.transport === "tcp") return await Deno.connect({ hostname: addr.host, port: addr.port });
   return await Deno.connect({ transport: "unix", path: addr.path });
 }
@@ -307,6 +310,9 @@ interface Opened {
 async function openListener(addr: ParsedAddress): Promise<Opened> {
   if (addr.transport === "tcp") {
     return { listener: Deno.listen({ hostname: addr.host, port: addr.port }), ino: null };
+  }
+  if (addr.transport === "isolate") {
+    return { listener: new IsolateListener(addr.name) as unknown as Deno.Listener, ino: null };
   }
   await prepareSocketPath(addr.path);
   const listener = Deno.listen({ transport: "unix", path: addr.path });
@@ -355,6 +361,7 @@ async function prepareSocketPath(path: string): Promise<void> {
 
 function boundAddress(addr: ParsedAddress, listener: Deno.Listener): string {
   if (addr.transport === "uds") return `uds|${addr.path}`;
+  if (addr.transport === "isolate") return `isolate|${addr.name}`;
   const a = listener.addr as Deno.NetAddr;
   return `tcp|${a.hostname}|${a.port}`;
 }

@@ -4,6 +4,8 @@ import { assert, assertEquals } from "@std/assert";
 import {
   type ChannelGroup,
   type Engine,
+  IsolateClientAddress,
+  IsolateServerAddress,
   type Message,
   OpCode,
   Status,
@@ -15,16 +17,19 @@ import {
 } from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
 
+type ServerAddress = TcpServerAddress | UdsServerAddress | IsolateServerAddress;
+type ClientAddress = TcpClientAddress | UdsClientAddress | IsolateClientAddress;
+
 export interface Transport {
-  name: "tcp" | "uds";
+  name: "tcp" | "uds" | "isolate";
   /** A fresh address to listen on. */
-  listenAt(): TcpServerAddress | UdsServerAddress;
+  listenAt(): ServerAddress;
   /** The client address for a bound `~listen_on` value. */
-  connectTo(bound: string): TcpClientAddress | UdsClientAddress;
+  connectTo(bound: string): ClientAddress;
   /** An address nobody listens on. */
-  nobody(): TcpClientAddress | UdsClientAddress;
+  nobody(): ClientAddress;
   /** A fixed server address and the client address that reaches it. */
-  pair(): [TcpServerAddress | UdsServerAddress, TcpClientAddress | UdsClientAddress];
+  pair(): [ServerAddress, ClientAddress];
 }
 
 export const transports: Transport[] = [
@@ -50,6 +55,30 @@ export const transports: Transport[] = [
     },
   },
 ];
+
+let isolateNames = 0;
+function isolateName(): string {
+  return `test-${Deno.pid}-${++isolateNames}`;
+}
+
+/**
+ * Channels between isolates (src/_transport_isolate.ts) without a socket. In one isolate both
+ * ends share the process's registry, which runs the same pipe code as across Workers
+ * (tests/workers_test.ts covers the Workers themselves).
+ */
+export const isolateTransport: Transport = {
+  name: "isolate",
+  listenAt: () => new IsolateServerAddress(isolateName()),
+  connectTo: (bound) => IsolateClientAddress.parse(bound),
+  nobody: () => new IsolateClientAddress(isolateName()),
+  pair: () => {
+    const name = isolateName();
+    return [new IsolateServerAddress(name), new IsolateClientAddress(name)];
+  },
+};
+
+/** The transports the section-9 lifecycle suite runs over: sockets and isolate channels. */
+export const lifecycleTransports: Transport[] = [...transports, isolateTransport];
 
 /** Receives the next message or fails the test after `ms`. */
 export async function recv(group: ChannelGroup, ms = 5000): Promise<Message> {
