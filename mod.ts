@@ -96,5 +96,12 @@ export {
   type SendOptions,
 } from "./src/channel.ts";
 export { connect, type ConnectOptions } from "./src/connect.ts";
+export {
+  IsolateLink,
+  isolateListening,
+  type LinkEnd,
+  linkParent,
+  linkWorker,
+} from "./src/workers.ts";
 export { listen, Listener, type ListenOptions } from "./src/listener.ts";
 export { type Handler, type Reply, serve, type ServeOptions, Server } from "./src/server.ts";

@@ -84,54 +84,87 @@ export class IsolatePipe {
   async read(p: Uint8Array): Promise<number | null> {
     const c = this.#ctl;
     const b = this.#inBase;
+    // Before sleeping, the reader raises its flag and then looks again: a writer that
+    // missed the flag wrote before that second look, so no wake-up is lost.
+    let armed = false;
+    let sig = 0;
     for (;;) {
       if (this.#closed) return null;
-      const sig = Atomics.load(c, b + RSIG);
-      const head = Atomics.load(c, b + HEAD);
-      const used = (Atomics.load(c, b + TAIL) - head) | 0;
-      if (used > 0) {
-        const n = Math.min(used, p.length);
-        const pos = head & this.#mask;
-        const first = Math.min(n, this.#in.length - pos);
-        p.set(this.#in.subarray(pos, pos + first));
-        if (first < n) p.set(this.#in.subarray(0, n - first), first);
-        Atomics.store(c, b + HEAD, (head + n) | 0);
-        if (Atomics.load(c, b + WWAIT) === 1) wake(c, b + WSIG);
-        return n;
+      let n = this.#take(p);
+      // The peer writes its last bytes before it marks its end closed: look once more.
+      if (n === 0 && this.peerClosed) n = this.#take(p) || -1;
+      if (n !== 0) {
+        if (armed) Atomics.store(c, b + RWAIT, 0);
+        return n > 0 ? n : null;
       }
-      if (this.peerClosed) return null;
-      Atomics.store(c, b + RWAIT, 1);
+      if (!armed) {
+        armed = true;
+        Atomics.store(c, b + RWAIT, 1);
+        sig = Atomics.load(c, b + RSIG);
+        continue;
+      }
       await sleep(c, b + RSIG, sig);
-      Atomics.store(c, b + RWAIT, 0);
+      armed = false;
     }
+  }
+
+  #take(p: Uint8Array): number {
+    const c = this.#ctl;
+    const b = this.#inBase;
+    const head = Atomics.load(c, b + HEAD);
+    const used = (Atomics.load(c, b + TAIL) - head) | 0;
+    if (used === 0) return 0;
+    const n = Math.min(used, p.length);
+    const pos = head & this.#mask;
+    const first = Math.min(n, this.#in.length - pos);
+    p.set(this.#in.subarray(pos, pos + first));
+    if (first < n) p.set(this.#in.subarray(0, n - first), first);
+    Atomics.store(c, b + HEAD, (head + n) | 0);
+    if (Atomics.load(c, b + WWAIT) === 1) wake(c, b + WSIG);
+    return n;
   }
 
   /** Writes some of `p` (at least one byte) once the ring has room. */
   async write(p: Uint8Array): Promise<number> {
     const c = this.#ctl;
     const b = this.#outBase;
+    let armed = false;
+    let sig = 0;
     for (;;) {
       if (this.#closed) throw new Deno.errors.BadResource("the isolate pipe is closed");
       if (this.peerClosed) {
         throw new Deno.errors.BrokenPipe("the peer isolate closed the connection");
       }
-      const sig = Atomics.load(c, b + WSIG);
-      const tail = Atomics.load(c, b + TAIL);
-      const room = this.#out.length - ((tail - Atomics.load(c, b + HEAD)) | 0);
-      if (room > 0) {
-        const n = Math.min(room, p.length);
-        const pos = tail & this.#mask;
-        const first = Math.min(n, this.#out.length - pos);
-        this.#out.set(p.subarray(0, first), pos);
-        if (first < n) this.#out.set(p.subarray(first, n), 0);
-        Atomics.store(c, b + TAIL, (tail + n) | 0);
-        if (Atomics.load(c, b + RWAIT) === 1) wake(c, b + RSIG);
+      const n = this.#put(p);
+      if (n > 0) {
+        if (armed) Atomics.store(c, b + WWAIT, 0);
         return n;
       }
-      Atomics.store(c, b + WWAIT, 1);
+      if (!armed) {
+        armed = true;
+        Atomics.store(c, b + WWAIT, 1);
+        sig = Atomics.load(c, b + WSIG);
+        continue;
+      }
       await sleep(c, b + WSIG, sig);
-      Atomics.store(c, b + WWAIT, 0);
+      armed = false;
     }
+  }
+
+  #put(p: Uint8Array): number {
+    const c = this.#ctl;
+    const b = this.#outBase;
+    const tail = Atomics.load(c, b + TAIL);
+    const room = this.#out.length - ((tail - Atomics.load(c, b + HEAD)) | 0);
+    if (room === 0 || p.length === 0) return 0;
+    const n = Math.min(room, p.length);
+    const pos = tail & this.#mask;
+    const first = Math.min(n, this.#out.length - pos);
+    this.#out.set(p.subarray(0, first), pos);
+    if (first < n) this.#out.set(p.subarray(first, n), 0);
+    Atomics.store(c, b + TAIL, (tail + n) | 0);
+    if (Atomics.load(c, b + RWAIT) === 1) wake(c, b + RSIG);
+    return n;
   }
 
   close(): void {
