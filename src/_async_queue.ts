@@ -12,6 +12,12 @@ export class AsyncQueue<T> {
   #takers: Array<((v: T | Done) => void) | undefined> = [];
   #takersHead = 0;
   #closed = false;
+  readonly #onTake: (() => void) | undefined;
+
+  /** `onTake` runs each time an item leaves the queue for a taker. */
+  constructor(onTake?: () => void) {
+    this.#onTake = onTake;
+  }
 
   get closed(): boolean {
     return this.#closed;
@@ -29,6 +35,7 @@ export class AsyncQueue<T> {
       this.#takers[this.#takersHead++] = undefined;
       this.#compactTakers();
       take(v);
+      this.#onTake?.();
       return true;
     }
     this.#items.push(v);
@@ -37,7 +44,11 @@ export class AsyncQueue<T> {
 
   /** The next item, or `done` once the queue is closed and empty. */
   take(): Promise<T | Done> {
-    if (this.#head < this.#items.length) return Promise.resolve(this.#shift());
+    if (this.#head < this.#items.length) {
+      const v = this.#shift();
+      this.#onTake?.();
+      return Promise.resolve(v);
+    }
     if (this.#closed) return Promise.resolve(done);
     return new Promise((resolve) => this.#takers.push(resolve));
   }

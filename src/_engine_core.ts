@@ -5,6 +5,7 @@ import { CONNECT_TO, LISTEN_ON, parseAddress, type ParsedAddress } from "./addre
 import type { BinaryHeader } from "./binary_header.ts";
 import { ChannelNumbers } from "./_channel_numbers.ts";
 import { Deadlines, type Timeouts } from "./_deadlines.ts";
+import { Heartbeat } from "./_heartbeat.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 import { closeQuietly, IoChannel } from "./_io_channel.ts";
 import { ListenerChannel, liveSocketPaths, removeSocketFile } from "./_listener.ts";
@@ -24,21 +25,39 @@ export interface ResolvedOptions {
   maxQueuedBytes: number;
   maxConnections: number;
   timeouts: Timeouts;
+  maxEngineQueuedBytes: number;
+  maxReceiveQueueMsgs: number;
 }
 
 export class GroupCore implements GroupHost {
-  readonly queue = new ReceiveQueue();
+  readonly queue: ReceiveQueue;
   readonly channels = new Set<Channel>();
   readonly engine: EngineCore;
   destroyed = false;
 
   constructor(engine: EngineCore) {
     this.engine = engine;
+    this.queue = new ReceiveQueue(engine.maxReceiveQueueMsgs);
   }
 
   deliver(m: Message): void {
     if (!this.queue.push(m)) this.engine.recycle(m);
   }
+
+  get full(): boolean {
+    return this.queue.full;
+  }
+
+  whenRoom(cb: () => void): () => void {
+    return this.queue.whenRoom(cb);
+  }
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`Cannot create engine: ${name} ${value} is not a positive integer`);
+  }
+  return value;
 }
 
 export class EngineCore implements EngineHost {
@@ -47,6 +66,10 @@ export class EngineCore implements EngineHost {
   readonly maxQueuedBytes: number;
   readonly maxConnections: number;
   readonly deadlines: Deadlines;
+  readonly maxEngineQueuedBytes: number;
+  readonly maxReceiveQueueMsgs: number;
+  queuedBytes = 0;
+  readonly heartbeat = new Heartbeat();
   readonly channels = new Map<number, Channel>();
   readonly groups = new Set<GroupCore>();
   closed = false;
@@ -54,12 +77,9 @@ export class EngineCore implements EngineHost {
   constructor(o: ResolvedOptions) {
     this.pool = new MessagePool(o.initialPoolMsgs, o.maxPoolMsgs);
     this.numbers = new ChannelNumbers(o.maxChannels);
-    if (!Number.isInteger(o.maxQueuedBytes) || o.maxQueuedBytes < 1) {
-      throw new RangeError(
-        `Cannot create engine: maxQueuedBytes ${o.maxQueuedBytes} is not a positive integer`,
-      );
-    }
-    this.maxQueuedBytes = o.maxQueuedBytes;
+    this.maxQueuedBytes = positiveInteger("maxQueuedBytes", o.maxQueuedBytes);
+    this.maxEngineQueuedBytes = positiveInteger("maxEngineQueuedBytes", o.maxEngineQueuedBytes);
+    this.maxReceiveQueueMsgs = positiveInteger("maxReceiveQueueMsgs", o.maxReceiveQueueMsgs);
     if (
       !(Number.isInteger(o.maxConnections) || o.maxConnections === Infinity) || o.maxConnections < 1
     ) {
@@ -69,6 +89,10 @@ export class EngineCore implements EngineHost {
     }
     this.maxConnections = o.maxConnections;
     this.deadlines = new Deadlines(o.timeouts);
+  }
+
+  charge(delta: number): void {
+    this.queuedBytes += delta;
   }
 
   register(ch: Channel): void {
@@ -173,8 +197,12 @@ export class EngineCore implements EngineHost {
       throw err;
     }
     const result = bh.clone();
-    transfer(msg, Owner.Engine);
-    io.post(msg);
+    try {
+      io.post(msg); // encodes the frame; the message goes back to the pool
+    } catch (err) {
+      bh.status = (err as TofuError).status;
+      throw err;
+    }
     return result;
   }
 
@@ -196,6 +224,7 @@ export class EngineCore implements EngineHost {
       return;
     }
     const ch = new IoChannel(this, group, hello.bhdr.channelNumber, hello);
+    this.recycle(hello); // its frame is queued on the channel
     this.register(ch);
     // Not tracked by the channel: closing it (abort, timeout, destroy) must not wait for a
     // connect that can hang for minutes. A connect that completes after the close is
@@ -282,6 +311,7 @@ export class EngineCore implements EngineHost {
     this.closed = true;
     await Promise.all([...this.groups].map((g) => this.destroy(g)));
     this.pool.clear();
+    this.heartbeat.stop();
   }
 }
 

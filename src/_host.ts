@@ -6,21 +6,34 @@ import type { MessagePool } from "./pool.ts";
 import type { ChannelNumbers } from "./_channel_numbers.ts";
 import type { TofuError } from "./status.ts";
 import type { Deadlines } from "./_deadlines.ts";
+import type { Heartbeat } from "./_heartbeat.ts";
 
 export interface GroupHost {
   /** Hands a message to the application, or recycles it when the group is gone. */
   deliver(m: Message): void;
+  /** Whether the group's receive queue is at its bound (channels stop reading). */
+  readonly full: boolean;
+  /** Calls `cb` once the receive queue is below its bound; returns a canceller. */
+  whenRoom(cb: () => void): () => void;
 }
 
 export interface EngineHost {
   readonly pool: MessagePool;
   readonly numbers: ChannelNumbers;
-  /** Outgoing bytes one channel may queue before post refuses more. */
+  /** Charged bytes one channel may queue before post refuses more. */
   readonly maxQueuedBytes: number;
   /** Accepted connections one listener keeps open; past it new ones are closed at once. */
   readonly maxConnections: number;
   /** The timeouts of I/O channels. */
   readonly deadlines: Deadlines;
+  /** Charged bytes all channels together may queue before post refuses more. */
+  readonly maxEngineQueuedBytes: number;
+  /** Charged bytes queued on all channels now. */
+  readonly queuedBytes: number;
+  /** Tells readers when the event loop is starved (see _heartbeat.ts). */
+  readonly heartbeat: Heartbeat;
+  /** Adds `delta` (negative to release) to the engine-wide queued bytes. */
+  charge(delta: number): void;
   /** Removes a closed channel from the engine's tables and releases its number. */
   release(ch: Channel): void;
   /** Registers a new channel. */

@@ -1,23 +1,31 @@
 // One connected socket: a client channel (from a HelloRequest) or an accepted one.
-// Writes are coalesced: every message queued when a flush starts goes out in one write.
-// Reads stop while the pool has no free message (backpressure).
+// Send side: a posted message is encoded into the channel's send lanes at once and goes
+// back to the pool, so a peer that never reads holds only bytes charged to this channel
+// (maxQueuedBytes) and to the engine (maxEngineQueuedBytes), never pool messages. Unsent
+// frames are handed back as messages when the channel closes. Writes are coalesced.
+// Read side: reading stops while the pool has no free message or the group's receive
+// queue is full (backpressure); starved channels get put-back messages in turn.
 
 import { BinaryHeader } from "./binary_header.ts";
-import { encodeFrameInto, FrameDecoder } from "./codec.ts";
-import type { Message } from "./message.ts";
+import { FrameDecoder } from "./codec.ts";
+import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import { Ring } from "./_ring.ts";
+import type { PoolWait } from "./pool.ts";
+import { QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 import type { Expiry, Watch } from "./_deadlines.ts";
 
-const OUT_INITIAL = 64 * 1024;
-
-// Posted messages are validated, which sets both lengths in the binary header, and
-// the application may not change them afterwards: reading the fields is enough.
+// Posted messages are validated, which sets both lengths in the binary header; the
+// frame is encoded in the same call, so later changes by the application cannot matter.
 function postedLength(m: Message): number {
   return 16 + m.bhdr.textHeadersLength + m.bhdr.bodyLength;
+}
+
+/** What a queued frame of `size` bytes is charged against the budgets. */
+function cost(size: number): number {
+  return size + QUEUED_MESSAGE_OVERHEAD;
 }
 
 function isBye(op: number): boolean {
@@ -32,20 +40,27 @@ export class IoChannel implements Channel {
 
   readonly #host: EngineHost;
   #conn: Deno.Conn | null = null;
-  readonly #sendQ = new Ring<Message>();
-  #batch: Message[] = [];
-  #batchEnds: number[] = [];
-  #out: Uint8Array | null = null;
+  // The HelloRequest and internalA messages go in the urgent lane, written first.
+  #urgent: SendLane | null = new SendLane();
+  #normal: SendLane | null = new SendLane();
   #queuedBytes = 0;
   #writing = false;
-  #helloUnsent: boolean;
   #sendClosed: string | null = null;
   #byeSent = false;
   #byeReceived = false;
-  readonly #decoder = new FrameDecoder();
+  #decoder: FrameDecoder | null = new FrameDecoder();
   #starving = false;
   #poolEmptyError: TofuError | null = null;
+  // While the reader waits (for a pool message or for room in the receive queue):
+  // ends the wait on close, and withdraws it from the pool or the queue.
   #wakeReader: (() => void) | null = null;
+  #poolWait: PoolWait | null = null;
+  #roomWait: (() => void) | null = null;
+  // Set while the reader waits for the engine's heartbeat (a starved event loop); the
+  // reader's steps since the heartbeat last fired (see _heartbeat.ts).
+  #beatWait: (() => void) | null = null;
+  #beatEpoch = -1;
+  #spins = 0;
   // Message id for the final channel_closed Signal: the Hello's, or the first received.
   readonly #id = new BinaryHeader();
   #hasId = false;
@@ -57,22 +72,27 @@ export class IoChannel implements Channel {
   #tasks: Promise<void>[] = [];
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
+  // Timeouts (src/_deadlines.ts); null when every timeout is off.
   readonly #watch: Watch | null;
+  // A copy of the HelloRequest, kept until the peer's first frame: if none comes in time,
+  // the handshake timeout hands it back with connect_failed even after it was written.
   #heldHello: Message | null = null;
+  #helloWritten = false;
   readonly #isClient: boolean;
 
   constructor(host: EngineHost, group: GroupHost, number: number, hello: Message | null) {
     this.#host = host;
     this.group = group;
     this.number = number;
-    this.#helloUnsent = hello !== null;
     this.done = new Promise((r) => this.#resolveDone = r);
     this.#isClient = hello !== null;
     this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
       this.#hasId = true;
-      this.#queue(hello, false);
+      if ((this.#watch?.handshakeSince ?? 0) > 0) this.#heldHello = hello.clone();
+      // The HelloRequest is the first urgent frame: urgent messages follow it.
+      this.#queue(hello, true);
     }
   }
 
@@ -92,13 +112,22 @@ export class IoChannel implements Channel {
         }: the channel is closing (${this.#sendClosed} already posted)`,
       );
     }
-    const size = postedLength(m);
-    if (this.#queuedBytes > 0 && this.#queuedBytes + size > this.#host.maxQueuedBytes) {
+    const c = cost(postedLength(m));
+    const host = this.#host;
+    if (this.#queuedBytes > 0 && this.#queuedBytes + c > host.maxQueuedBytes) {
       throw new TofuError(
         Status.allocationFailed,
         `Cannot ${
           this.#postAction(m)
-        }: ${this.#queuedBytes} bytes are already queued (maxQueuedBytes ${this.#host.maxQueuedBytes})`,
+        }: ${this.#queuedBytes} bytes are already queued on it (maxQueuedBytes ${host.maxQueuedBytes})`,
+      );
+    }
+    if (host.queuedBytes > 0 && host.queuedBytes + c > host.maxEngineQueuedBytes) {
+      throw new TofuError(
+        Status.allocationFailed,
+        `Cannot ${
+          this.#postAction(m)
+        }: ${host.queuedBytes} bytes are already queued in the engine (maxEngineQueuedBytes ${host.maxEngineQueuedBytes})`,
       );
     }
   }
@@ -107,23 +136,28 @@ export class IoChannel implements Channel {
     return `post ${opCodeName(m.bhdr.opCode)} on channel ${this.number}`;
   }
 
-  /** Queues a posted message (already validated and owned by the engine). */
+  /**
+   * Queues a posted message (validated, accepted by checkPost): its frame is encoded now
+   * and the message goes back to the pool.
+   * @throws {TofuError} `invalid_message` if it cannot be encoded; the caller keeps it.
+   */
   post(m: Message): void {
     const op = m.bhdr.opCode;
+    try {
+      this.#queue(m, m.bhdr.internalA === 1);
+    } catch (err) {
+      throw asTofuError(Status.invalidMessage, this.#postAction(m), err);
+    }
     if (isBye(op)) this.#sendClosed = opCodeName(op);
-    this.#queue(m, m.bhdr.internalA === 1);
+    this.#host.recycle(m);
     this.#kick();
   }
 
   #queue(m: Message, urgent: boolean): void {
-    this.#queuedBytes += postedLength(m);
-    if (!urgent) this.#sendQ.push(m);
-    else if (this.#helloUnsent && this.#sendQ.length > 0) {
-      // Urgent messages jump the queue, but the HelloRequest stays first on the wire.
-      const hello = this.#sendQ.shift()!;
-      this.#sendQ.unshift(m);
-      this.#sendQ.unshift(hello);
-    } else this.#sendQ.unshift(m);
+    const size = postedLength(m);
+    (urgent ? this.#urgent! : this.#normal!).append(m, size);
+    this.#queuedBytes += cost(size);
+    this.#host.charge(cost(size));
   }
 
   /** Abort (ByeSignal with internalA): nothing more is sent; reports follow. */
@@ -155,38 +189,44 @@ export class IoChannel implements Channel {
   }
 
   #kick(): void {
-    if (this.#writing || this.#conn === null || this.#closed || this.#sendQ.length === 0) return;
+    if (this.#writing || this.#conn === null || this.#closed) return;
+    if (this.#urgent!.frames === 0 && this.#normal!.frames === 0) return;
     this.#writing = true;
     // A microtask lets every post of the current turn join the same write.
     this.#flushTask = Promise.resolve().then(() => this.#flush());
   }
 
+  // Writes the urgent lane first, then the normal one, a chunk's unsent bytes per write.
+  // Any error (of the socket or of the engine itself) closes the channel with
+  // send_failed; what was not written is then handed back.
   async #flush(): Promise<void> {
     const conn = this.#conn!;
     try {
-      while (!this.#closed && this.#sendQ.length > 0) {
-        const len = this.#fill();
-        const out = this.#out!;
-        let off = 0;
+      while (!this.#closed) {
+        const lane = this.#urgent!.frames > 0 ? this.#urgent! : this.#normal!;
+        const chunk = lane.next();
+        if (chunk === null) break;
+        const from = chunk.sent;
+        const to = chunk.len;
+        let off = from;
         try {
-          while (off < len) {
+          while (off < to) {
             this.#watch?.beforeWrite();
-            const n = await conn.write(out.subarray(off, len));
+            const n = await conn.write(chunk.buf.subarray(off, to));
             this.#watch?.afterWrite();
             if (n <= 0) throw new Error("the socket accepted no bytes");
             off += n;
           }
-        } catch (err) {
-          this.#written(off);
-          if (!this.#closed) {
-            this.close(
-              Status.sendFailed,
-              asTofuError(Status.sendFailed, `send on channel ${this.number}`, err),
-            );
-          }
-          return;
+        } finally {
+          this.#settle(lane, chunk, off);
         }
-        this.#written(len);
+      }
+    } catch (err) {
+      if (!this.#closed) {
+        this.close(
+          Status.sendFailed,
+          asTofuError(Status.sendFailed, `send on channel ${this.number}`, err),
+        );
       }
     } finally {
       this.#writing = false;
@@ -194,77 +234,52 @@ export class IoChannel implements Channel {
     }
   }
 
-  /** Encodes queued messages into the outbound buffer; returns the byte count. */
-  #fill(): number {
-    this.#batch.length = 0;
-    this.#batchEnds.length = 0;
-    let out = this.#out ??= new Uint8Array(OUT_INITIAL);
-    let len = 0;
-    for (let m = this.#sendQ.peek(); m !== undefined; m = this.#sendQ.peek()) {
-      const size = postedLength(m);
-      if (len + size > out.length) {
-        if (len > 0) break;
-        out = this.#out = new Uint8Array(size);
-      }
-      encodeFrameInto(m, out, len);
-      out[len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
-      len += size;
-      this.#sendQ.shift();
-      this.#batch.push(m);
-      this.#batchEnds.push(len);
-      if (isBye(m.bhdr.opCode)) break;
-    }
-    return len;
-  }
-
-  /** Settles the batch after `upTo` bytes were written; unwritten messages stay in it. */
-  #written(upTo: number): void {
-    let i = 0;
+  /** Accounts for frames written up to `upTo` in `chunk`. */
+  #settle(
+    lane: SendLane,
+    chunk: { buf: Uint8Array; len: number; sent: number },
+    upTo: number,
+  ): void {
     let closeAfter = false;
-    for (; i < this.#batch.length && this.#batchEnds[i]! <= upTo; i++) {
-      const m = this.#batch[i]!;
-      const op = m.bhdr.opCode;
-      if (op === OpCode.HelloRequest) this.#helloUnsent = false;
+    let released = 0;
+    lane.settle(chunk, upTo, (op, size) => {
+      if (op === OpCode.HelloRequest) this.#helloWritten = true;
       else if (op === OpCode.ByeRequest) this.#byeSent = true;
       else if (op === OpCode.ByeResponse || op === OpCode.ByeSignal) closeAfter = true;
-      this.#queuedBytes -= postedLength(m);
-      // A written HelloRequest stays here until the peer answers: if it never does,
-      // the handshake timeout hands it back with connect_failed.
-      if (op === OpCode.HelloRequest && (this.#watch?.handshakeSince ?? 0) > 0) {
-        this.#heldHello = m;
-      } else this.#host.recycle(m);
-    }
-    this.#batch.splice(0, i);
-    this.#batchEnds.length = 0;
+      released += cost(size);
+    });
+    this.#queuedBytes -= released;
+    this.#host.charge(-released);
     if (closeAfter || (this.#byeSent && this.#byeReceived)) {
       this.close(Status.channelClosed, null);
     }
   }
 
   async #readLoop(conn: Deno.Conn): Promise<void> {
-    const dec = this.#decoder;
+    const dec = this.#decoder!;
     const pool = this.#host.pool;
+    const group = this.group;
     try {
       for (;;) {
-        let waited = false;
         while (dec.hasFrame()) {
           if (this.#closed) return;
           if (this.#watch !== null) this.#handshakeDone(this.#watch);
-          const m = pool.get("poolOnly");
-          if (m === null) {
-            this.#starve();
-            waited = true;
-            await new Promise<void>((resolve) => {
-              this.#wakeReader = resolve;
-              pool.whenAvailable(resolve);
-            });
-            this.#wakeReader = null;
+          if (group.full) {
+            // The group's receive queue is at its bound: wait until the application reads.
+            if (!await this.#waitRoom()) return;
             continue;
           }
-          // A starvation episode ends when a message is free without waiting; a
-          // wake-up that takes the one message just put back is the same episode.
-          if (!waited) this.#starving = false;
-          waited = false;
+          let m = pool.get("poolOnly");
+          if (m === null) {
+            this.#starve();
+            m = await this.#waitPool();
+            if (m === null) return;
+            if (this.#starvesLoop()) await this.#yield();
+            if (this.#closed) {
+              this.#host.recycle(m);
+              return;
+            }
+          }
           try {
             dec.next(m);
           } catch (err) {
@@ -278,9 +293,12 @@ export class IoChannel implements Channel {
           this.#deliverFrame(m);
         }
         if (this.#closed) return;
-        this.#starving = false; // caught up: no longer held back by the pool
+        // A starvation episode (one pool_empty Signal) lasts until the reader has caught up
+        // with the socket: a reader woken for one message at a time stays in it.
+        this.#starving = false;
         this.#watch?.beforeRead(dec.buffered > 0);
         const n = await conn.read(dec.writable());
+        if (this.#starvesLoop()) await this.#yield();
         if (this.#closed) return;
         this.#watch?.afterRead();
         if (n === null) {
@@ -315,18 +333,65 @@ export class IoChannel implements Channel {
     }
   }
 
+  /** Counts one more step of the reader; true if it should let the event loop turn. */
+  #starvesLoop(): boolean {
+    const hb = this.#host.heartbeat;
+    if (hb.epoch !== this.#beatEpoch) {
+      this.#beatEpoch = hb.epoch;
+      this.#spins = 0;
+    }
+    return hb.starved(++this.#spins);
+  }
+
+  /** Lets the event loop turn (see _heartbeat.ts); ends early if the channel closes. */
+  #yield(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wakeReader = resolve;
+      this.#beatWait = this.#host.heartbeat.wait(resolve);
+    }).finally(() => {
+      this.#wakeReader = null;
+      this.#beatWait = null;
+    });
+  }
+
+  /** Waits for a message put back to the pool; null if the channel closed first. */
+  #waitPool(): Promise<Message | null> {
+    return new Promise<Message | null>((resolve) => {
+      this.#wakeReader = () => resolve(null);
+      this.#poolWait = this.#host.pool.wait(resolve);
+    }).finally(() => {
+      this.#wakeReader = null;
+      this.#poolWait = null;
+    });
+  }
+
+  /** Waits for room in the group's receive queue; false if the channel closed first. */
+  #waitRoom(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.#wakeReader = () => resolve(false);
+      this.#roomWait = this.group.whenRoom(() => resolve(true));
+    }).finally(() => {
+      this.#wakeReader = null;
+      this.#roomWait = null;
+    });
+  }
+
   #starve(): void {
     if (this.#starving) return;
     this.#starving = true;
     // Starvation can recur often under load; one error per channel spares a stack trace each time.
-    this.#poolEmptyError ??= new TofuError(
-      Status.poolEmpty,
-      `Cannot read channel ${this.number}: the message pool is empty; put messages back to resume`,
-    );
+    if (this.#poolEmptyError === null) {
+      this.#poolEmptyError = new TofuError(
+        Status.poolEmpty,
+        `Cannot read channel ${this.number}: the message pool is empty; put messages back to resume`,
+      );
+      void this.#poolEmptyError.stack; // formatted now, it keeps no frame of the channel
+    }
     this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, this.#poolEmptyError));
   }
 
   #deliverFrame(m: Message): void {
+    transfer(m, Owner.Application);
     const bh = m.bhdr;
     // A remote peer cannot forge engine reports or local flags.
     bh.origin = 0;
@@ -352,10 +417,17 @@ export class IoChannel implements Channel {
     if (this.#closed) return;
     this.#closed = true;
     this.#closeStatus = status;
+    // The error outlives the channel (in its reports): format its stack now, so that it
+    // keeps no reference to the channel's frames.
+    void error?.stack;
     this.#closeError = error;
     this.#silent = silent;
     this.#host.deadlines.unwatch(this.#watch);
     if (this.#conn) closeQuietly(this.#conn);
+    // A reader waiting for the pool or for room withdraws its wait and ends.
+    this.#poolWait?.cancel();
+    this.#roomWait?.();
+    this.#beatWait?.();
     this.#wakeReader?.();
     this.#host.release(this);
     const tasks = this.#flushTask ? [...this.#tasks, this.#flushTask] : this.#tasks;
@@ -366,10 +438,7 @@ export class IoChannel implements Channel {
 
   #handshakeDone(w: Watch): void {
     w.frameDone();
-    if (this.#heldHello !== null) {
-      this.#host.recycle(this.#heldHello);
-      this.#heldHello = null;
-    }
+    this.#heldHello = null;
   }
 
   /** A timeout of src/_deadlines.ts passed: closes with the status that names it. */
@@ -400,21 +469,34 @@ export class IoChannel implements Channel {
   }
 
   #finish(): void {
-    const unsent = [...this.#batch, ...this.#sendQ.drain()];
-    if (this.#heldHello !== null) {
-      if (this.#closeStatus === Status.connectFailed) unsent.unshift(this.#heldHello);
-      else this.#host.recycle(this.#heldHello);
-      this.#heldHello = null;
-    }
-    this.#batch.length = 0;
+    const urgent = this.#urgent!;
+    const normal = this.#normal!;
+    // Closed means released: the decoder and the send buffers go now, and nothing the
+    // reports keep (their error) refers back to them.
+    this.#urgent = this.#normal = null;
+    this.#decoder = null;
+    this.#conn = null;
+    this.#tasks = [];
+    this.#host.charge(-this.#queuedBytes);
     this.#queuedBytes = 0;
-    if (this.#silent) {
-      for (const m of unsent) this.#host.recycle(m);
-    } else {
+    try {
+      if (this.#silent) {
+        this.#heldHello = null;
+        urgent.release();
+        normal.release();
+        return;
+      }
       const status = this.#closeStatus;
       const err = this.#closeError ??
         new TofuError(status, `Cannot send on channel ${this.number}: the channel closed`);
-      for (const m of unsent) this.group.deliver(handBack(m, status, err));
+      void err.stack;
+      const back = (m: Message) => this.group.deliver(handBack(m, status, err));
+      // A HelloRequest written but never answered comes back first when the connect failed.
+      const held = this.#heldHello;
+      this.#heldHello = null;
+      if (held !== null && this.#helloWritten && status === Status.connectFailed) back(held);
+      urgent.drain(back);
+      normal.drain(back);
       this.group.deliver(
         engineSignal(
           this.number,
@@ -423,8 +505,9 @@ export class IoChannel implements Channel {
           this.#closeError,
         ),
       );
+    } finally {
+      this.#resolveDone();
     }
-    this.#resolveDone();
   }
 }
 

@@ -1,5 +1,8 @@
 // A group's receive queue: messages in FIFO order and callers of waitReceive served in
 // call order. Every wait cleans up its timer and abort listener when it settles.
+// The queue has a bound: at or over it, channels stop reading (backpressure) and
+// updateReceiver refuses; reports that cannot be refused (messages handed back, one
+// channel_closed per channel) may still go over it, each bounded by another limit.
 
 import type { Message } from "./message.ts";
 import { Ring } from "./_ring.ts";
@@ -18,9 +21,43 @@ export class ReceiveQueue {
   #msgs = new Ring<Message>();
   #waiters = new Ring<Waiter>();
   #shutdown: TofuError | null = null;
+  /** Most messages queued before channels stop reading. */
+  readonly limit: number;
+  // Callbacks of readers paused on a full queue; all are called once it has room.
+  #roomWaiters: Array<() => void> = [];
+
+  constructor(limit = Infinity) {
+    this.limit = limit;
+  }
 
   get length(): number {
     return this.#msgs.length;
+  }
+
+  /** Whether the queue holds `limit` messages or more. */
+  get full(): boolean {
+    return this.#msgs.length >= this.limit;
+  }
+
+  /** Calls `cb` once the queue is below its limit (at once if it is); returns a canceller. */
+  whenRoom(cb: () => void): () => void {
+    if (!this.full) {
+      cb();
+      return noop;
+    }
+    let live = true;
+    this.#roomWaiters.push(() => {
+      if (live) cb();
+    });
+    return () => live = false;
+  }
+
+  #shifted(): void {
+    if (this.#roomWaiters.length > 0 && this.#msgs.length < this.limit) {
+      const waiters = this.#roomWaiters;
+      this.#roomWaiters = [];
+      for (const cb of waiters) cb();
+    }
   }
 
   /** Delivers a message; false if the queue is shut down (the caller keeps it). */
@@ -37,14 +74,20 @@ export class ReceiveQueue {
   }
 
   tryShift(): Message | null {
-    return this.#msgs.shift() ?? null;
+    const m = this.#msgs.shift();
+    if (m === undefined) return null;
+    this.#shifted();
+    return m;
   }
 
   wait(timeoutMs: number, signal: AbortSignal | undefined): Promise<Message | null> {
     if (this.#shutdown) return Promise.reject(this.#shutdown);
     if (signal?.aborted) return Promise.reject(signal.reason);
     const m = this.#msgs.shift();
-    if (m !== undefined) return Promise.resolve(m);
+    if (m !== undefined) {
+      this.#shifted();
+      return Promise.resolve(m);
+    }
     if (timeoutMs <= 0) return Promise.resolve(null);
     return new Promise<Message | null>((resolve, reject) => {
       const w: Waiter = {
@@ -104,6 +147,11 @@ export class ReceiveQueue {
       this.#settle(w);
       w.reject(err);
     }
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const cb of waiters) cb();
     return this.#msgs.drain();
   }
 }
+
+function noop(): void {}

@@ -14,7 +14,16 @@ export function handBack(m: Message, status: number, error: TofuError | null): M
   return m;
 }
 
-/** A new engine Signal (not from the pool: putting it back grows the pool). */
+// Signals the engine makes (pool_empty, channel_closed, receiver_update): put() drops
+// them instead of pooling them, so a flood of reports never adds messages to circulation.
+const reports = new WeakSet<Message>();
+
+/** Whether `m` is a Signal the engine made (not a message handed back). */
+export function isEngineReport(m: Message): boolean {
+  return reports.has(m);
+}
+
+/** A new engine Signal, not from the pool; put() drops it rather than pooling it. */
 export function engineSignal(
   channel: number,
   status: number,
@@ -28,6 +37,7 @@ export function engineSignal(
   m.bhdr.channelNumber = channel;
   if (id) m.bhdr.setMessageIdFrom(id);
   m.error = error ?? undefined;
+  reports.add(m);
   return m;
 }
 

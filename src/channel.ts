@@ -146,7 +146,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   readonly #pending = new Map<bigint, Pending>();
   readonly #abandoned = new Set<bigint>();
   readonly #streams = new Map<string, Stream>();
-  readonly #incoming = new AsyncQueue<Message>();
+  readonly #incoming = new AsyncQueue<Message>(() => this.#replace());
   #closed!: Promise<number>;
   #resolveClosed!: (status: number) => void;
   #ready!: Promise<void>;
@@ -658,6 +658,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         this.#pending.delete(id);
         if (m.hasMore()) this.#openStream(key);
         p.resolve(m);
+        this.#replace();
         return;
       }
     }
@@ -665,18 +666,35 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (!this.#incoming.push(m)) this.#engine.put(m);
   }
 
-  #relieve(): void {
-    // The pool ran dry while this channel had frames to read. Messages the application
-    // asked for (answers it holds) are not a reason to stop reading; a backlog of
-    // unread incoming messages is: then the channel stays held back (backpressure).
+  // Messages the application holds (answers, messages it took) are not a reason to stop
+  // reading; a backlog of unread incoming messages is: then the channel stays held back
+  // (backpressure).
+  #backlog(): number {
     let backlog = this.#incoming.size;
     for (const s of this.#streams.values()) backlog += s.queue.size;
-    if (backlog >= MAX_BACKLOG) return;
+    return backlog;
+  }
+
+  #relieve(): void {
+    // The pool ran dry while this channel had frames to read.
+    if (this.#backlog() >= MAX_BACKLOG) return;
     for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(new Message());
   }
 
+  // A message went to the application while the pool is empty: give the engine one in
+  // its place, so what the application holds never shrinks the engine's receive window
+  // (the engine signals pool_empty only once per starvation episode).
+  #replace(): void {
+    if (this.#engine.poolSize === 0 && this.#backlog() < MAX_BACKLOG) {
+      this.#engine.put(new Message());
+    }
+  }
+
   #openStream(key: string): void {
-    this.#streams.set(key, { queue: new AsyncQueue<Message>(), discard: false });
+    this.#streams.set(key, {
+      queue: new AsyncQueue<Message>(() => this.#replace()),
+      discard: false,
+    });
   }
 
   #postReply(m: Message): void {

@@ -6,8 +6,8 @@
 
 import type { BinaryHeader } from "./binary_header.ts";
 import type { EngineCore, GroupCore } from "./_engine_core.ts";
-import { Message, Owner, ownerOf } from "./message.ts";
-import { OpCode } from "./opcode.ts";
+import { type Message, Owner, ownerOf } from "./message.ts";
+import { engineSignal } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 
 /** Options of {@linkcode ChannelGroup.waitReceive}. */
@@ -104,18 +104,23 @@ export class ChannelGroup implements AsyncIterable<Message> {
    *
    * @param msg An application message to pass through the queue (it then belongs to
    * whoever receives it).
-   * @throws {TofuError} With status `not_allowed` if `msg` is not the caller's, or
-   * `shutdown_started` after destroy.
+   * @throws {TofuError} With status `not_allowed` if `msg` is not the caller's,
+   * `allocation_failed` if the receive queue is at its bound (`maxReceiveQueueMsgs`; the
+   * message stays with the caller), or `shutdown_started` after destroy.
    */
   updateReceiver(msg?: Message | null): void {
     if (this.#core.destroyed) {
       throw new TofuError(Status.shutdownStarted, "Cannot update receiver: the group is destroyed");
     }
+    if (this.#core.queue.full) {
+      throw new TofuError(
+        Status.allocationFailed,
+        `Cannot update receiver: the receive queue holds ${this.#core.queue.length} messages (maxReceiveQueueMsgs ${this.#core.queue.limit})`,
+      );
+    }
     let m: Message;
     if (msg === null || msg === undefined) {
-      m = new Message();
-      m.bhdr.opCode = OpCode.Signal;
-      m.bhdr.origin = 1;
+      m = engineSignal(0, Status.receiverUpdate, null, null);
     } else {
       if (ownerOf(msg) !== Owner.Application) {
         throw new TofuError(

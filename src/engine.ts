@@ -21,8 +21,10 @@ export interface EngineOptions {
   /** Most channels open at once, listeners included (default and at most 65534). */
   maxChannels?: number;
   /**
-   * Most bytes of encoded frames one channel may have queued for sending; past it
-   * `post` throws a {@linkcode TofuError} with status `allocation_failed` (default 64 MiB).
+   * Most bytes one channel may have queued for sending; past it `post` throws a
+   * {@linkcode TofuError} with status `allocation_failed` (default 64 MiB). Each queued
+   * message is charged its frame size plus a fixed 512 bytes (its real cost, see
+   * docs/reliability.md).
    */
   maxQueuedBytes?: number;
   /**
@@ -54,6 +56,19 @@ export interface EngineOptions {
    * (default 30,000; 0 turns it off).
    */
   writeStallTimeoutMs?: number;
+  /**
+   * Most bytes all channels of the engine together may have queued for sending, charged
+   * as for `maxQueuedBytes`; past it `post` throws a {@linkcode TofuError} with status
+   * `allocation_failed` (default 256 MiB).
+   */
+  maxEngineQueuedBytes?: number;
+  /**
+   * Most messages a group's receive queue holds before its channels stop reading their
+   * sockets (backpressure) and `updateReceiver` throws `allocation_failed` (default
+   * 16384). Reports that cannot be refused (messages handed back, one `channel_closed`
+   * per channel) are still delivered past it.
+   */
+  maxReceiveQueueMsgs?: number;
 }
 
 /**
@@ -105,6 +120,8 @@ export class Engine implements AsyncDisposable {
         idle: options.idleTimeoutMs ?? 0,
         writeStall: options.writeStallTimeoutMs ?? 30_000,
       },
+      maxEngineQueuedBytes: options.maxEngineQueuedBytes ?? 256 * 1024 * 1024,
+      maxReceiveQueueMsgs: options.maxReceiveQueueMsgs ?? 16384,
     });
   }
 

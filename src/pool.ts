@@ -2,6 +2,8 @@
 // initial header and body storage; a message that outgrows its slot keeps the larger buffer.
 
 import { Message, Owner, ownerOf, setHome, transfer } from "./message.ts";
+import { Ring } from "./_ring.ts";
+import { isEngineReport } from "./_report.ts";
 
 const HEADER_SLOT = 128;
 const BODY_SLOT = 256;
@@ -28,13 +30,27 @@ function slabMessages(count: number): Message[] {
 /** How `get` behaves on an empty pool: make a new message, or return null. */
 export type AllocationStrategy = "always" | "poolOnly";
 
+/** A channel's wait for a free message; see {@linkcode MessagePool.wait}. */
+export interface PoolWait {
+  /** Withdraws the wait; a later put() serves the next live waiter instead. */
+  cancel(): void;
+}
+
+class Waiter implements PoolWait {
+  live = true;
+  constructor(readonly cb: (m: Message) => void) {}
+  cancel(): void {
+    this.live = false;
+  }
+}
+
 export class MessagePool {
   #free: Message[] = [];
   #reserve: Message[] = [];
   readonly #max: number;
-  // One-shot callbacks of channels waiting for a free message (backpressure).
-  #waiters: Array<() => void> = [];
-  #waitersHead = 0;
+  // Channels waiting for a free message (backpressure), served first come, first served.
+  // A waiter that got its message and still starves waits again at the tail: round robin.
+  readonly #waiters = new Ring<Waiter>();
 
   constructor(initial: number, max: number) {
     if (!Number.isInteger(initial) || initial < 0) {
@@ -61,6 +77,9 @@ export class MessagePool {
   get(strategy: AllocationStrategy): Message | null {
     const m = this.#free.pop();
     if (m) {
+      // Reset here too: a message changed after it was posted or put (misuse) comes
+      // out clean all the same.
+      m.reset();
       transfer(m, Owner.Application);
       setHome(m, this); // for Message[Symbol.dispose]
       return m;
@@ -75,41 +94,44 @@ export class MessagePool {
     return fresh;
   }
 
-  /** Takes a message back; a message the application does not own is ignored. */
+  /**
+   * Takes a message back; a message the application does not own is ignored. If a
+   * channel waits for a message, the first live waiter gets this one at once.
+   */
   put(m: Message): void {
     if (ownerOf(m) !== Owner.Application) return;
+    // Engine reports are made without storage; pooling them would only add messages.
+    const report = m.bhdr.origin === 1 && isEngineReport(m);
     m.reset();
+    for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) {
+      if (!w.live) continue;
+      w.live = false;
+      // The waiting reader holds it until it delivers it: a stale reference cannot post it.
+      transfer(m, Owner.Engine);
+      w.cb(m);
+      return;
+    }
     transfer(m, Owner.Pooled);
-    if (this.#free.length < this.#max) this.#free.push(m);
-    if (this.#waitersHead < this.#waiters.length) this.#wake();
+    if (!report && this.#free.length < this.#max) this.#free.push(m);
   }
 
-  /** Calls `cb` once, as soon as the pool has a free message (at once if it has one). */
-  whenAvailable(cb: () => void): void {
-    this.#waiters.push(cb);
-    if (this.#free.length > 0) this.#wake();
-  }
-
-  #wake(): void {
-    // Wake as many waiters as there are free messages, in FIFO order.
-    let budget = this.#free.length;
-    while (budget-- > 0 && this.#waitersHead < this.#waiters.length) {
-      const cb = this.#waiters[this.#waitersHead]!;
-      this.#waiters[this.#waitersHead++] = noop;
-      queueMicrotask(cb);
-    }
-    if (this.#waitersHead === this.#waiters.length) {
-      this.#waiters.length = 0;
-      this.#waitersHead = 0;
-    }
+  /**
+   * Registers `cb` to receive the next message put back (owned by the engine until the
+   * caller delivers it), or at once a free one. The returned handle withdraws the wait.
+   */
+  wait(cb: (m: Message) => void): PoolWait {
+    const w = new Waiter(cb);
+    const m = this.get("poolOnly");
+    if (m !== null) {
+      w.live = false;
+      cb(m);
+    } else this.#waiters.push(w);
+    return w;
   }
 
   clear(): void {
     this.#free.length = 0;
     this.#reserve.length = 0;
-    this.#waiters.length = 0;
-    this.#waitersHead = 0;
+    for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) w.live = false;
   }
 }
-
-function noop(): void {}

@@ -46,19 +46,26 @@ Deno.test("MessagePool: first messages share one slab; grown buffers are kept", 
   assertStrictEquals(a2.body.bytes().buffer, grown, "the grown buffer is reused");
 });
 
-Deno.test("MessagePool.whenAvailable() wakes waiters in order as messages come back", async () => {
+Deno.test("MessagePool.wait(): each put hands its message to the next live waiter", () => {
   const pool = new MessagePool(0, 4);
-  const woken: number[] = [];
-  pool.whenAvailable(() => woken.push(1));
-  pool.whenAvailable(() => woken.push(2));
-  await Promise.resolve();
-  assertEquals(woken, []);
+  const got: Array<[number, Message]> = [];
+  pool.wait((m) => got.push([1, m]));
+  const withdrawn = pool.wait((m) => got.push([2, m]));
+  pool.wait((m) => got.push([3, m]));
+  withdrawn.cancel();
+  const a = new Message();
+  const b = new Message();
+  pool.put(a);
+  assertEquals(got.map(([n]) => n), [1]);
+  assertStrictEquals(got[0]![1], a);
+  pool.put(b);
+  assertEquals(got.map(([n]) => n), [1, 3], "the withdrawn waiter is skipped, not woken");
+  assertStrictEquals(got[1]![1], b);
+  assertEquals(pool.size, 0, "handed over, not pooled");
   pool.put(new Message());
-  await Promise.resolve();
-  assertEquals(woken, [1]);
-  pool.put(new Message());
-  await Promise.resolve();
-  assertEquals(woken, [1, 2]);
+  assertEquals(pool.size, 1, "no waiter left: pooled");
+  pool.wait((m) => got.push([4, m]));
+  assertEquals(got.map(([n]) => n), [1, 3, 4], "a free message is handed at once");
 });
 
 Deno.test("Engine get/put: poolSize, poolOnly null, null put is a no-op", async () => {

@@ -1,0 +1,154 @@
+// A channel's outgoing frames, encoded when they are posted. The posted message itself goes
+// back to the pool at once, so a channel that cannot write holds bytes (charged to its budget),
+// never pool messages. Frames are whole inside a chunk; the writer takes the unsent bytes of
+// the head chunk, while posts append to the tail chunk past them.
+
+import { BinaryHeader } from "./binary_header.ts";
+import { encodeFrameInto } from "./codec.ts";
+import { Message } from "./message.ts";
+
+/** What one queued message is charged beyond its frame bytes (see docs/reliability.md). */
+export const QUEUED_MESSAGE_OVERHEAD = 512;
+
+const HDR = BinaryHeader.byteLength;
+const CHUNK_MIN = 1024;
+const CHUNK_MAX = 64 * 1024;
+
+interface Chunk {
+  buf: Uint8Array;
+  /** Bytes filled with whole frames. */
+  len: number;
+  /** Bytes written (always at a frame boundary). */
+  sent: number;
+}
+
+/** The size of the frame starting at `p` in `buf` (read from its header). */
+export function frameSizeAt(buf: Uint8Array, p: number): number {
+  return HDR + ((buf[p + 12]! << 8) | buf[p + 13]!) + ((buf[p + 14]! << 8) | buf[p + 15]!);
+}
+
+/** The opcode of the frame starting at `p` in `buf`. */
+export function opCodeAt(buf: Uint8Array, p: number): number {
+  return buf[p + 2]! & 0x0f;
+}
+
+export class SendLane {
+  #chunks: Chunk[] = [];
+  #head = 0;
+  #frames = 0;
+
+  /** Frames queued and not yet written. */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /**
+   * Encodes `m` (of `size` bytes, from its validated header) at the tail.
+   * @throws {RangeError} If the message's real size is not `size`; nothing is queued then.
+   */
+  append(m: Message, size: number): void {
+    let tail = this.#chunks[this.#chunks.length - 1];
+    if (tail === undefined || tail.buf.length - tail.len < size) {
+      if (tail !== undefined && tail.sent === tail.len) {
+        // An empty tail is not being written (a write takes unsent bytes): give it a bigger buffer.
+        tail.buf = new Uint8Array(chunkSize(size, tail.buf.length));
+        tail.len = tail.sent = 0;
+      } else {
+        tail = { buf: new Uint8Array(chunkSize(size, tail?.buf.length ?? 0)), len: 0, sent: 0 };
+        this.#chunks.push(tail);
+      }
+    }
+    const end = tail.len + size;
+    const view = tail.buf.subarray(0, end);
+    // encodeFrameInto checks that the real frame fits the `size` bytes given to it.
+    const n = encodeFrameInto(m, view, tail.len);
+    if (n !== size) {
+      throw new RangeError(`the message's frame is ${n} bytes, its header says ${size}`);
+    }
+    view[tail.len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
+    tail.len = end;
+    this.#frames++;
+  }
+
+  /** The head chunk with unsent bytes, or null when everything was written. */
+  next(): Chunk | null {
+    while (this.#head < this.#chunks.length) {
+      const c = this.#chunks[this.#head]!;
+      if (c.sent < c.len) return c;
+      if (this.#head === this.#chunks.length - 1) break;
+      this.#head++;
+    }
+    this.#compact();
+    return null;
+  }
+
+  /**
+   * Marks the frames of `c` ending at or before `upTo` as written and calls `each` with
+   * the opcode and size of each; a frame cut by `upTo` stays unsent.
+   */
+  settle(c: Chunk, upTo: number, each: (op: number, size: number) => void): void {
+    let p = c.sent;
+    const buf = c.buf;
+    while (p < c.len) {
+      const size = frameSizeAt(buf, p);
+      if (p + size > upTo) break;
+      each(opCodeAt(buf, p), size);
+      this.#frames--;
+      p += size;
+    }
+    c.sent = p;
+    if (p === c.len && this.#head === this.#chunks.length - 1) this.#compact();
+  }
+
+  // Drops written chunks; an empty last chunk is reused unless it grew past CHUNK_MAX.
+  #compact(): void {
+    const last = this.#chunks[this.#chunks.length - 1];
+    if (last === undefined || last.sent < last.len) {
+      if (this.#head > 0) {
+        this.#chunks.splice(0, this.#head);
+        this.#head = 0;
+      }
+      return;
+    }
+    this.#head = 0;
+    if (last.buf.length > CHUNK_MAX) this.#chunks.length = 0;
+    else {
+      last.len = last.sent = 0;
+      this.#chunks.length = 0;
+      this.#chunks.push(last);
+    }
+  }
+
+  /** Calls `each` with a copy of every unsent frame as a new message, oldest first; empties the lane. */
+  drain(each: (m: Message, size: number) => void): void {
+    for (let i = this.#head; i < this.#chunks.length; i++) {
+      const c = this.#chunks[i]!;
+      for (let p = c.sent; p < c.len;) {
+        const size = frameSizeAt(c.buf, p);
+        each(frameToMessage(c.buf, p, size), size);
+        p += size;
+      }
+    }
+    this.release();
+  }
+
+  /** Drops every buffer. */
+  release(): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.#frames = 0;
+  }
+}
+
+function chunkSize(size: number, previous: number): number {
+  return Math.max(size, Math.min(CHUNK_MAX, Math.max(CHUNK_MIN, previous * 2)));
+}
+
+function frameToMessage(buf: Uint8Array, p: number, size: number): Message {
+  const m = new Message();
+  m.bhdr.decodeFrom(buf, p);
+  const thl = m.bhdr.textHeadersLength;
+  if (thl > 0) m.headers.setRaw(buf.subarray(p + HDR, p + HDR + thl));
+  if (size > HDR + thl) m.body.set(buf.subarray(p + HDR + thl, p + size));
+  return m;
+}
