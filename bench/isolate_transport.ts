@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 // Phase-1 measurement of issue #11: which isolate transport carries tofu frames faster?
 // One Worker sends one-way 64-byte frames (the codec's byte format) to the main isolate:
 //   port: batches of frames in ArrayBuffers transferred over a MessagePort, with credit
