@@ -83,7 +83,7 @@ export {
   FrameEncoderStream,
   frameLength,
 } from "./src/codec.ts";
-export type { AllocationStrategy } from "./src/pool.ts";
+export type { AllocationStrategy } from "./src/engine.ts";
 export {
   Channel,
   type Chunk,

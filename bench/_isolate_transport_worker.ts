@@ -20,7 +20,8 @@ function frame(): Uint8Array {
   return encodeFrame(m);
 }
 
-self.onmessage = async (e: MessageEvent<Start>) => {
+const scope = self as unknown as { onmessage: ((e: MessageEvent<Start>) => void) | null };
+scope.onmessage = async (e: MessageEvent<Start>) => {
   const s = e.data;
   const f = frame();
   if (s.mode === "port") await sendPort(s, f);

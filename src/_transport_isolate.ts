@@ -8,6 +8,8 @@
 // docs/workers.md has the design and the measurements behind it.
 
 import { AsyncQueue, done } from "./_async_queue.ts";
+import { Status } from "./status.ts";
+import type { Conn, Listener, Transport } from "./_transport.ts";
 
 // Control block (Int32 slots). Per direction d (0: connector to acceptor, 1: the reverse)
 // six slots from DIR + 6 * d: head, tail, reader signal, writer signal, reader waiting,
@@ -41,7 +43,7 @@ export const RING_BYTES = 256 * 1024;
 export type Side = "connector" | "acceptor";
 
 /** One end of a connection between isolates; a Deno.Conn for the engine's purposes. */
-export class IsolatePipe {
+export class IsolatePipe implements Conn {
   readonly sab: SharedArrayBuffer;
   readonly side: Side;
   readonly #ctl: Int32Array;
@@ -226,8 +228,9 @@ export function closeSide(sab: SharedArrayBuffer, side: Side): void {
 }
 
 /** A name listened on in this isolate: connects to it arrive here. */
-export class IsolateListener {
+export class IsolateListener implements Listener {
   readonly name: string;
+  readonly address: string;
   readonly #queue = new AsyncQueue<SharedArrayBuffer>();
   #closed = false;
 
@@ -239,6 +242,7 @@ export class IsolateListener {
       throw new Deno.errors.AddrInUse(`another isolate listens on isolate|${name}`);
     }
     this.name = name;
+    this.address = `isolate|${name}`;
     registry.local.set(name, this);
     announce({ t: "up", names: [name] }, null);
     wakeWaiters();
@@ -267,6 +271,8 @@ export class IsolateListener {
     // Connects that arrived but were never accepted are refused.
     for (const sab of this.#queue.drain()) setState(sab, REFUSED);
   }
+
+  ended(): void {}
 }
 
 type LinkMessage =
@@ -431,3 +437,14 @@ export function whenKnown(name: string, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", abort, { once: true });
   });
 }
+
+/** The isolate transport of the engine (src/_transport.ts). */
+export const isolate: Transport<{ name: string }> = {
+  dial: (addr) => dialIsolate(addr.name),
+  // deno-lint-ignore require-await
+  listen: async (addr) => new IsolateListener(addr.name),
+  connectFailure: () => Status.connectFailed,
+  listenFailure: () => Status.listenFailed,
+  // The only accept error is "closed".
+  isTemporaryAcceptError: () => false,
+};

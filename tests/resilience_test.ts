@@ -15,7 +15,7 @@ import {
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { Child, denoRun, frame } from "./_attack.ts";
-import { isTemporaryAcceptError } from "../src/_listener.ts";
+import { isTemporaryAcceptError } from "../src/_transport_tcp.ts";
 
 const decoder = new TextDecoder();
 import {
