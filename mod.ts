@@ -103,5 +103,6 @@ export {
   linkParent,
   linkWorker,
 } from "./src/workers.ts";
+export { serveWorkers, type ServeWorkersOptions, WorkerServer } from "./src/serve_workers.ts";
 export { listen, Listener, type ListenOptions } from "./src/listener.ts";
 export { type Handler, type Reply, serve, type ServeOptions, Server } from "./src/server.ts";
