@@ -20,7 +20,9 @@ function frame(): Uint8Array {
   return encodeFrame(m);
 }
 
-const scope = self as unknown as { onmessage: ((e: MessageEvent<Start>) => void) | null };
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent<Start>) => void) | null;
+};
 scope.onmessage = async (e: MessageEvent<Start>) => {
   const s = e.data;
   const f = frame();
