@@ -160,6 +160,14 @@ const mode = reusePort ? "reusePort" : "relay";
 console.log(
   `cores: ${navigator.hardwareConcurrency}, load average before: ${load()}`,
 );
+if (Deno.args.includes("--one-way")) {
+  for (let i = 0; i < 3; i++) {
+    const iso = await oneWay(`isolate|bench-${Deno.pid}-${i}`);
+    const tcp = await oneWay("tcp|127.0.0.1|0");
+    console.log(`isolate ${(iso / 1e6).toFixed(2)} M msg/s, tcp ${(tcp / 1e6).toFixed(2)} M msg/s`);
+  }
+  Deno.exit(0);
+}
 const rounds = calibrate(200);
 console.log(`CPU-bound handler: ${rounds} xorshift rounds ~ 200 us here`);
 const one = await cpuBound(1, rounds, mode);

@@ -71,6 +71,7 @@ export class IsolatePipe implements Conn {
     this.#inBase = DIR + 6 * (1 - outDir);
     this.#myClosed = side === "connector" ? CLOSED_CONNECTOR : CLOSED_ACCEPTOR;
     this.#peerClosed = side === "connector" ? CLOSED_ACCEPTOR : CLOSED_CONNECTOR;
+    opened();
   }
 
   static create(ringBytes = RING_BYTES): IsolatePipe {
@@ -172,6 +173,7 @@ export class IsolatePipe implements Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    closed();
     closeSide(this.sab, this.side);
   }
 
@@ -192,20 +194,23 @@ function wake(c: Int32Array, slot: number): void {
   Atomics.notify(c, slot);
 }
 
-// A pending Atomics.waitAsync does not keep Deno's event loop alive, but a side waiting for
-// bytes must, as a socket read does: one ref'd timer runs while anything here waits.
-let sleepers = 0;
+// A pending Atomics.waitAsync does not keep Deno's event loop alive, but an open channel
+// must, as an open socket does: one ref'd timer runs while any pipe or listener is open
+// (counted, not per wait: a timer per sleep costs more than the wait itself).
+let open = 0;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
+
+function opened(): void {
+  if (open++ === 0) keepAlive = setInterval(() => {}, 1e9);
+}
+
+function closed(): void {
+  if (--open === 0) clearInterval(keepAlive);
+}
 
 async function sleep(c: Int32Array, slot: number, seen: number): Promise<void> {
   const r = Atomics.waitAsync(c, slot, seen);
-  if (!r.async) return;
-  if (sleepers++ === 0) keepAlive = setInterval(() => {}, 1e9);
-  try {
-    await r.value;
-  } finally {
-    if (--sleepers === 0) clearInterval(keepAlive);
-  }
+  if (r.async) await r.value;
 }
 
 function setState(sab: SharedArrayBuffer, state: number): void {
@@ -244,6 +249,7 @@ export class IsolateListener implements Listener {
     this.name = name;
     this.address = `isolate|${name}`;
     registry.local.set(name, this);
+    opened();
     announce({ t: "up", names: [name] }, null);
     wakeWaiters();
   }
@@ -263,6 +269,7 @@ export class IsolateListener implements Listener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    closed();
     if (registry.local.get(this.name) === this) {
       registry.local.delete(this.name);
       announce({ t: "down", names: [this.name] }, null);
