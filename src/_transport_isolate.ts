@@ -107,7 +107,8 @@ export class IsolatePipe implements Conn {
         continue;
       }
       await sleep(c, b + RSIG, sig);
-      armed = false;
+      // The flag stays up (cleared on success): look again with the signal as it is now.
+      sig = Atomics.load(c, b + RSIG);
     }
   }
 
@@ -150,7 +151,7 @@ export class IsolatePipe implements Conn {
         continue;
       }
       await sleep(c, b + WSIG, sig);
-      armed = false;
+      sig = Atomics.load(c, b + WSIG);
     }
   }
 

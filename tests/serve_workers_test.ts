@@ -3,7 +3,16 @@
 // child process) and relay (this isolate binds it and passes requests over isolate channels).
 
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
-import { connect, serveWorkers, Status, TofuError } from "../mod.ts";
+import {
+  connect,
+  Engine,
+  OpCode,
+  serveWorkers,
+  Status,
+  TcpServerAddress,
+  TofuError,
+} from "../mod.ts";
+import { recv } from "./_fixtures.ts";
 
 const handler = new URL("./_serve_handler.ts", import.meta.url);
 
@@ -56,4 +65,13 @@ Deno.test("serveWorkers: reusePort asked for without --unstable-net fails with l
     TofuError,
     "exports no default",
   );
+});
+
+Deno.test("Engine reusePort without --unstable-net: a TCP listen fails with listen_failed, the process lives", async () => {
+  await using engine = new Engine({ reusePort: true });
+  const g = engine.create();
+  g.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")));
+  const back = await recv(g);
+  assertEquals([back.bhdr.opCode, back.bhdr.status], [OpCode.WelcomeResponse, Status.listenFailed]);
+  assert(back.error?.message.includes("--unstable-net"), back.error?.message);
 });
