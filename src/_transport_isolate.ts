@@ -196,22 +196,29 @@ function wake(c: Int32Array, slot: number): void {
 }
 
 // A pending Atomics.waitAsync does not keep Deno's event loop alive, but an open channel
-// must, as an open socket does: one ref'd timer runs while any pipe or listener is open
-// (counted, not per wait: a timer per sleep costs more than the wait itself).
-let open = 0;
+// must, as an open socket does, and so must a wait whose wake-up is on its way (a pipe can
+// close while its writer sleeps). One ref'd timer runs while any pipe or listener is open
+// or any side sleeps: counted, since a timer per wait would cost more than the wait.
+let holds = 0;
 let keepAlive: ReturnType<typeof setInterval> | undefined;
 
 function opened(): void {
-  if (open++ === 0) keepAlive = setInterval(() => {}, 1e9);
+  if (holds++ === 0) keepAlive = setInterval(() => {}, 1e9);
 }
 
 function closed(): void {
-  if (--open === 0) clearInterval(keepAlive);
+  if (--holds === 0) clearInterval(keepAlive);
 }
 
 async function sleep(c: Int32Array, slot: number, seen: number): Promise<void> {
   const r = Atomics.waitAsync(c, slot, seen);
-  if (r.async) await r.value;
+  if (!r.async) return;
+  opened();
+  try {
+    await r.value;
+  } finally {
+    closed();
+  }
 }
 
 function setState(sab: SharedArrayBuffer, state: number): void {
