@@ -1,7 +1,7 @@
 // The receiving Worker of bench/workers.ts: listens where it is told (an isolate name or a
 // TCP address), takes `n` one-way Requests, acknowledges every ACK_EVERY, and reports the
 // time from the first to the last.
-import { Engine, linkParent, Message, OpCode, Status } from "../mod.ts";
+import { Engine, linkParent, type Message, OpCode, Status } from "../mod.ts";
 
 const ACK_EVERY = 4096;
 const WINDOW = 8 * ACK_EVERY;
