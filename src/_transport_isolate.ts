@@ -38,7 +38,7 @@ const registry = {
 };
 
 /** Default ring size per direction in bytes (a power of two). */
-export const RING_BYTES = 256 * 1024;
+export const RING_BYTES = 64 * 1024;
 
 export type Side = "connector" | "acceptor";
 

@@ -16,6 +16,8 @@ import {
   UdsServerAddress,
 } from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
+import type { Conn } from "../src/_transport.ts";
+import { dialIsolate } from "../src/_transport_isolate.ts";
 
 type ServerAddress = TcpServerAddress | UdsServerAddress | IsolateServerAddress;
 type ClientAddress = TcpClientAddress | UdsClientAddress | IsolateClientAddress;
@@ -176,16 +178,20 @@ export function make(
   return m;
 }
 
-/** Opens a raw socket to a bound `~listen_on` address (a hand-driven peer). */
-export function rawConnect(bound: string): Promise<Deno.Conn> {
+/** A raw byte stream to a listener: a socket, or an isolate pipe (src/_transport.ts). */
+export type RawConn = Conn;
+
+/** Opens a raw connection to a bound `~listen_on` address (a hand-driven peer). */
+export function rawConnect(bound: string): Promise<RawConn> {
   const [kind, a, b] = bound.split("|");
+  if (kind === "isolate") return dialIsolate(a!);
   return kind === "tcp"
     ? Deno.connect({ hostname: a!, port: Number(b) })
     : Deno.connect({ transport: "unix", path: a! });
 }
 
 /** Reads from `conn` until EOF; returns the bytes read. */
-export async function readToEnd(conn: Deno.Conn): Promise<number> {
+export async function readToEnd(conn: RawConn): Promise<number> {
   const buf = new Uint8Array(65536);
   let total = 0;
   for (;;) {
@@ -196,7 +202,7 @@ export async function readToEnd(conn: Deno.Conn): Promise<number> {
 }
 
 /** Writes all of `bytes` (conn.write may write fewer bytes than it is given). */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: RawConn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 

@@ -19,6 +19,7 @@ import {
   connect,
   expect,
   expectClosed,
+  lifecycleTransports,
   listen,
   make,
   rawConnect,
@@ -142,7 +143,7 @@ Deno.test("tcp: Hello failures: unknown host and malformed address", async () =>
   }
 });
 
-for (const t of transports) {
+for (const t of lifecycleTransports) {
   Deno.test(`${t.name}: echo load: 20 clients x 100 sequential requests`, async () => {
     await using engine = new Engine({ initialPoolMsgs: 64, maxPoolMsgs: 256 });
     const server = await listen(engine, t);
