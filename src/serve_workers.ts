@@ -30,6 +30,25 @@ export interface ServeWorkersOptions {
 
 let serial = 0;
 
+// Set by WorkerServer's static block: how serveWorkers drives a server it is building,
+// without public methods on it.
+let makeServer: (mode: "reusePort" | "relay") => WorkerServer;
+let startWorker: (
+  s: WorkerServer,
+  module: string,
+  address: string,
+  reusePort: boolean,
+  maxInFlight: number,
+  timeoutMs: number,
+) => Promise<string>;
+let startRelay: (
+  s: WorkerServer,
+  address: string,
+  names: string[],
+  timeoutMs: number,
+) => Promise<void>;
+let setAddress: (s: WorkerServer, address: string) => void;
+
 /**
  * Serves Requests on `address` with the default export of `moduleUrl` (a
  * {@linkcode Handler}: `(req, ch) => reply`) running in `workers` Workers, so the handler's
@@ -86,23 +105,23 @@ export async function serveWorkers(
   const module = new URL(moduleUrl, import.meta.url).href;
   const maxInFlight = options.maxInFlight ?? 256;
   const timeoutMs = options.startTimeoutMs ?? 30_000;
-  const server = new WorkerServer(mode);
+  const server = makeServer(mode);
   try {
     if (mode === "reusePort") {
       // The first Worker picks the port (port 0); the others bind the same one.
       let bound = address;
       for (let i = 0; i < n; i++) {
-        bound = await server.start(module, bound, true, maxInFlight, timeoutMs);
+        bound = await startWorker(server, module, bound, true, maxInFlight, timeoutMs);
       }
-      server.address = bound;
+      setAddress(server, bound);
     } else {
       const names: string[] = [];
       for (let i = 0; i < n; i++) {
         const name = `tofu-serve-${Deno.pid}-${++serial}`;
-        await server.start(module, `isolate|${name}`, false, maxInFlight, timeoutMs);
+        await startWorker(server, module, `isolate|${name}`, false, maxInFlight, timeoutMs);
         names.push(name);
       }
-      await server.relay(address, names, timeoutMs);
+      await startRelay(server, address, names, timeoutMs);
     }
   } catch (err) {
     await server.close();
@@ -120,16 +139,28 @@ export async function serveWorkers(
 export class WorkerServer implements AsyncDisposable {
   /** `reusePort` (every Worker binds the port) or `relay` (this isolate relays). */
   readonly mode: "reusePort" | "relay";
-  /** The bound address, with the real port (`tcp|127.0.0.1|40123`). */
-  address = "";
   readonly #workers: { worker: Worker; link: IsolateLink }[] = [];
+  #address = "";
   #relay: Server | null = null;
   #channels: Channel[] = [];
   #closed = false;
 
-  /** @internal Made by {@linkcode serveWorkers}. */
-  constructor(mode: "reusePort" | "relay") {
+  static {
+    makeServer = (mode) => new WorkerServer(mode);
+    startWorker = (s, ...args) => s.#start(...args);
+    startRelay = (s, ...args) => s.#startRelay(...args);
+    setAddress = (s, address) => {
+      s.#address = address;
+    };
+  }
+
+  private constructor(mode: "reusePort" | "relay") {
     this.mode = mode;
+  }
+
+  /** The bound address, with the real port (`tcp|127.0.0.1|40123`). */
+  get address(): string {
+    return this.#address;
   }
 
   /** How many Workers serve. */
@@ -137,8 +168,8 @@ export class WorkerServer implements AsyncDisposable {
     return this.#workers.length;
   }
 
-  /** @internal Starts one Worker serving `address`; returns its bound address. */
-  async start(
+  // Starts one Worker serving `address`; returns its bound address.
+  async #start(
     module: string,
     address: string,
     reusePort: boolean,
@@ -175,8 +206,8 @@ export class WorkerServer implements AsyncDisposable {
     });
   }
 
-  /** @internal Binds `address` here and passes each Request to the Workers in turn. */
-  async relay(address: string, names: string[], timeoutMs: number): Promise<void> {
+  // Binds `address` here and passes each Request to the Workers in turn.
+  async #startRelay(address: string, names: string[], timeoutMs: number): Promise<void> {
     const signal = AbortSignal.timeout(timeoutMs);
     for (const name of names) {
       await isolateListening(name, { signal });
@@ -190,7 +221,7 @@ export class WorkerServer implements AsyncDisposable {
       for (const [k, v] of req.headers) headers[k] = v;
       return ch.request(req.body.bytes(), { headers });
     });
-    this.address = this.#relay.address;
+    this.#address = this.#relay.address;
   }
 
   /** Stops the relay (if any), closes every Worker's server and terminates the Workers. */

@@ -10,6 +10,10 @@
 import { closeSide, isKnown, Link, whenKnown } from "./_transport_isolate.ts";
 
 const REQUEST = "~tofu_link_request";
+
+// Set by IsolateLink's static block: links are made and ended only by this module.
+let makeLink: (port: MessagePort, near: boolean) => IsolateLink;
+let endLink: (link: IsolateLink, reason: LinkEnd) => void;
 const PORT = "~tofu_link";
 
 /** Why an {@linkcode IsolateLink} ended. */
@@ -45,8 +49,12 @@ export class IsolateLink implements Disposable {
   #end!: (e: LinkEnd) => void;
   #reason: LinkEnd | null = null;
 
-  /** @internal Made by {@linkcode linkWorker} and {@linkcode linkParent}. */
-  constructor(port: MessagePort, near: boolean) {
+  static {
+    makeLink = (port, near) => new IsolateLink(port, near);
+    endLink = (link, reason) => link.#endWith(reason);
+  }
+
+  private constructor(port: MessagePort, near: boolean) {
     this.#link = new Link(port);
     this.#near = near;
     this.ended = new Promise((resolve) => this.#end = resolve);
@@ -58,8 +66,7 @@ export class IsolateLink implements Disposable {
     return this.#link.dead;
   }
 
-  /** @internal Ends the link for `reason`. */
-  end(reason: LinkEnd): void {
+  #endWith(reason: LinkEnd): void {
     if (this.#link.dead) return;
     this.#reason = reason;
     if (this.#near) {
@@ -76,7 +83,7 @@ export class IsolateLink implements Disposable {
    * no longer reachable. Idempotent.
    */
   close(): void {
-    this.end({ reason: "closed" });
+    this.#endWith({ reason: "closed" });
   }
 
   /** Same as {@linkcode IsolateLink.close}. */
@@ -113,7 +120,7 @@ export class IsolateLink implements Disposable {
 export function linkWorker(worker: Worker): IsolateLink {
   if (linked.has(worker)) throw new TypeError("Cannot link worker: it is already linked");
   const { port1, port2 } = new MessageChannel();
-  const link = new IsolateLink(port1, false);
+  const link = makeLink(port1, false);
   linked.add(worker);
   const onMessage = (e: MessageEvent) => {
     if ((e.data as Record<string, unknown> | null)?.[REQUEST] !== true) return;
@@ -124,13 +131,13 @@ export function linkWorker(worker: Worker): IsolateLink {
   worker.addEventListener("message", onMessage);
   const onError = (e: ErrorEvent) => {
     e.preventDefault();
-    link.end({ reason: "error", error: e.error ?? e.message });
+    endLink(link, { reason: "error", error: e.error ?? e.message });
     terminate();
   };
   worker.addEventListener("error", onError);
   const terminate = worker.terminate.bind(worker);
   worker.terminate = () => {
-    link.end({ reason: "terminated" });
+    endLink(link, { reason: "terminated" });
     terminate();
   };
   link.ended.then(() => {
@@ -176,10 +183,10 @@ export function linkParent(): Promise<IsolateLink> {
       if (!(port instanceof MessagePort)) return;
       e.stopImmediatePropagation();
       scope.removeEventListener("message", onMessage);
-      const link = new IsolateLink(port, true);
+      const link = makeLink(port, true);
       const close = scope.close!.bind(globalThis);
       scope.close = () => {
-        link.end({ reason: "closed" });
+        endLink(link, { reason: "closed" });
         close();
       };
       resolve(link);
