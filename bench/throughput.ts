@@ -557,14 +557,16 @@ async function main(): Promise<void> {
   rows.push(
     `| one-way throughput, one process | ${rate(raw1)} | ${rate(tofu1)} | ${
       zmq ? rate(zmq1) : "n/a"
-    } | ${(tofu1 / raw1).toFixed(2)}x | ${zmq ? (tofu1 / zmq1).toFixed(2) + "x" : "n/a"} |`,
+    } | ${(tofu1 / raw1).toFixed(2)}x | ${
+      zmq ? (tofu1 / zmq1).toFixed(2) + "x" : "n/a"
+    } |`,
   );
   const raw2 = await twoProcess("raw", ONE_WAY);
   const tofu2 = await twoProcess("tofu", ONE_WAY);
   rows.push(
-    `| one-way throughput, two processes | ${rate(raw2)} | ${rate(tofu2)} | n/a | ${
-      (tofu2 / raw2).toFixed(2)
-    }x | n/a |`,
+    `| one-way throughput, two processes | ${rate(raw2)} | ${
+      rate(tofu2)
+    } | n/a | ${(tofu2 / raw2).toFixed(2)}x | n/a |`,
   );
 
   const rawRtt = await rawPingPong(ROUND_TRIPS);
@@ -575,16 +577,18 @@ async function main(): Promise<void> {
     const t = pct(tofuRtt, p);
     const z = zmq ? pct(zmqRtt, p) : NaN;
     rows.push(
-      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${zmq ? us(z) : "n/a"} | ${
-        (t / r).toFixed(2)
-      }x | ${zmq ? (t / z).toFixed(2) + "x" : "n/a"} |`,
+      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${
+        zmq ? us(z) : "n/a"
+      } | ${(t / r).toFixed(2)}x | ${zmq ? (t / z).toFixed(2) + "x" : "n/a"} |`,
     );
   }
   console.log(rows.join("\n"));
 
   const [errors, manyRate] = await tofuManyChannels(1000, QUICK ? 5 : 20);
   console.log(
-    `\n1,000 concurrent channels x ${QUICK ? 5 : 20} request/response each on one engine: ` +
+    `\n1,000 concurrent channels x ${
+      QUICK ? 5 : 20
+    } request/response each on one engine: ` +
       `${errors} errors, ${(manyRate / 1000).toFixed(1)} k round trips/s`,
   );
 
@@ -592,7 +596,9 @@ async function main(): Promise<void> {
     const [m1, m10] = await memoryGrowth();
     console.log(
       `resident memory: ${(m1 / 2 ** 20).toFixed(0)} MiB after 1 M messages, ` +
-        `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${(m10 / m1).toFixed(2)}x)`,
+        `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${
+          (m10 / m1).toFixed(2)
+        }x)`,
     );
   }
 }

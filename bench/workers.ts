@@ -25,6 +25,7 @@ import {
   TcpClientAddress,
 } from "../mod.ts";
 import { work } from "./_cpu_handler.ts";
+import process from "node:process";
 
 const QUICK = Deno.args.includes("--quick");
 const DURATION_MS = QUICK ? 1500 : 4000;
@@ -71,6 +72,7 @@ async function cpuBound(
   );
   let done = 0;
   let stop = false;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const loops = channels.flatMap((ch) =>
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -84,9 +86,12 @@ async function cpuBound(
   stop = true;
   const seconds = (performance.now() - t0) / 1000;
   const rps = done / seconds;
+  // CPU time of the whole process (every isolate) over wall time: the cores it got.
+  const cpu = process.cpuUsage(cpu0);
+  const cores = (cpu.user + cpu.system) / 1e6 / seconds;
   await Promise.all(loops);
   await Promise.all(channels.map((ch) => ch.close()));
-  return { rps, mode: server.mode };
+  return { rps, mode: server.mode, cores };
 }
 
 /** One-way messages from this isolate to a Worker's engine at `listen`; returns msgs/s. */
@@ -154,7 +159,8 @@ async function oneWay(listen: string): Promise<number> {
 }
 
 const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
-const reusePort = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+const reusePort =
+  typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
 const mode = reusePort ? "reusePort" : "relay";
 console.log(
   `cores: ${navigator.hardwareConcurrency}, load average before: ${load()}`,
@@ -164,7 +170,9 @@ if (Deno.args.includes("--one-way")) {
     const iso = await oneWay(`isolate|bench-${Deno.pid}-${i}`);
     const tcp = await oneWay("tcp|127.0.0.1|0");
     console.log(
-      `isolate ${(iso / 1e6).toFixed(2)} M msg/s, tcp ${(tcp / 1e6).toFixed(2)} M msg/s`,
+      `isolate ${(iso / 1e6).toFixed(2)} M msg/s, tcp ${
+        (tcp / 1e6).toFixed(2)
+      } M msg/s`,
     );
   }
   Deno.exit(0);
@@ -172,18 +180,30 @@ if (Deno.args.includes("--one-way")) {
 const rounds = calibrate(200);
 console.log(`CPU-bound handler: ${rounds} xorshift rounds ~ 200 us here`);
 const one = await cpuBound(1, rounds, mode);
-console.log(`1 Worker  (${one.mode}): ${one.rps.toFixed(0)} requests/s`);
+console.log(
+  `1 Worker  (${one.mode}): ${one.rps.toFixed(0)} requests/s, process busy ${
+    one.cores.toFixed(2)
+  } cores`,
+);
 const two = await cpuBound(2, rounds, mode);
-console.log(`2 Workers (${two.mode}): ${two.rps.toFixed(0)} requests/s`);
+console.log(
+  `2 Workers (${two.mode}): ${two.rps.toFixed(0)} requests/s, process busy ${
+    two.cores.toFixed(2)
+  } cores`,
+);
 const scaling = two.rps / one.rps;
 console.log(`cpu_bound_scaling: ${scaling.toFixed(2)}x`);
 const iso = await oneWay(`isolate|bench-${Deno.pid}`);
 console.log(
-  `one-way 64-byte messages, isolate channel: ${(iso / 1e6).toFixed(2)} M msg/s`,
+  `one-way 64-byte messages, isolate channel: ${
+    (iso / 1e6).toFixed(2)
+  } M msg/s`,
 );
 const tcp = await oneWay("tcp|127.0.0.1|0");
 console.log(
-  `one-way 64-byte messages, loopback TCP, same isolates: ${(tcp / 1e6).toFixed(2)} M msg/s`,
+  `one-way 64-byte messages, loopback TCP, same isolates: ${
+    (tcp / 1e6).toFixed(2)
+  } M msg/s`,
 );
 console.log(`load average after: ${load()}`);
 console.log(
