@@ -103,7 +103,9 @@ export class Message {
   /**
    * Puts a pool message back into its engine's pool, so `using msg = ...` releases it
    * at the end of the block. A no-op for a standalone message (`new Message()`), for a
-   * message already put back, and for one that was posted.
+   * message that was posted, and for one already put back as long as the pool has not
+   * handed it out again: like a second `put`, disposing a message you gave away can
+   * take it from its next holder, so give a `using` message back only by leaving its block.
    *
    * @example Releasing a message at the end of a block
    * ```ts
