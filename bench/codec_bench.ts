@@ -31,13 +31,9 @@ Deno.bench("encodeFrameInto (64-byte body, reused buffer)", {
   encodeFrameInto(small, out, 0);
 });
 
-Deno.bench(
-  "encodeFrame (64-byte body, new Uint8Array)",
-  { group: "encode" },
-  () => {
-    encodeFrame(small);
-  },
-);
+Deno.bench("encodeFrame (64-byte body, new Uint8Array)", { group: "encode" }, () => {
+  encodeFrame(small);
+});
 
 const target = new Message();
 const oneDecoder = new FrameDecoder();
@@ -50,9 +46,7 @@ Deno.bench("FrameDecoder.next (64-byte body, reused message)", {
   oneDecoder.next(target);
 });
 
-Deno.bench("decodeFrame (64-byte body, new message)", {
-  group: "decode one frame",
-}, () => {
+Deno.bench("decodeFrame (64-byte body, new message)", { group: "decode one frame" }, () => {
   decodeFrame(smallFrame);
 });
 
@@ -73,16 +67,12 @@ Deno.bench(`FrameDecoder: 64 KiB batch (${count} frames), reused message`, {
   while (batchDecoder.next(target)) { /* decode every frame */ }
 });
 
-Deno.bench(
-  `FrameDecoder: 64 KiB batch (${count} frames), new message per frame`,
-  {
-    group: "decode 64 KiB batch",
-  },
-  () => {
-    batchDecoder.push(batch);
-    for (;;) {
-      const m = new Message();
-      if (!batchDecoder.next(m)) break;
-    }
-  },
-);
+Deno.bench(`FrameDecoder: 64 KiB batch (${count} frames), new message per frame`, {
+  group: "decode 64 KiB batch",
+}, () => {
+  batchDecoder.push(batch);
+  for (;;) {
+    const m = new Message();
+    if (!batchDecoder.next(m)) break;
+  }
+});

@@ -105,15 +105,11 @@ async function runSab(): Promise<number> {
 
 const port = await runPort();
 console.log(
-  `MessagePort, transferred ${batchBytes}-byte batches: ${
-    (port / 1e6).toFixed(2)
-  } M msg/s`,
+  `MessagePort, transferred ${batchBytes}-byte batches: ${(port / 1e6).toFixed(2)} M msg/s`,
 );
 const sab = await runSab();
 console.log(
-  `SharedArrayBuffer ring + Atomics.waitAsync: ${
-    (sab / 1e6).toFixed(2)
-  } M msg/s`,
+  `SharedArrayBuffer ring + Atomics.waitAsync: ${(sab / 1e6).toFixed(2)} M msg/s`,
 );
 console.log(
   JSON.stringify({

@@ -33,9 +33,7 @@ function frame(op: number, id: number, body = ""): Uint8Array {
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) {
-    off += await conn.write(bytes.subarray(off));
-  }
+  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 
 async function goodClient(port: number, until: number): Promise<number> {
@@ -99,9 +97,7 @@ if (Deno.args[0] === "--clients") {
   const flood = flooder(port, until);
   // Let the flood take hold before the good clients arrive.
   await new Promise((r) => setTimeout(r, 1000));
-  const served = await Promise.all(
-    Array.from({ length: 7 }, () => goodClient(port, until)),
-  );
+  const served = await Promise.all(Array.from({ length: 7 }, () => goodClient(port, until)));
   console.log(JSON.stringify({ served, flooded: await flood }));
   Deno.exit(0);
 }
@@ -118,10 +114,7 @@ const rss0 = Deno.memoryUsage().rss;
 let peak = rss0;
 let refused = 0;
 let reports = 0;
-const sampler = setInterval(
-  () => peak = Math.max(peak, Deno.memoryUsage().rss),
-  200,
-);
+const sampler = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 200);
 
 function tryPost(m: Message): void {
   try {

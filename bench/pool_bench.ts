@@ -7,10 +7,7 @@ import { ReceiveQueue } from "../src/_receive_queue.ts";
 
 const engine = new Engine({ initialPoolMsgs: 64, maxPoolMsgs: 64 });
 
-Deno.bench("engine.get('poolOnly') + engine.put()", {
-  group: "pool",
-  baseline: true,
-}, () => {
+Deno.bench("engine.get('poolOnly') + engine.put()", { group: "pool", baseline: true }, () => {
   const m = engine.get("poolOnly")!;
   m.body.set("abc");
   engine.put(m);

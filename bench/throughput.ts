@@ -152,34 +152,23 @@ async function rawPingPong(n: number): Promise<number[]> {
 // ---------------------------------------------------------------------------------
 // tofu through the public API
 
-async function tofuServer(
-  engine: Engine,
-): Promise<{ group: ChannelGroup; port: number }> {
+async function tofuServer(engine: Engine): Promise<{ group: ChannelGroup; port: number }> {
   const group = engine.create();
-  group.post(
-    new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!),
-  );
+  group.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
   const w = (await group.waitReceive(5000))!;
-  if (w.bhdr.status !== Status.success) {
-    throw new Error(`listen: ${w.error?.message}`);
-  }
+  if (w.bhdr.status !== Status.success) throw new Error(`listen: ${w.error?.message}`);
   const port = Number(w.headers.get("~listen_on")!.split("|")[2]);
   engine.put(w);
   return { group, port };
 }
 
-async function tofuConnect(
-  engine: Engine,
-  port: number,
-): Promise<[ChannelGroup, number]> {
+async function tofuConnect(engine: Engine, port: number): Promise<[ChannelGroup, number]> {
   const group = engine.create();
   const { channelNumber } = group.post(
     new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!),
   );
   const r = (await group.waitReceive(5000))!;
-  if (r.bhdr.opCode !== OpCode.HelloResponse) {
-    throw new Error(`connect: ${r.error?.message}`);
-  }
+  if (r.bhdr.opCode !== OpCode.HelloResponse) throw new Error(`connect: ${r.error?.message}`);
   engine.put(r);
   return [group, channelNumber];
 }
@@ -194,10 +183,7 @@ async function next(group: ChannelGroup): Promise<Message> {
  * Hands every received message to `handle` until it returns true; drains what is
  * queued synchronously with tryReceive and awaits only when the queue is empty.
  */
-async function receiveLoop(
-  group: ChannelGroup,
-  handle: (m: Message) => boolean,
-): Promise<void> {
+async function receiveLoop(group: ChannelGroup, handle: (m: Message) => boolean): Promise<void> {
   for (;;) {
     for (
       let m = group.tryReceive() ?? await group.waitReceive();
@@ -244,12 +230,7 @@ async function tofuReceiver(
 }
 
 /** Sender side: posts `n` Requests with a 64-byte body, at most WINDOW unacknowledged. */
-async function tofuSender(
-  engine: Engine,
-  group: ChannelGroup,
-  ch: number,
-  n: number,
-) {
+async function tofuSender(engine: Engine, group: ChannelGroup, ch: number, n: number) {
   const body = new Uint8Array(BODY).fill(0x61);
   let sent = 0;
   let acked = 0;
@@ -264,9 +245,7 @@ async function tofuSender(
     const a = await next(group);
     if (a.bhdr.opCode === OpCode.Signal && a.isFromApplication()) {
       acked = Math.min(n, acked + ACK_EVERY);
-    } else if (a.isFromEngine()) {
-      throw new Error(`sender: status ${a.bhdr.status}`);
-    }
+    } else if (a.isFromEngine()) throw new Error(`sender: status ${a.bhdr.status}`);
     engine.put(a);
   }
 }
@@ -274,10 +253,7 @@ async function tofuSender(
 // The receiver may hold up to WINDOW unacknowledged messages, so its pool covers the
 // window: with a smaller pool, backpressure (pool_empty) is what gets measured.
 function benchEngine(): Engine {
-  return new Engine({
-    initialPoolMsgs: WINDOW + 1024,
-    maxPoolMsgs: WINDOW + 1024,
-  });
+  return new Engine({ initialPoolMsgs: WINDOW + 1024, maxPoolMsgs: WINDOW + 1024 });
 }
 
 async function tofuOneWay(n: number): Promise<number> {
@@ -304,9 +280,8 @@ function echo(
   let answered = 0;
   return receiveLoop(group, (m) => {
     if (m.isFromEngine()) onReport(m);
-    if (m.bhdr.opCode === OpCode.HelloRequest) {
-      m.bhdr.opCode = OpCode.HelloResponse;
-    } else if (m.bhdr.opCode === OpCode.Request) {
+    if (m.bhdr.opCode === OpCode.HelloRequest) m.bhdr.opCode = OpCode.HelloResponse;
+    else if (m.bhdr.opCode === OpCode.Request) {
       m.bhdr.opCode = OpCode.Response;
       answered++;
     } else {
@@ -338,10 +313,7 @@ async function tofuPingPong(n: number): Promise<number[]> {
   return rtts;
 }
 
-async function tofuManyChannels(
-  channels: number,
-  rounds: number,
-): Promise<[number, number]> {
+async function tofuManyChannels(channels: number, rounds: number): Promise<[number, number]> {
   await using engine = new Engine({ initialPoolMsgs: 2048, maxPoolMsgs: 8192 });
   const server = await tofuServer(engine);
   let errors = 0;
@@ -376,9 +348,7 @@ async function loadZmq(): Promise<Zmq | null> {
     const spec = "zeromq";
     return await import(spec);
   } catch (err) {
-    console.log(
-      `(zeromq.js not loaded: ${(err as Error).message.split("\n")[0]})`,
-    );
+    console.log(`(zeromq.js not loaded: ${(err as Error).message.split("\n")[0]})`);
     return null;
   }
 }
@@ -557,16 +527,14 @@ async function main(): Promise<void> {
   rows.push(
     `| one-way throughput, one process | ${rate(raw1)} | ${rate(tofu1)} | ${
       zmq ? rate(zmq1) : "n/a"
-    } | ${(tofu1 / raw1).toFixed(2)}x | ${
-      zmq ? (tofu1 / zmq1).toFixed(2) + "x" : "n/a"
-    } |`,
+    } | ${(tofu1 / raw1).toFixed(2)}x | ${zmq ? (tofu1 / zmq1).toFixed(2) + "x" : "n/a"} |`,
   );
   const raw2 = await twoProcess("raw", ONE_WAY);
   const tofu2 = await twoProcess("tofu", ONE_WAY);
   rows.push(
-    `| one-way throughput, two processes | ${rate(raw2)} | ${
-      rate(tofu2)
-    } | n/a | ${(tofu2 / raw2).toFixed(2)}x | n/a |`,
+    `| one-way throughput, two processes | ${rate(raw2)} | ${rate(tofu2)} | n/a | ${
+      (tofu2 / raw2).toFixed(2)
+    }x | n/a |`,
   );
 
   const rawRtt = await rawPingPong(ROUND_TRIPS);
@@ -577,18 +545,16 @@ async function main(): Promise<void> {
     const t = pct(tofuRtt, p);
     const z = zmq ? pct(zmqRtt, p) : NaN;
     rows.push(
-      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${
-        zmq ? us(z) : "n/a"
-      } | ${(t / r).toFixed(2)}x | ${zmq ? (t / z).toFixed(2) + "x" : "n/a"} |`,
+      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${zmq ? us(z) : "n/a"} | ${
+        (t / r).toFixed(2)
+      }x | ${zmq ? (t / z).toFixed(2) + "x" : "n/a"} |`,
     );
   }
   console.log(rows.join("\n"));
 
   const [errors, manyRate] = await tofuManyChannels(1000, QUICK ? 5 : 20);
   console.log(
-    `\n1,000 concurrent channels x ${
-      QUICK ? 5 : 20
-    } request/response each on one engine: ` +
+    `\n1,000 concurrent channels x ${QUICK ? 5 : 20} request/response each on one engine: ` +
       `${errors} errors, ${(manyRate / 1000).toFixed(1)} k round trips/s`,
   );
 
@@ -596,9 +562,7 @@ async function main(): Promise<void> {
     const [m1, m10] = await memoryGrowth();
     console.log(
       `resident memory: ${(m1 / 2 ** 20).toFixed(0)} MiB after 1 M messages, ` +
-        `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${
-          (m10 / m1).toFixed(2)
-        }x)`,
+        `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${(m10 / m1).toFixed(2)}x)`,
     );
   }
 }

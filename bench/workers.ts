@@ -159,8 +159,7 @@ async function oneWay(listen: string): Promise<number> {
 }
 
 const load = () => Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
-const reusePort =
-  typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
+const reusePort = typeof (Deno as { listenDatagram?: unknown }).listenDatagram === "function";
 const mode = reusePort ? "reusePort" : "relay";
 console.log(
   `cores: ${navigator.hardwareConcurrency}, load average before: ${load()}`,
@@ -170,9 +169,7 @@ if (Deno.args.includes("--one-way")) {
     const iso = await oneWay(`isolate|bench-${Deno.pid}-${i}`);
     const tcp = await oneWay("tcp|127.0.0.1|0");
     console.log(
-      `isolate ${(iso / 1e6).toFixed(2)} M msg/s, tcp ${
-        (tcp / 1e6).toFixed(2)
-      } M msg/s`,
+      `isolate ${(iso / 1e6).toFixed(2)} M msg/s, tcp ${(tcp / 1e6).toFixed(2)} M msg/s`,
     );
   }
   Deno.exit(0);
@@ -195,15 +192,11 @@ const scaling = two.rps / one.rps;
 console.log(`cpu_bound_scaling: ${scaling.toFixed(2)}x`);
 const iso = await oneWay(`isolate|bench-${Deno.pid}`);
 console.log(
-  `one-way 64-byte messages, isolate channel: ${
-    (iso / 1e6).toFixed(2)
-  } M msg/s`,
+  `one-way 64-byte messages, isolate channel: ${(iso / 1e6).toFixed(2)} M msg/s`,
 );
 const tcp = await oneWay("tcp|127.0.0.1|0");
 console.log(
-  `one-way 64-byte messages, loopback TCP, same isolates: ${
-    (tcp / 1e6).toFixed(2)
-  } M msg/s`,
+  `one-way 64-byte messages, loopback TCP, same isolates: ${(tcp / 1e6).toFixed(2)} M msg/s`,
 );
 console.log(`load average after: ${load()}`);
 console.log(
