@@ -18,7 +18,8 @@ type Command =
   | { cmd: "release" }
   | { cmd: "count" }
   | { cmd: "request"; address: string; body: string }
-  | { cmd: "crash" };
+  | { cmd: "crash" }
+  | { cmd: "close" };
 
 const scope = self as unknown as {
   postMessage(m: unknown): void;
@@ -104,6 +105,8 @@ scope.onmessage = async (ev: MessageEvent<Command>) => {
       using reply = await ch.request(c.body);
       scope.postMessage({ done: c.cmd, reply: reply.body.text() });
       return;
+    } else if (c.cmd === "close") {
+      setTimeout(() => (self as unknown as { close(): void }).close(), 0);
     } else if (c.cmd === "crash") {
       setTimeout(() => {
         throw new Error("the worker crashed on purpose");
