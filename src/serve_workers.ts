@@ -135,7 +135,18 @@ export async function serveWorkers(
   return server;
 }
 
-/** A server from {@linkcode serveWorkers}: its Workers and, in relay mode, the relay. */
+/**
+ * A server from {@linkcode serveWorkers}: its Workers and, in relay mode, the relay.
+ *
+ * @example Checking which mode runs
+ * ```ts ignore
+ * import { serveWorkers } from "@tofu/tofu";
+ *
+ * await using server = await serveWorkers("tcp|0.0.0.0|7099", new URL("./h.ts", import.meta.url));
+ * // "reusePort" on Linux under --unstable-net: every Worker accepts on the port itself.
+ * console.log(server.mode, server.workers, server.address);
+ * ```
+ */
 export class WorkerServer implements AsyncDisposable {
   /** `reusePort` (every Worker binds the port) or `relay` (this isolate relays). */
   readonly mode: "reusePort" | "relay";
