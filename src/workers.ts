@@ -153,7 +153,8 @@ let parentLink: Promise<IsolateLink> | null = null;
 /**
  * Links this Worker to its parent (the isolate that called {@linkcode linkWorker} on it).
  * Call it once at the top of the Worker's module; later calls return the same link.
- * `self.close()` ends the link first, so channels to this Worker close on the other side.
+ * `self.close()` and `Deno.exit()` in this Worker end the link first, so channels to it close
+ * on the other side.
  *
  * @returns The link, once the parent answered.
  * @throws {TypeError} If called outside a Worker.
@@ -184,10 +185,17 @@ export function linkParent(): Promise<IsolateLink> {
       e.stopImmediatePropagation();
       scope.removeEventListener("message", onMessage);
       const link = makeLink(port, true);
+      // Both end this Worker without a word to its parent: end the link first, so that the
+      // channels to this Worker close on the other side.
       const close = scope.close!.bind(globalThis);
       scope.close = () => {
         endLink(link, { reason: "closed" });
         close();
+      };
+      const exit = Deno.exit;
+      Deno.exit = (code?: number): never => {
+        endLink(link, { reason: "closed" });
+        return exit(code);
       };
       resolve(link);
     };

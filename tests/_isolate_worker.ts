@@ -19,7 +19,8 @@ type Command =
   | { cmd: "count" }
   | { cmd: "request"; address: string; body: string }
   | { cmd: "crash" }
-  | { cmd: "close" };
+  | { cmd: "close" }
+  | { cmd: "exit" };
 
 const scope = self as unknown as {
   postMessage(m: unknown): void;
@@ -105,6 +106,8 @@ scope.onmessage = async (ev: MessageEvent<Command>) => {
       using reply = await ch.request(c.body);
       scope.postMessage({ done: c.cmd, reply: reply.body.text() });
       return;
+    } else if (c.cmd === "exit") {
+      setTimeout(() => Deno.exit(0), 0);
     } else if (c.cmd === "close") {
       setTimeout(() => (self as unknown as { close(): void }).close(), 0);
     } else if (c.cmd === "crash") {

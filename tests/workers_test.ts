@@ -192,23 +192,26 @@ Deno.test("isolate: a Worker that dies of an uncaught error closes its channels 
   }
 });
 
-Deno.test("isolate: a Worker that calls self.close() closes its channels on the other side", async () => {
-  await using engine = new Engine();
-  using w = spawn();
-  const name = uniqueName("self-close");
-  await w.cmd({ cmd: "echo", name });
-  await isolateListening(name, { signal: AbortSignal.timeout(20_000) });
-  const { g, ch } = await open(engine, name);
-  g.post(make(engine, ch, OpCode.Request, "before", 1n));
-  engine.put(expect(await recv(g, 20_000), OpCode.Response, Status.success));
-  await w.cmd({ cmd: "close" });
-  const closed = await recv(g, 20_000);
-  expectClosed(closed, ch);
-  assertEquals(closed.error?.status, Status.peerDisconnected);
-  // The parent learns it from the rings, not from the link: the name goes when the link does.
-  w.worker.terminate();
-  assertEquals((await w.link.ended).reason, "terminated");
-});
+for (const how of ["close", "exit"] as const) {
+  const call = how === "close" ? "self.close()" : "Deno.exit()";
+  Deno.test(`isolate: a Worker that calls ${call} closes its channels on the other side`, async () => {
+    await using engine = new Engine();
+    using w = spawn();
+    const name = uniqueName(`self-${how}`);
+    await w.cmd({ cmd: "echo", name });
+    await isolateListening(name, { signal: AbortSignal.timeout(20_000) });
+    const { g, ch } = await open(engine, name);
+    g.post(make(engine, ch, OpCode.Request, "before", 1n));
+    engine.put(expect(await recv(g, 20_000), OpCode.Response, Status.success));
+    await w.cmd({ cmd: how });
+    const closed = await recv(g, 20_000);
+    expectClosed(closed, ch);
+    assertEquals(closed.error?.status, Status.peerDisconnected);
+    // The parent learns it from the rings, not from the link: the name goes when the link does.
+    w.worker.terminate();
+    assertEquals((await w.link.ended).reason, "terminated");
+  });
+}
 
 Deno.test("isolate: a Worker whose pool starves holds the sender back, then takes everything", async () => {
   // A small maxQueuedBytes here: once the Worker stops reading and the rings are full, posts
