@@ -34,7 +34,12 @@ export interface Transport {
   pair(): [ServerAddress, ClientAddress];
 }
 
-export const transports: Transport[] = [
+/** A transport over real sockets. */
+export interface SocketTransport extends Transport {
+  name: "tcp" | "uds";
+}
+
+export const transports: SocketTransport[] = [
   {
     name: "tcp",
     listenAt: () => new TcpServerAddress("127.0.0.1", 0),
