@@ -12,4 +12,7 @@ export function work(rounds: number): number {
   return x >>> 0;
 }
 
-export default (req: Message): string => String(work(Number(req.body.text())));
+const worker = (globalThis as { name?: string }).name ?? "main";
+
+/** Answers `WORKER:RESULT`, so the bench sees how the requests spread over the Workers. */
+export default (req: Message): string => `${worker}:${work(Number(req.body.text()))}`;

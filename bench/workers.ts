@@ -72,12 +72,15 @@ async function cpuBound(
   );
   let done = 0;
   let stop = false;
+  const perWorker: Record<string, number> = {};
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const loops = channels.flatMap((ch) =>
     Array.from({ length: IN_FLIGHT }, async () => {
       while (!stop) {
-        using _r = await ch.request(body);
+        using r = await ch.request(body);
+        const who = r.body.text().split(":")[0]!;
+        perWorker[who] = (perWorker[who] ?? 0) + 1;
         done++;
       }
     })
@@ -91,7 +94,7 @@ async function cpuBound(
   const cores = (cpu.user + cpu.system) / 1e6 / seconds;
   await Promise.all(loops);
   await Promise.all(channels.map((ch) => ch.close()));
-  return { rps, mode: server.mode, cores };
+  return { rps, mode: server.mode, cores, perWorker };
 }
 
 /** One-way messages from this isolate to a Worker's engine at `listen`; returns msgs/s. */
@@ -186,7 +189,7 @@ const two = await cpuBound(2, rounds, mode);
 console.log(
   `2 Workers (${two.mode}): ${two.rps.toFixed(0)} requests/s, process busy ${
     two.cores.toFixed(2)
-  } cores`,
+  } cores, requests per Worker ${JSON.stringify(two.perWorker)}`,
 );
 const scaling = two.rps / one.rps;
 console.log(`cpu_bound_scaling: ${scaling.toFixed(2)}x`);
