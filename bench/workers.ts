@@ -97,6 +97,31 @@ async function cpuBound(
   return { rps, mode: server.mode, cores, perWorker };
 }
 
+/**
+ * The control experiment: how many cores the process gets right now with `n` Workers that
+ * only spin (no tofu at all) for `ms`. On a shared machine this is the ceiling for the
+ * Workers that serve requests.
+ */
+async function spinCores(n: number, ms: number): Promise<number> {
+  const src = `self.onmessage = (e) => { const end = performance.now() + e.data; let x = 1;
+    while (performance.now() < end) x = (x * 48271) % 2147483647; self.postMessage(x); };`;
+  const url = `data:text/javascript,${encodeURIComponent(src)}`;
+  const workers = Array.from({ length: n }, () => new Worker(url, { type: "module" }));
+  await new Promise((r) => setTimeout(r, 100)); // let them start
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(workers.map((w) =>
+    new Promise((resolve) => {
+      w.onmessage = resolve;
+      w.postMessage(ms);
+    })
+  ));
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  for (const w of workers) w.terminate();
+  return (cpu.user + cpu.system) / 1e6 / seconds;
+}
+
 /** One-way messages from this isolate to a Worker's engine at `listen`; returns msgs/s. */
 async function oneWay(listen: string): Promise<number> {
   const worker = new Worker(new URL("./_workers_rx.ts", import.meta.url), {
@@ -192,6 +217,12 @@ console.log(
   } cores, requests per Worker ${JSON.stringify(two.perWorker)}`,
 );
 const scaling = two.rps / one.rps;
+const ceiling = await spinCores(2, QUICK ? 1000 : 2000);
+console.log(
+  `control: 2 Workers that only spin got ${
+    ceiling.toFixed(2)
+  } cores (the most 2 Workers can get now)`,
+);
 console.log(`cpu_bound_scaling: ${scaling.toFixed(2)}x`);
 const iso = await oneWay(`isolate|bench-${Deno.pid}`);
 console.log(
