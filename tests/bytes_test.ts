@@ -44,6 +44,8 @@ Deno.test("byteLengthUtf8 agrees with TextEncoder at every encoding boundary", (
     "\udfff\ud800",
     "\ud800\ue000",
     "\ud7ff\udc00",
+    "\ue000\udc00", // a low surrogate after a non-surrogate
+    "\udc00\udfff", // two low surrogates
     "x\udbff\udfffy",
     "h\u00e9llo w\u00f6rld \u20ac \u{1f600}",
   ];
@@ -90,9 +92,13 @@ Deno.test("ByteBuffer growth doubles, keeps the content, and stops at the limit"
   assertEquals(b.capacity, 64);
   b.append(bytes(60, 2)); // 70 bytes: 128
   assertEquals(b.capacity, 128);
+  b.reserve(128); // exactly the capacity: no growth
+  assertEquals(b.capacity, 128);
   b.reserve(129); // 256
   assertEquals(b.capacity, 256);
-  b.reserve(600); // 512 -> 1024, clamped to the limit
+  b.reserve(512); // exactly a doubling: 512, not 1024
+  assertEquals(b.capacity, 512);
+  b.reserve(600); // 1024, clamped to the limit
   assertEquals(b.capacity, 1000);
   b.reserve(1000);
   assertEquals(b.capacity, 1000);
