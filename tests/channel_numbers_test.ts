@@ -93,3 +93,63 @@ Deno.test("ChannelNumbers: thousands of release/allocate cycles keep numbers uni
   }
   assertEquals(numbers.allocate(), null);
 });
+
+/** Runs `fn` with Math.random returning `values` in turn (then the last one again). */
+function withRandom<T>(values: number[], fn: () => T): T {
+  const real = Math.random;
+  let i = 0;
+  Math.random = () => values[Math.min(i++, values.length - 1)]!;
+  try {
+    return fn();
+  } finally {
+    Math.random = real;
+  }
+}
+
+/** The Math.random value that draws `n` (FIRST + floor(r * 65534) === n). */
+const drawing = (n: number) => (n - 1 + 0.5) / LAST;
+
+Deno.test("ChannelNumbers draws at random over the whole range 1..65534", () => {
+  assertEquals(withRandom([0], () => new ChannelNumbers(5).allocate()), 1);
+  assertEquals(withRandom([0.9999999999], () => new ChannelNumbers(5).allocate()), LAST);
+  assertEquals(withRandom([drawing(4242)], () => new ChannelNumbers(5).allocate()), 4242);
+});
+
+Deno.test("ChannelNumbers tries random numbers first and takes the first free one", () => {
+  const numbers = new ChannelNumbers(100);
+  withRandom([drawing(10)], () => numbers.allocate());
+  withRandom([drawing(20)], () => numbers.allocate());
+  // 10 and 20 are taken: the third draw (30) is free and wins over later draws (40).
+  assertEquals(
+    withRandom([drawing(10), drawing(20), drawing(30), drawing(40)], () => numbers.allocate()),
+    30,
+  );
+  // Draws of 10, then 40: 40, not the next free number after 10 (11).
+  assertEquals(withRandom([drawing(10), drawing(40), drawing(50)], () => numbers.allocate()), 40);
+});
+
+Deno.test("ChannelNumbers scans every number when random draws keep failing", () => {
+  // Quarantine of 0: a released number is free at once.
+  for (const [free, start] of [[500, 501], [LAST, 1], [1, 2], [7, LAST]]) {
+    const numbers = new ChannelNumbers(LAST, 0);
+    fill(numbers);
+    numbers.release(free!);
+    // Every draw hits the same used number, so the scan starts there and wraps around.
+    assertEquals(withRandom([drawing(start!)], () => numbers.allocate()), free, `free ${free}`);
+    assertEquals(numbers.allocate(), null);
+  }
+});
+
+Deno.test("ChannelNumbers: numbers leave the quarantine oldest first, beyond its size", () => {
+  // Quarantine of 1: after releasing 100, 200, 300 only 300 is in quarantine.
+  const numbers = new ChannelNumbers(LAST, 1);
+  fill(numbers);
+  for (const n of [100, 200, 300]) numbers.release(n);
+  // The scan starts at 150 (a used number): 200 is the first free one, then 100; 300 last.
+  const order = withRandom([drawing(150)], () => [
+    numbers.allocate(),
+    numbers.allocate(),
+    numbers.allocate(),
+  ]);
+  assertEquals(order, [200, 100, 300]);
+});
