@@ -70,3 +70,13 @@ Deno.test("Ring: falsy items (0, empty string, null) are kept", () => {
   assertEquals(r.length, 3);
   assertEquals([r.shift(), r.shift(), r.shift()], [0, "", null]);
 });
+
+Deno.test("Ring: unshift into a full ring grows it and keeps every item", () => {
+  for (const size of [16, 32]) {
+    const r = new Ring<number>();
+    for (let i = 0; i < size; i++) r.push(i);
+    r.unshift(-1);
+    assertEquals(r.length, size + 1);
+    assertEquals(r.drain(), [-1, ...Array.from({ length: size }, (_, i) => i)]);
+  }
+});

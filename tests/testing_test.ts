@@ -1,6 +1,6 @@
 // The helpers of testing.ts: a free TCP port and unique temporary Unix socket paths.
 
-import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertNotEquals, assertThrows } from "@std/assert";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
 
 Deno.test("freeTcpPort returns a port that can be bound right away, on 127.0.0.1 by default", () => {
@@ -15,6 +15,11 @@ Deno.test("freeTcpPort returns a port that can be bound right away, on 127.0.0.1
   const other = freeTcpPort("127.0.0.1");
   const l2 = Deno.listen({ hostname: "127.0.0.1", port: other });
   l2.close();
+});
+
+Deno.test("freeTcpPort probes the interface it is given", () => {
+  // An address that cannot be bound on this machine is an error, not some other port.
+  assertThrows(() => freeTcpPort("192.0.2.1"));
 });
 
 Deno.test("freeTcpPort leaves nothing listening on the port", async () => {
