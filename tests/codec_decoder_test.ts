@@ -15,6 +15,7 @@ import {
   Status,
   TofuError,
 } from "../mod.ts";
+import { MAX_FRAME_LENGTH } from "../src/codec.ts";
 
 function frame(body: string, channel = 1, id = 0n): Uint8Array {
   const m = new Message();
@@ -242,6 +243,10 @@ Deno.test("encodeFrameInto refuses a short target with the sizes; encodes into a
     "Cannot encode frame: needs 19 bytes, 18 available",
   );
   assertEquals(encodeFrameInto(m, out, 11), 19);
+  m.headers.append("k", "v"); // 5 more bytes
+  assertEquals(encodeFrameInto(m, out, 6), 24);
+  assertEquals(decodeFrame(out.subarray(6, 30)).headers.get("k"), "v");
+  assertEquals(MAX_FRAME_LENGTH, 16 + 65535 + 65535);
   // Two buffers in turn: each gets its own bytes (a cached view must follow the target).
   const a = new Uint8Array(64);
   const b = new Uint8Array(64);
