@@ -82,6 +82,10 @@ Deno.test("TextHeaders: a line that would pass 65535 bytes is refused and nothin
   // Even the CRLF of a line must fit.
   const err = assertThrows(() => h.append("z", "z"), TofuError);
   assertEquals(err.status, Status.invalidHeadersLen);
+  assertEquals(
+    err.message,
+    "Cannot append to text headers: 65536 bytes exceeds the limit of 65535",
+  );
   assertEquals(h.byteLength, MAX_HEADERS_LENGTH);
   assertEquals(h.get("a"), "1");
 });
