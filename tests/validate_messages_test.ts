@@ -88,3 +88,12 @@ Deno.test("opensChannel: HelloRequest and WelcomeRequest only", () => {
     assertEquals(opensChannel(op), op === OpCode.HelloRequest || op === OpCode.WelcomeRequest);
   }
 });
+
+Deno.test("validateForPost accepts text headers and a body of exactly 65535 bytes", () => {
+  const m = msg(OpCode.Request, 5);
+  m.headers.append("big", "h".repeat(65535 - 6)); // "big:" + value + CRLF
+  m.body.set(new Uint8Array(65535));
+  assertEquals([m.headers.byteLength, m.body.byteLength], [65535, 65535]);
+  validateForPost(m);
+  assertEquals([m.bhdr.textHeadersLength, m.bhdr.bodyLength], [65535, 65535]);
+});
