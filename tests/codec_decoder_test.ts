@@ -287,3 +287,84 @@ Deno.test("FrameDecoderStream: a stream cut inside a frame errors with the bytes
   );
   assertEquals(ok.map((m) => m.body.text()), ["abcdef", "abcdef"]);
 });
+
+Deno.test("FrameDecoder.writable after a consumed frame: room for exactly the rest of the next", () => {
+  // A has an all-'a' body; B has 624 bytes of headers (0x0270) and a 386-byte body: 1,010
+  // bytes after its header, just over what a 1,024-byte buffer holds.
+  const a = frame("a".repeat(24)); // 40 bytes
+  const b = new Message();
+  b.bhdr.channelNumber = 2;
+  while (b.headers.byteLength < 624) {
+    b.headers.append("h", "x".repeat(Math.min(80, 624 - b.headers.byteLength - 4)));
+  }
+  b.body.set("b".repeat(386));
+  const bBytes = encodeFrame(b);
+  assertEquals(bBytes.length - 16, 1010);
+  const dec = new FrameDecoder({ initialCapacity: 64 });
+  dec.push(a);
+  dec.push(bBytes.subarray(0, 16));
+  assertEquals(next(dec)?.body.text(), "a".repeat(24));
+  assertEquals(dec.buffered, 16, "B's header is left (after A, not at the start of the buffer)");
+  const w = dec.writable();
+  assert(w.length >= 1010, `room for the rest of B: ${w.length}`);
+  assertEquals(dec.capacity, 2048, "the smallest doubling that holds B");
+  w.set(bBytes.subarray(16));
+  dec.commit(1010);
+  const got = next(dec)!;
+  assertEquals(got.body.text(), "b".repeat(386));
+  assertEquals(got.headers.byteLength, 624);
+});
+
+Deno.test("FrameDecoder: a chunk that fills the free space exactly does not grow it", () => {
+  const dec = new FrameDecoder({ initialCapacity: 64 });
+  const four = new Uint8Array(64);
+  for (let i = 0; i < 4; i++) four.set(frame(""), i * 16);
+  dec.push(four);
+  assertEquals(dec.capacity, 64);
+  for (let i = 0; i < 4; i++) assertEquals(next(dec)?.body.text(), "");
+});
+
+Deno.test("FrameDecoder read-ahead: from 16 KiB to 256 KiB by default, only after full reads", () => {
+  const pattern = new Uint8Array(256 * 1024);
+  const one = frame("");
+  for (let i = 0; i < pattern.length; i += 16) pattern.set(one, i);
+  const dec = new FrameDecoder();
+  const caps: number[] = [];
+  for (let round = 0; round < 7; round++) {
+    const w = dec.writable();
+    caps.push(dec.capacity);
+    w.set(pattern.subarray(0, w.length));
+    dec.commit(w.length);
+    while (next(dec) !== null);
+  }
+  assertEquals(caps, [16384, 32768, 65536, 131072, 262144, 262144, 262144]);
+
+  // A read that fills the rest of a buffer that was not empty is not a full read.
+  const part = new FrameDecoder({ initialCapacity: 1024, maxCapacity: 4096 });
+  part.push(pattern.subarray(0, 8)); // half a header
+  const w = part.writable();
+  assertEquals(w.length, 1016);
+  w.set(pattern.subarray(8, 1024));
+  part.commit(1016);
+  while (next(part) !== null);
+  assertEquals(part.writable().length, 1024);
+  assertEquals(part.capacity, 1024);
+
+  // Frames that do not line up with the buffer: it doubles once, keeping the partial frame.
+  const odd = frame("x"); // 17 bytes
+  const stream = new Uint8Array(17 * 400);
+  for (let i = 0; i < 400; i++) stream.set(odd, i * 17);
+  const dec17 = new FrameDecoder({ initialCapacity: 1024, maxCapacity: 4096 });
+  const caps17: number[] = [];
+  let pos = 0;
+  while (pos < stream.length) {
+    const w = dec17.writable();
+    caps17.push(dec17.capacity);
+    const n = Math.min(w.length, stream.length - pos);
+    w.set(stream.subarray(pos, pos + n));
+    dec17.commit(n);
+    pos += n;
+    while (next(dec17) !== null);
+  }
+  assertEquals(caps17.slice(0, 3), [1024, 2048, 2048]);
+});
