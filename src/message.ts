@@ -19,8 +19,10 @@ export const Owner = { Application: 0, Pooled: 1, Engine: 2 } as const;
 /** One of the values of {@linkcode Owner}. */
 export type Owner = typeof Owner[keyof typeof Owner];
 
-/** Library-internal key of a message's owner field. */
-export const kOwner: unique symbol = Symbol("tofu.owner");
+// The owner lives in a #private field (invisible to users and to `deno doc`); these two
+// functions, set by Message's static block, are the library's only way in.
+let readOwner: (m: Message) => Owner;
+let writeOwner: (m: Message, owner: Owner) => void;
 
 /** Library-internal key of the read share a received message is charged to (src/_read_share.ts). */
 export const kShare: unique symbol = Symbol("tofu.share");
@@ -65,8 +67,15 @@ export class Message {
    */
   error: TofuError | undefined = undefined;
 
-  /** @internal Library bookkeeping: who holds the message (the application, a pool, the engine). */
-  [kOwner]: Owner = Owner.Application;
+  // Who holds the message: the application, a pool or the engine.
+  #owner: Owner = Owner.Application;
+
+  static {
+    readOwner = (m) => m.#owner;
+    writeOwner = (m, owner) => {
+      m.#owner = owner;
+    };
+  }
 
   /** @internal Library bookkeeping: the read share of the channel that received it, until it is back. */
   [kShare]: { release(): void } | null = null;
@@ -120,7 +129,7 @@ export class Message {
    * ```
    */
   [Symbol.dispose](): void {
-    if (this[kOwner] === Owner.Application) homes.get(this)?.put(this);
+    if (this.#owner === Owner.Application) homes.get(this)?.put(this);
   }
 
   /**
@@ -172,12 +181,12 @@ export class Message {
 
 /** Library-internal: the owner of a message. */
 export function ownerOf(m: Message): Owner {
-  return m[kOwner];
+  return readOwner(m);
 }
 
 /** Library-internal: hand a message to a new owner. */
 export function transfer(m: Message, owner: Owner): void {
-  m[kOwner] = owner;
+  writeOwner(m, owner);
   leases.set(m, (leases.get(m) ?? 0) + 1);
 }
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertNotStrictEquals, assertStrictEquals } from "@std/assert";
 import { Engine, Message, TofuError } from "../mod.ts";
-import { MessagePool } from "../src/pool.ts";
+import { MessagePool } from "../src/_pool.ts";
 import { ReadShare } from "../src/_read_share.ts";
 import { ReceiveQueue } from "../src/_receive_queue.ts";
 

@@ -18,6 +18,7 @@ import { tempUdsPath } from "../testing.ts";
 import {
   connect,
   expect,
+  lifecycleTransports,
   listen,
   make,
   makeAbort,
@@ -83,7 +84,7 @@ async function serve(
   }
 }
 
-for (const t of transports) {
+for (const t of lifecycleTransports) {
   for (const reply of ["reuse", "always"] as const) {
     Deno.test(`${t.name}: a peer that floods and never reads does not stop the others (reply: ${reply})`, async () => {
       await using serverEngine = new Engine({ initialPoolMsgs: 16, maxPoolMsgs: 16 });
