@@ -12,12 +12,6 @@ export class AsyncQueue<T> {
   #takers: Array<((v: T | Done) => void) | undefined> = [];
   #takersHead = 0;
   #closed = false;
-  readonly #onTake: (() => void) | undefined;
-
-  /** `onTake` runs each time an item leaves the queue for a taker. */
-  constructor(onTake?: () => void) {
-    this.#onTake = onTake;
-  }
 
   get closed(): boolean {
     return this.#closed;
@@ -35,7 +29,6 @@ export class AsyncQueue<T> {
       this.#takers[this.#takersHead++] = undefined;
       this.#compactTakers();
       take(v);
-      this.#onTake?.();
       return true;
     }
     this.#items.push(v);
@@ -45,9 +38,7 @@ export class AsyncQueue<T> {
   /** The next item, or `done` once the queue is closed and empty. */
   take(): Promise<T | Done> {
     if (this.#head < this.#items.length) {
-      const v = this.#shift();
-      this.#onTake?.();
-      return Promise.resolve(v);
+      return Promise.resolve(this.#shift());
     }
     if (this.#closed) return Promise.resolve(done);
     return new Promise((resolve) => this.#takers.push(resolve));

@@ -30,6 +30,7 @@ export interface ResolvedOptions {
   timeouts: Timeouts;
   maxEngineQueuedBytes: number;
   maxReceiveQueueMsgs: number;
+  maxChannelHeldMsgs: number;
   reusePort: boolean;
 }
 
@@ -72,6 +73,7 @@ export class EngineCore implements EngineHost {
   readonly deadlines: Deadlines;
   readonly maxEngineQueuedBytes: number;
   readonly maxReceiveQueueMsgs: number;
+  readonly maxChannelHeldMsgs: number;
   /** TCP listens bind with SO_REUSEPORT (several engines on one port). */
   readonly reusePort: boolean;
   queuedBytes = 0;
@@ -86,6 +88,9 @@ export class EngineCore implements EngineHost {
     this.maxQueuedBytes = positiveInteger("maxQueuedBytes", o.maxQueuedBytes);
     this.maxEngineQueuedBytes = positiveInteger("maxEngineQueuedBytes", o.maxEngineQueuedBytes);
     this.maxReceiveQueueMsgs = positiveInteger("maxReceiveQueueMsgs", o.maxReceiveQueueMsgs);
+    this.maxChannelHeldMsgs = o.maxChannelHeldMsgs === Infinity
+      ? Infinity
+      : positiveInteger("maxChannelHeldMsgs", o.maxChannelHeldMsgs);
     this.reusePort = o.reusePort;
     if (
       !(Number.isInteger(o.maxConnections) || o.maxConnections === Infinity) || o.maxConnections < 1

@@ -30,6 +30,8 @@ export interface EngineHost {
   readonly maxEngineQueuedBytes: number;
   /** Charged bytes queued on all channels now. */
   readonly queuedBytes: number;
+  /** Messages one channel may have out (read, not yet back in the pool) before it stops reading. */
+  readonly maxChannelHeldMsgs: number;
   /** Tells readers when the event loop is starved (see _heartbeat.ts). */
   readonly heartbeat: Heartbeat;
   /** Adds `delta` (negative to release) to the engine-wide queued bytes. */

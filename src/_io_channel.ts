@@ -3,14 +3,15 @@
 // back to the pool, so a peer that never reads holds only bytes charged to this channel
 // (maxQueuedBytes) and to the engine (maxEngineQueuedBytes), never pool messages. Unsent
 // frames are handed back as messages when the channel closes. Writes are coalesced.
-// Read side: reading stops while the pool has no free message or the group's receive
-// queue is full (backpressure); starved channels get put-back messages in turn.
+// Read side: a channel reads into a free pool message or a new one while it holds fewer
+// than its read share (maxChannelHeldMsgs) of messages not yet back, and while the group's
+// receive queue has room; otherwise it stops reading (backpressure for that peer alone).
 
 import { BinaryHeader } from "./binary_header.ts";
 import { FrameDecoder } from "./codec.ts";
 import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import type { PoolWait } from "./_pool.ts";
+import { ReadShare } from "./_read_share.ts";
 import { QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
@@ -52,10 +53,12 @@ export class IoChannel implements Channel {
   #decoder: FrameDecoder | null = new FrameDecoder();
   #starving = false;
   #poolEmptyError: TofuError | null = null;
-  // While the reader waits (for a pool message or for room in the receive queue):
-  // ends the wait on close, and withdraws it from the pool or the queue.
+  // Messages read on this channel and not yet back in the pool.
+  readonly #share: ReadShare;
+  // While the reader waits (for its share or for room in the receive queue): ends the
+  // wait on close, and withdraws it from the share or the queue.
   #wakeReader: (() => void) | null = null;
-  #poolWait: PoolWait | null = null;
+  #shareWait: (() => void) | null = null;
   #roomWait: (() => void) | null = null;
   // Set while the reader waits for the engine's heartbeat (a starved event loop); the
   // reader's steps since the heartbeat last fired (see _heartbeat.ts).
@@ -87,6 +90,7 @@ export class IoChannel implements Channel {
     this.number = number;
     this.done = new Promise((r) => this.#resolveDone = r);
     this.#isClient = hello !== null;
+    this.#share = new ReadShare(host.maxChannelHeldMsgs, Math.max(1, host.pool.max));
     this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
@@ -252,6 +256,7 @@ export class IoChannel implements Channel {
   async #readLoop(conn: Conn): Promise<void> {
     const dec = this.#decoder!;
     const pool = this.#host.pool;
+    const share = this.#share;
     const group = this.group;
     try {
       for (;;) {
@@ -263,17 +268,16 @@ export class IoChannel implements Channel {
             if (!await this.#waitRoom()) return;
             continue;
           }
-          let m = pool.get("poolOnly");
-          if (m === null) {
-            this.#starve();
-            m = await this.#waitPool();
-            if (m === null) return;
+          if (share.full) {
+            // This channel holds its share (or has its window of messages unread in the
+            // group's queue): it alone waits until one of them comes back (is taken).
+            if (share.atLimit) this.#starve();
+            if (!await this.#waitShare()) return;
             if (this.#starvesLoop()) await this.#yield();
-            if (this.#closed) {
-              this.#host.recycle(m);
-              return;
-            }
+            continue;
           }
+          const m = pool.get("always")!;
+          share.charge(m);
           try {
             dec.next(m);
           } catch (err) {
@@ -348,14 +352,14 @@ export class IoChannel implements Channel {
     });
   }
 
-  /** Waits for a message put back to the pool; null if the channel closed first. */
-  #waitPool(): Promise<Message | null> {
-    return new Promise<Message | null>((resolve) => {
-      this.#wakeReader = () => resolve(null);
-      this.#poolWait = this.#host.pool.wait(resolve);
+  /** Waits for a message of this channel to come back; false if the channel closed first. */
+  #waitShare(): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      this.#wakeReader = () => resolve(false);
+      this.#shareWait = this.#share.whenFree(() => resolve(true));
     }).finally(() => {
       this.#wakeReader = null;
-      this.#poolWait = null;
+      this.#shareWait = null;
     });
   }
 
@@ -377,7 +381,7 @@ export class IoChannel implements Channel {
     if (this.#poolEmptyError === null) {
       this.#poolEmptyError = new TofuError(
         Status.poolEmpty,
-        `Cannot read channel ${this.number}: the message pool is empty; put messages back to resume`,
+        `Cannot read channel ${this.number}: it holds ${this.#share.limit} messages not yet put back (maxChannelHeldMsgs); put messages back to resume`,
       );
       void this.#poolEmptyError.stack; // formatted now, it keeps no frame of the channel
     }
@@ -418,8 +422,8 @@ export class IoChannel implements Channel {
     this.#silent = silent;
     this.#host.deadlines.unwatch(this.#watch);
     if (this.#conn) closeQuietly(this.#conn);
-    // A reader waiting for the pool or for room withdraws its wait and ends.
-    this.#poolWait?.cancel();
+    // A reader waiting for its share or for room withdraws its wait and ends.
+    this.#shareWait?.();
     this.#roomWait?.();
     this.#beatWait?.();
     this.#wakeReader?.();

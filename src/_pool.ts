@@ -1,9 +1,11 @@
 // The engine-owned message pool. Its first messages share one ArrayBuffer slab for their
 // initial header and body storage; a message that outgrows its slot keeps the larger buffer.
+// Readers take a free message or make one: how much a channel may read is bounded by its
+// read share (src/_read_share.ts), not by the pool, which only keeps spares.
 
 import { Message, Owner, ownerOf, setHome, transfer } from "./message.ts";
-import { Ring } from "./_ring.ts";
 import { isEngineReport } from "./_report.ts";
+import { discharge } from "./_read_share.ts";
 
 const HEADER_SLOT = 128;
 const BODY_SLOT = 256;
@@ -30,27 +32,10 @@ function slabMessages(count: number): Message[] {
 /** How `get` behaves on an empty pool: make a new message, or return null. */
 export type AllocationStrategy = "always" | "poolOnly";
 
-/** A channel's wait for a free message; see {@linkcode MessagePool.wait}. */
-export interface PoolWait {
-  /** Withdraws the wait; a later put() serves the next live waiter instead. */
-  cancel(): void;
-}
-
-class Waiter implements PoolWait {
-  live = true;
-  constructor(readonly cb: (m: Message) => void) {}
-  cancel(): void {
-    this.live = false;
-  }
-}
-
 export class MessagePool {
   #free: Message[] = [];
   #reserve: Message[] = [];
   readonly #max: number;
-  // Channels waiting for a free message (backpressure), served first come, first served.
-  // A waiter that got its message and still starves waits again at the tail: round robin.
-  readonly #waiters = new Ring<Waiter>();
 
   constructor(initial: number, max: number) {
     if (!Number.isInteger(initial) || initial < 0) {
@@ -95,43 +80,21 @@ export class MessagePool {
   }
 
   /**
-   * Takes a message back; a message the application does not own is ignored. If a
-   * channel waits for a message, the first live waiter gets this one at once.
+   * Takes a message back; a message the application does not own is ignored. A received
+   * message is given back to its channel's read share, which may resume that reader.
    */
   put(m: Message): void {
     if (ownerOf(m) !== Owner.Application) return;
     // Engine reports are made without storage; pooling them would only add messages.
     const report = m.bhdr.origin === 1 && isEngineReport(m);
     m.reset();
-    for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) {
-      if (!w.live) continue;
-      w.live = false;
-      // The waiting reader holds it until it delivers it: a stale reference cannot post it.
-      transfer(m, Owner.Engine);
-      w.cb(m);
-      return;
-    }
     transfer(m, Owner.Pooled);
     if (!report && this.#free.length < this.#max) this.#free.push(m);
-  }
-
-  /**
-   * Registers `cb` to receive the next message put back (owned by the engine until the
-   * caller delivers it), or at once a free one. The returned handle withdraws the wait.
-   */
-  wait(cb: (m: Message) => void): PoolWait {
-    const w = new Waiter(cb);
-    const m = this.get("poolOnly");
-    if (m !== null) {
-      w.live = false;
-      cb(m);
-    } else this.#waiters.push(w);
-    return w;
+    discharge(m);
   }
 
   clear(): void {
     this.#free.length = 0;
     this.#reserve.length = 0;
-    for (let w = this.#waiters.shift(); w !== undefined; w = this.#waiters.shift()) w.live = false;
   }
 }

@@ -6,6 +6,7 @@
 
 import type { Message } from "./message.ts";
 import { Ring } from "./_ring.ts";
+import { dequeued, enqueued } from "./_read_share.ts";
 import type { TofuError } from "./status.ts";
 
 interface Waiter {
@@ -70,12 +71,14 @@ export class ReceiveQueue {
       return true;
     }
     this.#msgs.push(m);
+    enqueued(m);
     return true;
   }
 
   tryShift(): Message | null {
     const m = this.#msgs.shift();
     if (m === undefined) return null;
+    dequeued(m);
     this.#shifted();
     return m;
   }
@@ -85,6 +88,7 @@ export class ReceiveQueue {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const m = this.#msgs.shift();
     if (m !== undefined) {
+      dequeued(m);
       this.#shifted();
       return Promise.resolve(m);
     }
@@ -150,7 +154,9 @@ export class ReceiveQueue {
     const waiters = this.#roomWaiters;
     this.#roomWaiters = [];
     for (const cb of waiters) cb();
-    return this.#msgs.drain();
+    const out = this.#msgs.drain();
+    for (const m of out) dequeued(m);
+    return out;
   }
 }
 

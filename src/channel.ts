@@ -7,6 +7,7 @@
 
 import { AsyncQueue, done } from "./_async_queue.ts";
 import { Deadline, sleep } from "./_deadline.ts";
+import { discharge } from "./_read_share.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
 import { Message } from "./message.ts";
@@ -95,6 +96,8 @@ interface Pending {
 interface Stream {
   queue: AsyncQueue<Message>;
   discard: boolean;
+  /** The stream answers a request of ours: its chunks leave the read share once read. */
+  answer: boolean;
 }
 
 interface Resolved {
@@ -128,12 +131,8 @@ export function channelControl(): ChannelControl {
 
 function noop(): void {}
 
-// Unread incoming messages per channel past which a starved pool is not refilled.
-const MAX_BACKLOG = 1024;
 // Requests given up on whose late answers are still recognised and dropped.
 const MAX_ABANDONED = 65_536;
-// Spare messages given to a starved pool at once (the engine keeps at most its maximum).
-const POOL_REFILL = 32;
 
 /**
  * One connected peer: a client channel from `connect`, or an accepted one from a
@@ -169,7 +168,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   readonly #pending = new Map<bigint, Pending>();
   readonly #abandoned = new Set<bigint>();
   readonly #streams = new Map<string, Stream>();
-  readonly #incoming = new AsyncQueue<Message>(() => this.#replace());
+  readonly #incoming = new AsyncQueue<Message>();
   #closed!: Promise<number>;
   #resolveClosed!: (status: number) => void;
   #ready!: Promise<void>;
@@ -466,6 +465,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           this.#engine.put(c);
           throw failure;
         }
+        // A chunk of an answer, like the answer, no longer counts once read; unread
+        // chunks still hold the peer back.
+        if (stream!.answer) discharge(c);
         yield c;
       }
     } finally {
@@ -736,8 +738,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           }
         }
       }
-      if (bh.status === Status.poolEmpty && number === this.#number) this.#relieve();
-      // pool_empty notes and other handed-back messages: nothing else to do.
+      // pool_empty notes (the engine holds this peer back until messages of the channel
+      // come back) and other handed-back messages: nothing else to do.
       this.#engine.put(m);
       return;
     }
@@ -789,31 +791,18 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       const p = this.#pending.get(id);
       if (p) {
         this.#pending.delete(id);
-        if (m.hasMore()) this.#openStream(key);
+        if (m.hasMore()) this.#openStream(key, true);
+        // An answer the application asked for is not the peer's to hold back: it no longer
+        // counts against the channel's read share (maxChannelHeldMsgs), so any number of
+        // answers may be held (chunks of a streamed answer once read, see chunks()).
+        // Unread messages and those taken from the iterator do count.
+        discharge(m);
         p.resolve(m);
-        this.#replace();
         return;
       }
     }
-    if (m.hasMore()) this.#openStream(key);
+    if (m.hasMore()) this.#openStream(key, false);
     if (!this.#incoming.push(m)) this.#engine.put(m);
-  }
-
-  // Messages the application holds (answers, messages it took) are not a reason to stop
-  // reading; a backlog of unread incoming messages is: then the channel stays held back
-  // (backpressure).
-  #backlog(): number {
-    let backlog = this.#incoming.size;
-    for (const s of this.#streams.values()) backlog += s.queue.size;
-    return backlog;
-  }
-
-  #relieve(): void {
-    // The pool ran dry while this channel had frames to read.
-    if (this.#backlog() >= MAX_BACKLOG) return;
-    // get("always") on an empty pool takes slab-allocated spares; the pool keeps at
-    // most its maximum, so this never grows it past maxPoolMsgs.
-    for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(this.#engine.get("always"));
   }
 
   #releaseUnread(): void {
@@ -830,19 +819,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     for (const c of stream.queue.drain()) this.#engine.put(c);
   }
 
-  // A message went to the application while the pool is empty: give the engine one in
-  // its place, so what the application holds never shrinks the engine's receive window
-  // (the engine signals pool_empty only once per starvation episode).
-  #replace(): void {
-    if (this.#engine.poolSize === 0 && this.#backlog() < MAX_BACKLOG) {
-      this.#engine.put(this.#engine.get("always"));
-    }
-  }
-
-  #openStream(key: string): void {
+  #openStream(key: string, answer: boolean): void {
     this.#streams.set(key, {
-      queue: new AsyncQueue<Message>(() => this.#replace()),
+      queue: new AsyncQueue<Message>(),
       discard: false,
+      answer,
     });
   }
 

@@ -16,7 +16,11 @@ export type { AllocationStrategy } from "./_pool.ts";
 export interface EngineOptions {
   /** Messages the pool starts with (default 16). */
   initialPoolMsgs?: number;
-  /** Most messages the pool keeps (default 64; raised to `initialPoolMsgs` if smaller). */
+  /**
+   * Most messages the pool keeps (default 64; raised to `initialPoolMsgs` if smaller). Also
+   * the most messages of one channel that wait unread in its group's receive queue: then
+   * that channel pauses reading until the application takes one.
+   */
   maxPoolMsgs?: number;
   /** Most channels open at once, listeners included (default and at most 65534). */
   maxChannels?: number;
@@ -70,6 +74,16 @@ export interface EngineOptions {
    */
   maxReceiveQueueMsgs?: number;
   /**
+   * Most messages one channel may have out: read from its socket and not yet back in the
+   * pool (held by the application, waiting in a receive queue, or reused by it). A channel
+   * at this share stops reading its socket, so that peer alone is held back while every
+   * other channel reads on with its own share; its group gets one Signal with status
+   * `pool_empty` per episode, and any message of the channel that comes back (`put`,
+   * `post`) resumes it. Default: `maxPoolMsgs` or 1024, whichever is larger; `Infinity`
+   * turns the share off.
+   */
+  maxChannelHeldMsgs?: number;
+  /**
    * TCP listens of this engine bind with `SO_REUSEPORT`, so that engines in several
    * Workers (or processes) listen on one port and the kernel spreads connections over
    * them (default false). Needs Linux and `--unstable-net`; without them a TCP listen
@@ -116,9 +130,10 @@ export class Engine implements AsyncDisposable {
    */
   constructor(options: EngineOptions = {}) {
     const initial = options.initialPoolMsgs ?? 16;
+    const maxPool = Math.max(options.maxPoolMsgs ?? 64, initial);
     this.#core = new EngineCore({
       initialPoolMsgs: initial,
-      maxPoolMsgs: Math.max(options.maxPoolMsgs ?? 64, initial),
+      maxPoolMsgs: maxPool,
       maxChannels: options.maxChannels ?? 65534,
       maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
       maxConnections: options.maxConnections ?? 10_000,
@@ -130,6 +145,7 @@ export class Engine implements AsyncDisposable {
       },
       maxEngineQueuedBytes: options.maxEngineQueuedBytes ?? 256 * 1024 * 1024,
       maxReceiveQueueMsgs: options.maxReceiveQueueMsgs ?? 16384,
+      maxChannelHeldMsgs: options.maxChannelHeldMsgs ?? Math.max(maxPool, 1024),
       reusePort: options.reusePort ?? false,
     });
   }

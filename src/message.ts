@@ -24,6 +24,9 @@ export type Owner = typeof Owner[keyof typeof Owner];
 let readOwner: (m: Message) => Owner;
 let writeOwner: (m: Message, owner: Owner) => void;
 
+/** Library-internal key of the read share a received message is charged to (src/_read_share.ts). */
+export const kShare: unique symbol = Symbol("tofu.share");
+
 /** Library-internal: where a pool message goes back to (its engine's pool). */
 export interface MessageHome {
   put(m: Message): void;
@@ -73,6 +76,9 @@ export class Message {
       m.#owner = owner;
     };
   }
+
+  /** @internal Library bookkeeping: the read share of the channel that received it, until it is back. */
+  [kShare]: { release(): void } | null = null;
 
   /**
    * Creates a standalone message (not from a pool).

@@ -60,9 +60,14 @@ async function echo(name: string, e: Engine): Promise<void> {
 }
 
 // A listener that answers the Hello, then keeps every message it receives (never puts it
-// back) until "release": its small pool empties and it stops reading.
+// back) until "release": its channel reaches its read share of `pool` messages and stops
+// reading.
 async function starve(name: string, pool: number): Promise<void> {
-  const e = starveEngine = new Engine({ initialPoolMsgs: pool, maxPoolMsgs: pool });
+  const e = starveEngine = new Engine({
+    initialPoolMsgs: pool,
+    maxPoolMsgs: pool,
+    maxChannelHeldMsgs: pool,
+  });
   const g = e.create();
   g.post(new IsolateServerAddress(name).format(e.get("always")));
   const welcome = await g.waitReceive(5000);

@@ -267,9 +267,9 @@ for (const t of lifecycleTransports) {
     assertEquals((await recv(server.group)).body.text(), "fine");
   });
 
-  Deno.test(`${t.name}: backpressure: reading stops on an empty pool, nothing is lost`, async () => {
+  Deno.test(`${t.name}: backpressure: reading stops at the channel's share, nothing is lost`, async () => {
     await using clientEngine = new Engine();
-    await using serverEngine = new Engine({ initialPoolMsgs: 4, maxPoolMsgs: 4 });
+    await using serverEngine = new Engine({ maxChannelHeldMsgs: 4 });
     const server = await listen(serverEngine, t);
     const link = await connect(clientEngine, t, server);
     const total = 200;
@@ -278,7 +278,7 @@ for (const t of lifecycleTransports) {
     }
     const held: Message[] = [];
     let poolEmpty = 0;
-    // Hold every message: the pool runs dry and the channel must stop reading.
+    // Hold every message: the channel reaches its share and must stop reading.
     for (;;) {
       const m = await server.group.waitReceive(300);
       if (m === null) break;
@@ -291,7 +291,7 @@ for (const t of lifecycleTransports) {
     }
     assertEquals(poolEmpty, 1, "one pool_empty Signal per starvation episode");
     const data = held.filter((m) => m.bhdr.opCode === OpCode.Request);
-    assert(data.length <= 4, `reading stopped: ${data.length} requests read with a pool of 4`);
+    assert(data.length <= 4, `reading stopped: ${data.length} requests read with a share of 4`);
     // Give everything back and drain: every message arrives once, in order.
     const ids = data.map((m) => Number(m.bhdr.messageId));
     for (const m of held) serverEngine.put(m);

@@ -1,6 +1,8 @@
 import { assert, assertEquals, assertNotStrictEquals, assertStrictEquals } from "@std/assert";
-import { Engine, Message } from "../mod.ts";
+import { Engine, Message, TofuError } from "../mod.ts";
 import { MessagePool } from "../src/_pool.ts";
+import { ReadShare } from "../src/_read_share.ts";
+import { ReceiveQueue } from "../src/_receive_queue.ts";
 
 Deno.test("MessagePool starts with initial messages and keeps at most max", () => {
   const pool = new MessagePool(4, 6);
@@ -46,26 +48,34 @@ Deno.test("MessagePool: first messages share one slab; grown buffers are kept", 
   assertStrictEquals(a2.body.bytes().buffer, grown, "the grown buffer is reused");
 });
 
-Deno.test("MessagePool.wait(): each put hands its message to the next live waiter", () => {
+Deno.test("ReadShare: a put back message frees its own channel's share, once, and wakes its reader", () => {
   const pool = new MessagePool(0, 4);
-  const got: Array<[number, Message]> = [];
-  pool.wait((m) => got.push([1, m]));
-  const withdrawn = pool.wait((m) => got.push([2, m]));
-  pool.wait((m) => got.push([3, m]));
-  withdrawn.cancel();
-  const a = new Message();
-  const b = new Message();
-  pool.put(a);
-  assertEquals(got.map(([n]) => n), [1]);
-  assertStrictEquals(got[0]![1], a);
-  pool.put(b);
-  assertEquals(got.map(([n]) => n), [1, 3], "the withdrawn waiter is skipped, not woken");
-  assertStrictEquals(got[1]![1], b);
-  assertEquals(pool.size, 0, "handed over, not pooled");
-  pool.put(new Message());
-  assertEquals(pool.size, 1, "no waiter left: pooled");
-  pool.wait((m) => got.push([4, m]));
-  assertEquals(got.map(([n]) => n), [1, 3, 4], "a free message is handed at once");
+  const a = new ReadShare(2, Infinity);
+  const b = new ReadShare(2, Infinity);
+  const [m1, m2, m3] = [pool.get("always")!, pool.get("always")!, pool.get("always")!];
+  a.charge(m1);
+  a.charge(m2);
+  b.charge(m3);
+  assertEquals([a.full, b.full], [true, false]);
+  let woken = 0;
+  const cancelled = a.whenFree(() => woken += 100);
+  cancelled();
+  a.whenFree(() => woken++);
+  pool.put(m3); // b's: a stays held back
+  assertEquals([a.held, b.held, woken], [2, 0, 0]);
+  pool.put(m1);
+  assertEquals([a.held, woken], [1, 1], "the withdrawn wait is not called");
+  pool.put(m1); // a second put is ignored: no double credit
+  assertEquals(a.held, 1);
+  // A message of a closed channel credits that channel's share only, never the next
+  // channel that gets the same number.
+  const next = new ReadShare(2, Infinity);
+  next.charge(pool.get("always")!);
+  pool.put(m2);
+  assertEquals([a.held, next.held], [0, 1]);
+  let at = 0;
+  next.whenFree(() => at++);
+  assertEquals(at, 1, "below its limit: called at once");
 });
 
 Deno.test("Engine get/put: poolSize, poolOnly null, null put is a no-op", async () => {
@@ -82,4 +92,21 @@ Deno.test("Engine get/put: poolSize, poolOnly null, null put is a no-op", async 
   engine.put(b);
   engine.put(c);
   assertEquals(engine.poolSize, 3);
+});
+
+Deno.test("ReadShare: its window of unread queued messages holds it back until one is taken", () => {
+  const share = new ReadShare(100, 2);
+  const q = new ReceiveQueue();
+  const ms = [new Message(), new Message(), new Message()];
+  for (const m of ms) share.charge(m);
+  q.push(ms[0]!);
+  q.push(ms[1]!);
+  assertEquals([share.queued, share.full, share.atLimit], [2, true, false]);
+  let woken = 0;
+  share.whenFree(() => woken++);
+  assertStrictEquals(q.tryShift(), ms[0]);
+  assertEquals([share.queued, woken], [1, 1]);
+  q.push(ms[2]!);
+  assertEquals(q.shutdown(new TofuError(23, "Cannot receive: gone")).length, 2);
+  assertEquals([share.queued, share.held], [0, 3]);
 });

@@ -2,8 +2,19 @@
 // Each test failed on 30df74e (before the send lanes, budgets and pool waiters).
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { encodeFrame, Engine, Message, OpCode, Status, statusName, TofuError } from "../mod.ts";
+import {
+  connect as peerConnect,
+  encodeFrame,
+  Engine,
+  Message,
+  OpCode,
+  serve as peerServe,
+  Status,
+  statusName,
+  TofuError,
+} from "../mod.ts";
 import { QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
+import { tempUdsPath } from "../testing.ts";
 import {
   connect,
   expect,
@@ -14,6 +25,7 @@ import {
   rawConnect,
   recv,
   type Server,
+  transports,
   writeAll,
 } from "./_fixtures.ts";
 
@@ -257,53 +269,69 @@ for (const t of lifecycleTransports) {
     expect(closed, OpCode.Signal, Status.channelClosed);
   });
 
-  Deno.test(`${t.name}: a waiting channel that closes withdraws its wait; the next put serves another`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 2, maxPoolMsgs: 2 });
+  Deno.test(`${t.name}: a held-back channel that closes withdraws its wait; a put of the other's message resumes it`, async () => {
+    await using engine = new Engine({ maxChannelHeldMsgs: 1 });
     const server = await listen(engine, t);
-    // The application holds every pool message.
-    const held = [engine.get("poolOnly")!, engine.get("poolOnly")!];
-    assertEquals(engine.get("poolOnly"), null);
-    const first = await rawConnect(server.bound);
-    await writeAll(first, frame(OpCode.HelloRequest, 11));
-    const a = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
-    const second = await rawConnect(server.bound);
-    await writeAll(second, frame(OpCode.HelloRequest, 22));
-    const b = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
-    assert(a.bhdr.channelNumber !== b.bhdr.channelNumber);
-    // The first waiter is aborted: its reports come back.
-    server.group.post(makeAbort(engine, a.bhdr.channelNumber));
+    // Each peer sends its HelloRequest and a Signal: the application holds the first, so
+    // each channel stops reading at its share of 1.
+    const peers = await Promise.all([11, 22].map(async (id) => {
+      const conn = await rawConnect(server.bound);
+      await writeAll(
+        conn,
+        new Uint8Array([...frame(OpCode.HelloRequest, id), ...frame(OpCode.Signal, id + 1)]),
+      );
+      return conn;
+    }));
+    const hellos = new Map<bigint, Message>();
+    const held = new Set<number>();
+    while (hellos.size < 2 || held.size < 2) {
+      const m = await recv(server.group);
+      if (m.isFromEngine()) {
+        expect(m, OpCode.Signal, Status.poolEmpty);
+        held.add(m.bhdr.channelNumber);
+        engine.put(m);
+      } else hellos.set(expect(m, OpCode.HelloRequest, Status.success).bhdr.messageId, m);
+    }
+    const a = hellos.get(11n)!;
+    const b = hellos.get(22n)!;
+    const aCh = a.bhdr.channelNumber;
+    const bCh = b.bhdr.channelNumber;
+    assertEquals(held, new Set([aCh, bCh]));
+    // The first is aborted: its reports come back; its held message is put back later.
+    server.group.post(makeAbort(engine, aCh));
     expect(await recv(server.group), OpCode.ByeSignal, Status.channelClosed);
     expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
-    // One message put back: the second channel's HelloRequest is read with it.
-    engine.put(held.pop()!);
-    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
-    assertEquals(hello.bhdr.channelNumber, b.bhdr.channelNumber);
-    assertEquals(hello.bhdr.messageId, 22n);
-    first.close();
-    second.close();
+    engine.put(a); // credits the closed channel only
+    assertEquals(await server.group.waitReceive(200), null, "the other channel is still held");
+    // One message of the second channel put back: its Signal is read.
+    engine.put(b);
+    const s = expect(await recv(server.group), OpCode.Signal, Status.success);
+    assertEquals([s.bhdr.channelNumber, s.bhdr.messageId], [bCh, 23n]);
+    engine.put(s);
+    for (const p of peers) p.close();
     expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
   });
 
-  Deno.test(`${t.name}: a posted message handed straight to a starved reader cannot be posted again`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1 });
+  Deno.test(`${t.name}: a posted message that resumes a held-back reader cannot be posted again`, async () => {
+    await using engine = new Engine({ maxChannelHeldMsgs: 1 });
     const server = await listen(engine, t);
-    const held = engine.get("poolOnly")!;
     const peer = await rawConnect(server.bound);
     await writeAll(
       peer,
       new Uint8Array([...frame(OpCode.HelloRequest, 5), ...frame(OpCode.Signal, 6)]),
     );
-    const starved = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
-    const reply = make(engine, starved.bhdr.channelNumber, OpCode.HelloResponse, "", 5n);
-    server.group.post(reply); // encoded; the message goes to the waiting reader at once
+    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
+    assertEquals(hello.bhdr.messageId, 5n);
+    expect(await recv(server.group), OpCode.Signal, Status.poolEmpty);
+    const reply = hello;
+    reply.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(reply); // encoded; the message goes back and frees the channel's share
     const err = assertThrows(() => server.group.post(reply), TofuError);
     assertEquals(err.status, Status.notAllowed);
     engine.put(reply); // ignored: not the application's
-    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
-    assertEquals(hello.bhdr.messageId, 5n);
-    engine.put(hello);
-    engine.put(held);
-    expect(await recv(server.group), OpCode.Signal, Status.success);
+    const signal = expect(await recv(server.group), OpCode.Signal, Status.success);
+    assertEquals(signal.bhdr.messageId, 6n);
+    engine.put(signal);
     peer.close();
     for (;;) {
       const m = await recv(server.group);
@@ -311,33 +339,52 @@ for (const t of lifecycleTransports) {
     }
   });
 
-  Deno.test(`${t.name}: starved channels are served in turn`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1 });
+  Deno.test(`${t.name}: held-back channels are each resumed by their own messages only`, async () => {
+    // A pool of 1 no longer limits reading: each channel has a share of 2.
+    await using engine = new Engine({ initialPoolMsgs: 1, maxPoolMsgs: 1, maxChannelHeldMsgs: 2 });
     const server = await listen(engine, t);
-    const spare = engine.get("poolOnly")!;
     const peers = await Promise.all([1, 2, 3].map(() => rawConnect(server.bound)));
-    const channels: number[] = [];
+    const byChannel = new Map<number, Message[]>();
     for (const [i, peer] of peers.entries()) {
       const frames = [frame(OpCode.HelloRequest, 100 * i + 1)];
       for (let k = 2; k <= 5; k++) frames.push(frame(OpCode.Signal, 100 * i + k));
       await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
-      channels.push(
-        expect(await recv(server.group), OpCode.Signal, Status.poolEmpty).bhdr.channelNumber,
-      );
     }
-    // Each message put back goes to the next starved channel, round robin.
-    const order: number[] = [];
-    engine.put(spare);
-    for (let i = 0; i < 15; i++) {
+    let reports = 0;
+    while (reports < 3) {
       const m = await recv(server.group);
-      assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)}`);
-      order.push(m.bhdr.channelNumber);
-      engine.put(m);
+      if (m.isFromEngine()) {
+        expect(m, OpCode.Signal, Status.poolEmpty);
+        reports++;
+        engine.put(m);
+        continue;
+      }
+      const list = byChannel.get(m.bhdr.channelNumber) ?? [];
+      list.push(m);
+      byChannel.set(m.bhdr.channelNumber, list);
     }
-    assertEquals(order, [0, 1, 2, 3, 4].flatMap(() => channels));
+    assertEquals([...byChannel.values()].map((l) => l.length), [2, 2, 2], "each read its share");
+    assertEquals(await server.group.waitReceive(200), null);
+    // Messages of the second channel put back: only it reads on, one frame per message.
+    const [, second] = [...byChannel.keys()];
+    for (const m of byChannel.get(second!)!.splice(0)) engine.put(m);
+    const got: bigint[] = [];
+    for (let i = 0; i < 2; i++) {
+      const m = await recv(server.group);
+      assertEquals(m.bhdr.channelNumber, second);
+      got.push(m.bhdr.messageId);
+      byChannel.get(second!)!.push(m);
+    }
+    const base = byChannel.get(second!)![0]!.bhdr.messageId - 3n;
+    assertEquals(got, [base + 3n, base + 4n]);
+    assertEquals(await server.group.waitReceive(200), null, "the others are still held");
+    for (const list of byChannel.values()) for (const m of list) engine.put(m);
     for (const p of peers) p.close();
-    for (let i = 0; i < 3; i++) {
-      expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+    let closed = 0;
+    while (closed < 3) {
+      const m = await recv(server.group);
+      if (m.bhdr.status === Status.channelClosed) closed++;
+      engine.put(m);
     }
   });
 
@@ -460,4 +507,345 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
   g.updateReceiver(mine);
   assertThrows(() => new Engine({ maxReceiveQueueMsgs: 0 }), RangeError);
   assertThrows(() => new Engine({ maxEngineQueuedBytes: 1.5 }), RangeError);
+  assertThrows(() => new Engine({ maxChannelHeldMsgs: 0 }), RangeError);
+  assertThrows(() => new Engine({ maxChannelHeldMsgs: 2.5 }), RangeError);
+});
+
+// ---- The read share: a channel holds at most maxChannelHeldMsgs messages ----
+// The tests below failed on 14e5264 (one pool for all readers), or on the commit of this
+// branch before the piece they guard (the unread window, answers off the share, a pool
+// of 0): their commit messages say which.
+
+/** Rejects if `p` does not settle within `ms` (generous: a stall is what is tested). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function anyAddress(transport: string): string {
+  return transport === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
+}
+
+/** Receives until a message of `channel` that is not an engine report arrives; others go to `other`. */
+async function nextOf(
+  group: Server["group"],
+  channel: number,
+  other: (m: Message) => void,
+  ms = 10_000,
+): Promise<Message> {
+  for (;;) {
+    const m = await recv(group, ms);
+    if (m.bhdr.channelNumber === channel && !m.isFromEngine()) return m;
+    other(m);
+  }
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a peer whose requests pile up unread does not stop a good peer of the same engine`, async () => {
+    // One engine for the server and the good client: its pool is shared by every channel.
+    await using engine = new Engine();
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => release = r);
+    await using server = await peerServe(
+      anyAddress(t.name),
+      async (req) => {
+        if (req.body.bytes().length === 1000) await stuck; // the flooding peer's requests hang
+        return `ok ${req.body.text()}`;
+      },
+      { engine, maxInFlight: 4 },
+    );
+    await using good = await peerConnect(server.address, { engine });
+    // The flooder's requests go unread into its channel's backlog: 3,000 of 1 KB.
+    const flood = await rawConnect(server.address);
+    const request = frame(OpCode.Request, 1, "x".repeat(1000));
+    const flooding = (async () => {
+      for (let i = 1; i <= 3000; i++) {
+        new DataView(request.buffer).setBigUint64(4, BigInt(i));
+        await writeAll(flood, request);
+      }
+    })().catch(() => {});
+    // Let the flood be read into the backlog before the good peer asks.
+    await new Promise((r) => setTimeout(r, 300));
+    for (let round = 0; round < 5; round++) {
+      const replies = await within(
+        Promise.all(
+          Array.from(
+            { length: 50 },
+            (_, i) => good.request(`${round}.${i}`, { timeoutMs: 60_000 }),
+          ),
+        ),
+        30_000,
+        `round ${round} of the good peer's requests`,
+      );
+      replies.forEach((m, i) => {
+        assertEquals(m.body.text(), `ok ${round}.${i}`);
+        engine.put(m);
+      });
+    }
+    flood.close();
+    release();
+    await flooding;
+  });
+
+  Deno.test(`${t.name}: a channel at its share stops reading; another channel of the engine is served; a put resumes it`, async () => {
+    const share = 8;
+    await using engine = new Engine({ maxChannelHeldMsgs: share });
+    const server = await listen(engine, t);
+    // The flooder: a HelloRequest and 100 Signals, all written before the application reads.
+    const flooder = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 101; i++) frames.push(frame(OpCode.Signal, i, `s${i}`));
+    await writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    // The application holds everything the flooder sends.
+    const held: Message[] = [];
+    const reports: Message[] = [];
+    let floodCh = 0;
+    for (;;) {
+      const m = await server.group.waitReceive(500);
+      if (m === null) break;
+      if (m.isFromEngine()) reports.push(m);
+      else {
+        floodCh = m.bhdr.channelNumber;
+        held.push(m);
+      }
+    }
+    assertEquals(held.length, share, "reading stopped at the channel's share");
+    assertEquals(held.map((m) => Number(m.bhdr.messageId)), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assertEquals(reports.length, 1, "one pool_empty Signal for the episode");
+    expect(reports[0]!, OpCode.Signal, Status.poolEmpty);
+    assertEquals(reports[0]!.bhdr.channelNumber, floodCh);
+    assert(reports[0]!.error?.message.includes("maxChannelHeldMsgs"), reports[0]!.error?.message);
+    engine.put(reports.pop()!);
+    // Another peer of the same engine is served meanwhile, round trip after round trip.
+    const client = engine.create();
+    const { channelNumber: clientCh } = client.post(
+      t.connectTo(server.bound).format(engine.get("always")),
+    );
+    const strays: Message[] = [];
+    const onServer = async (): Promise<Message> => {
+      for (;;) {
+        const m = await recv(server.group, 10_000);
+        if (m.bhdr.channelNumber === floodCh) {
+          strays.push(m);
+          continue;
+        }
+        return m;
+      }
+    };
+    const h = expect(await onServer(), OpCode.HelloRequest, Status.success);
+    const goodCh = h.bhdr.channelNumber;
+    h.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(h);
+    expect(await recv(client), OpCode.HelloResponse, Status.success);
+    for (let i = 1; i <= 200; i++) {
+      client.post(make(engine, clientCh, OpCode.Request, `q${i}`, BigInt(i)));
+      const q = expect(await onServer(), OpCode.Request, Status.success);
+      assertEquals([q.bhdr.channelNumber, q.body.text()], [goodCh, `q${i}`]);
+      q.bhdr.opCode = OpCode.Response;
+      server.group.post(q);
+      const r = expect(await recv(client), OpCode.Response, Status.success);
+      assertEquals(r.body.text(), `q${i}`);
+      engine.put(r);
+    }
+    assertEquals(strays.map((m) => statusName(m.bhdr.status)), [], "the flooder stayed held back");
+    // One message of the held channel put back: exactly one more frame is read.
+    engine.put(held.shift()!);
+    const next = await nextOf(server.group, floodCh, (m) => engine.put(m));
+    assertEquals(next.bhdr.messageId, 9n);
+    held.push(next);
+    assertEquals(await server.group.waitReceive(300), null, "still at its share");
+    // All of them back: the rest arrives, in order.
+    const ids: number[] = [];
+    for (const m of held.splice(0)) engine.put(m);
+    while (ids.length < 92) {
+      const m = await nextOf(server.group, floodCh, (r) => engine.put(r));
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 92 }, (_, i) => i + 10));
+    flooder.close();
+    for (;;) {
+      const m = await recv(server.group);
+      const closed = m.bhdr.status === Status.channelClosed;
+      engine.put(m);
+      if (closed) break;
+    }
+  });
+
+  Deno.test(`${t.name}: by default one channel may hold 1,000 messages, and 1,000 concurrent Peers requests are answered`, async () => {
+    await using engine = new Engine();
+    // Raw: the application holds 1,000 messages of one channel, and reading goes on.
+    const server = await listen(engine, t);
+    const peer = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 1000; i++) frames.push(frame(OpCode.Signal, i));
+    await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+    const held: Message[] = [];
+    while (held.length < 1000) {
+      const m = await recv(server.group, 10_000);
+      assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
+      held.push(m);
+    }
+    for (const m of held) engine.put(m);
+    peer.close();
+    expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+    // Peers: 1,000 requests in flight on one channel, every answer held until all arrived,
+    // with the server on the same engine.
+    await using echo = await peerServe(
+      anyAddress(t.name),
+      (req) => req.body.text(),
+      { engine, maxInFlight: 1000 },
+    );
+    await using ch = await peerConnect(echo.address, { engine });
+    const answers = await within(
+      Promise.all(
+        Array.from({ length: 1000 }, (_, i) => ch.request(`r${i}`, { timeoutMs: 60_000 })),
+      ),
+      60_000,
+      "1,000 concurrent requests",
+    );
+    assertEquals(
+      answers.map((m) => m.body.text()),
+      Array.from({ length: 1000 }, (_, i) => `r${i}`),
+    );
+    for (const m of answers) engine.put(m);
+  });
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: Peers: answers to requests do not count against the read share`, async () => {
+    const share = 8;
+    await using engine = new Engine({ maxChannelHeldMsgs: share });
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => release = r);
+    let started = 0;
+    await using server = await peerServe(anyAddress(t.name), async (req) => {
+      if (req.body.text() === "hang") {
+        started++;
+        await stuck;
+      }
+      if (req.body.text() === "stream") return Array.from({ length: 100 }, (_, i) => `c${i}`);
+      return req.body.text();
+    }, { engine, maxInFlight: 2 });
+    // 200 answers held at once on one channel with a share of 8.
+    await using ch = await peerConnect(server.address, { engine });
+    const answers = await within(
+      Promise.all(
+        Array.from({ length: 200 }, (_, i) => ch.request(`r${i}`, { timeoutMs: 30_000 })),
+      ),
+      30_000,
+      "200 concurrent requests",
+    );
+    assertEquals(answers.map((m) => m.body.text()), Array.from({ length: 200 }, (_, i) => `r${i}`));
+    for (const m of answers) engine.put(m);
+    // A streamed answer of 100 chunks, every chunk held until the last one arrived.
+    const first = await ch.request("stream", { timeoutMs: 10_000 });
+    const chunks = await within(
+      Array.fromAsync(ch.chunks(first)),
+      30_000,
+      "100 chunks of one answer",
+    );
+    assertEquals(chunks.map((m) => m.body.text()), Array.from({ length: 100 }, (_, i) => `c${i}`));
+    for (const m of chunks) engine.put(m);
+    // A peer whose requests hang is held back at the share: 2 handlers run, the rest of
+    // its share waits unread, and the peer's other requests wait in the socket.
+    await using flooder = await peerConnect(server.address, { engine });
+    const hanging = Array.from(
+      { length: 50 },
+      () => flooder.request("hang", { timeoutMs: 30_000 }).then((m) => engine.put(m)),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(started, 2);
+    // Meanwhile the first channel is served as before.
+    using again = await ch.request("still served", { timeoutMs: 10_000 });
+    assertEquals(again.body.text(), "still served");
+    release();
+    await within(Promise.all(hanging), 30_000, "the held-back requests, once released");
+    assertEquals(started, 50);
+  });
+}
+
+Deno.test("maxChannelHeldMsgs: Infinity turns the share off", async () => {
+  await using engine = new Engine({ maxChannelHeldMsgs: Infinity, maxPoolMsgs: 4 });
+  const server = await listen(engine, transports[0]!);
+  const peer = await rawConnect(server.bound);
+  const frames = [frame(OpCode.HelloRequest, 1)];
+  for (let i = 2; i <= 3000; i++) frames.push(frame(OpCode.Signal, i));
+  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  const held: Message[] = [];
+  while (held.length < 3000) {
+    const m = await recv(server.group, 10_000);
+    assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
+    held.push(m);
+  }
+  for (const m of held) engine.put(m);
+  peer.close();
+  expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+});
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a flooding channel has at most maxPoolMsgs messages unread in its group's queue, ahead of others`, async () => {
+    await using engine = new Engine({ maxPoolMsgs: 32 });
+    const server = await listen(engine, t);
+    const flooder = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 2000; i++) frames.push(frame(OpCode.Signal, i));
+    const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    // The application does not read for a while; then a good peer says hello.
+    await new Promise((r) => setTimeout(r, 300));
+    const good = await rawConnect(server.bound);
+    await writeAll(good, frame(OpCode.HelloRequest, 99_999));
+    await new Promise((r) => setTimeout(r, 300));
+    const queued: Message[] = [];
+    for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+      queued.push(m);
+    }
+    const hello = queued.findIndex((m) => m.bhdr.messageId === 99_999n);
+    assert(hello >= 0, "the good peer's HelloRequest was read");
+    assert(hello <= 32, `the good peer's HelloRequest waits behind ${hello} flood messages`);
+    // Nothing of the flood is lost: it arrives in order once the application reads.
+    const ids = queued.filter((m) => m.bhdr.messageId !== 99_999n).map((m) =>
+      Number(m.bhdr.messageId)
+    );
+    for (const m of queued) engine.put(m);
+    while (ids.length < 2000) {
+      const m = await recv(server.group);
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 2000 }, (_, i) => i + 1));
+    await writing;
+    flooder.close();
+    good.close();
+    for (let closed = 0; closed < 2;) {
+      const m = await recv(server.group);
+      if (m.bhdr.status === Status.channelClosed) closed++;
+      engine.put(m);
+    }
+  });
+}
+
+Deno.test("an engine with a pool of 0 still reads, one unread message per channel at a time", async () => {
+  await using engine = new Engine({ initialPoolMsgs: 0, maxPoolMsgs: 0 });
+  const server = await listen(engine, transports[0]!);
+  const peer = await rawConnect(server.bound);
+  const frames = [frame(OpCode.HelloRequest, 1)];
+  for (let i = 2; i <= 20; i++) frames.push(frame(OpCode.Signal, i));
+  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  const ids: number[] = [];
+  while (ids.length < 20) {
+    const m = await recv(server.group);
+    ids.push(Number(m.bhdr.messageId));
+    engine.put(m);
+  }
+  assertEquals(ids, Array.from({ length: 20 }, (_, i) => i + 1));
+  peer.close();
+  expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
 });

@@ -240,7 +240,7 @@ Deno.test("isolate: a Worker whose pool starves holds the sender back, then take
   if (err === null) throw new Error(`all ${posted} posts were taken: no backpressure`);
   assertEquals(err.status, Status.allocationFailed);
   const held = (await w.cmd({ cmd: "count" })).count as number;
-  // The Worker's pool of 8 (plus the one message the handshake took) bounds what it takes.
+  // The Worker's read share of 8 (plus the one message the handshake took) bounds what it takes.
   assert(held <= 9, `the Worker took ${held} messages with a pool of 8`);
   assertGreater(posted, held);
   // Released, the Worker reads again and every posted message arrives: nothing was lost.
