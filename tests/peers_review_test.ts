@@ -2,6 +2,7 @@
 // flight; late answers; peers that send what they should not; and, after every scenario,
 // every message back in its pool and every channel closed.
 
+import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
@@ -19,29 +20,6 @@ import {
 } from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
 import { listen as rawListen, make, recv, transports } from "./_fixtures.ts";
-
-interface PeerTransport {
-  name: "tcp" | "uds";
-  any(): string;
-  fixed(): string;
-  /** A plain socket listener on `address` that accepts and never answers. */
-  silent(address: string): Deno.Listener;
-}
-
-const peerTransports: PeerTransport[] = [
-  {
-    name: "tcp",
-    any: () => "tcp|127.0.0.1|0",
-    fixed: () => `tcp|127.0.0.1|${freeTcpPort()}`,
-    silent: (a) => Deno.listen({ hostname: "127.0.0.1", port: Number(a.split("|")[2]) }),
-  },
-  {
-    name: "uds",
-    any: () => `uds|${tempUdsPath()}`,
-    fixed: () => `uds|${tempUdsPath()}`,
-    silent: (a) => Deno.listen({ transport: "unix", path: a.slice(4) }),
-  },
-];
 
 const POOL = 64;
 
@@ -79,29 +57,6 @@ function poolProbe(engine: Engine, channels = 0): { check(what: string): Promise
       assertEquals(engine.channelCount, channels, `${what}: channels still open`);
     },
   };
-}
-
-async function expectTofuError(
-  p: Promise<unknown>,
-  status: number,
-  includes?: string,
-): Promise<TofuError> {
-  const err = await assertRejects(() => p, TofuError);
-  assertEquals(statusName(err.status), statusName(status), err.message);
-  if (includes) assert(err.message.includes(includes), err.message);
-  return err;
-}
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function gate(): { wait: Promise<void>; open(): void } {

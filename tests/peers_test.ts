@@ -1,5 +1,6 @@
 // The Peers layer (connect, listen, serve, Channel) over TCP and Unix sockets.
 
+import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
@@ -19,55 +20,6 @@ import {
 } from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
 import { rawConnect, readToEnd, writeAll } from "./_fixtures.ts";
-
-interface PeerTransport {
-  name: "tcp" | "uds";
-  /** An address to listen on (TCP: port 0). */
-  any(): string;
-  /** A fixed address that can be listened on again after a restart. */
-  fixed(): string;
-  /** An address nobody listens on, and the status connecting to it gives. */
-  nobody(): [string, number];
-}
-
-const peerTransports: PeerTransport[] = [
-  {
-    name: "tcp",
-    any: () => "tcp|127.0.0.1|0",
-    fixed: () => `tcp|127.0.0.1|${freeTcpPort()}`,
-    nobody: () => [`tcp|127.0.0.1|${freeTcpPort()}`, Status.connectFailed],
-  },
-  {
-    name: "uds",
-    any: () => `uds|${tempUdsPath()}`,
-    fixed: () => `uds|${tempUdsPath()}`,
-    nobody: () => [`uds|${tempUdsPath()}`, Status.udsPathNotFound],
-  },
-];
-
-async function expectTofuError(
-  p: Promise<unknown>,
-  status: number,
-  includes?: string,
-): Promise<TofuError> {
-  const err = await assertRejects(() => p, TofuError);
-  assertEquals(statusName(err.status), statusName(status), err.message);
-  if (includes) assert(err.message.includes(includes), err.message);
-  return err;
-}
-
-/** Resolves with the value of `p`, or fails the test after `ms`. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function chunks(n: number, prefix: string): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${i};`);

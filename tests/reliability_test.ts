@@ -1,6 +1,7 @@
 // Issue #8, part A: one bad peer never hurts the others, and every limit limits memory.
 // Each test failed on 30df74e (before the send lanes, budgets and pool waiters).
 
+import { within } from "./_peer_fixtures.ts";
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   connect as peerConnect,
@@ -515,19 +516,6 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
 // The tests below failed on 14e5264 (one pool for all readers), or on the commit of this
 // branch before the piece they guard (the unread window, answers off the share, a pool
 // of 0): their commit messages say which.
-
-/** Rejects if `p` does not settle within `ms` (generous: a stall is what is tested). */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 function anyAddress(transport: string): string {
   return transport === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;

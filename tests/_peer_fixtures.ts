@@ -1,0 +1,60 @@
+// Shared fixtures of the Peers-layer tests: the transports as address strings, and the
+// assertions on rejections and deadlines they all use.
+
+import { assert, assertEquals, assertRejects } from "@std/assert";
+import { Status, statusName, TofuError } from "../mod.ts";
+import { freeTcpPort, tempUdsPath } from "../testing.ts";
+
+export interface PeerTransport {
+  name: "tcp" | "uds";
+  /** An address to listen on (TCP: port 0). */
+  any(): string;
+  /** A fixed address that can be listened on again after a restart. */
+  fixed(): string;
+  /** An address nobody listens on, and the status connecting to it gives. */
+  nobody(): [string, number];
+  /** A plain socket listener on `address` that accepts and never answers. */
+  silent(address: string): Deno.Listener;
+}
+
+export const peerTransports: PeerTransport[] = [
+  {
+    name: "tcp",
+    any: () => "tcp|127.0.0.1|0",
+    fixed: () => `tcp|127.0.0.1|${freeTcpPort()}`,
+    nobody: () => [`tcp|127.0.0.1|${freeTcpPort()}`, Status.connectFailed],
+    silent: (a) => Deno.listen({ hostname: "127.0.0.1", port: Number(a.split("|")[2]) }),
+  },
+  {
+    name: "uds",
+    any: () => `uds|${tempUdsPath()}`,
+    fixed: () => `uds|${tempUdsPath()}`,
+    nobody: () => [`uds|${tempUdsPath()}`, Status.udsPathNotFound],
+    silent: (a) => Deno.listen({ transport: "unix", path: a.slice(4) }),
+  },
+];
+
+/** Asserts that `p` rejects with a TofuError of `status` whose message has `includes`. */
+export async function expectTofuError(
+  p: Promise<unknown>,
+  status: number,
+  includes?: string,
+): Promise<TofuError> {
+  const err = await assertRejects(() => p, TofuError);
+  assertEquals(statusName(err.status), statusName(status), err.message);
+  if (includes) assert(err.message.includes(includes), err.message);
+  return err;
+}
+
+/** Resolves with the value of `p`, or fails the test after `ms`. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
