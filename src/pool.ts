@@ -48,6 +48,10 @@ export class MessagePool {
   #free: Message[] = [];
   #reserve: Message[] = [];
   readonly #max: number;
+  // Messages made for readers beyond the initial ones (see take), less those dropped by a
+  // full pool: the receive window grows from initialPoolMsgs to maxPoolMsgs.
+  #grown = 0;
+  readonly #growth: number;
   // Channels waiting for a free message (backpressure), served first come, first served.
   // A waiter that got its message and still starves waits again at the tail: round robin.
   readonly #waiters = new Ring<Waiter>();
@@ -60,6 +64,7 @@ export class MessagePool {
       throw new RangeError(`Cannot create pool: maxPoolMsgs ${max} is not an integer >= 0`);
     }
     this.#max = Math.max(max, initial);
+    this.#growth = this.#max - initial;
     for (const m of slabMessages(initial)) {
       transfer(m, Owner.Pooled);
       this.#free.push(m);
@@ -95,6 +100,21 @@ export class MessagePool {
   }
 
   /**
+   * A message for a channel's reader: a free one, else a new one while fewer than
+   * `max - initial` were made this way (so the messages in circulation for reading grow
+   * up to the pool's maximum), else null (the reader starves: backpressure).
+   */
+  take(): Message | null {
+    const m = this.get("poolOnly");
+    if (m !== null || this.#grown >= this.#growth) return m;
+    this.#grown++;
+    if (this.#reserve.length === 0) this.#reserve = slabMessages(RESERVE_BATCH);
+    const fresh = this.#reserve.pop()!;
+    setHome(fresh, this); // for Message[Symbol.dispose]
+    return fresh;
+  }
+
+  /**
    * Takes a message back; a message the application does not own is ignored. If a
    * channel waits for a message, the first live waiter gets this one at once.
    */
@@ -112,7 +132,9 @@ export class MessagePool {
       return;
     }
     transfer(m, Owner.Pooled);
-    if (!report && this.#free.length < this.#max) this.#free.push(m);
+    if (report) return;
+    if (this.#free.length < this.#max) this.#free.push(m);
+    else if (this.#grown > 0) this.#grown--; // dropped: room to grow again
   }
 
   /**
@@ -121,7 +143,7 @@ export class MessagePool {
    */
   wait(cb: (m: Message) => void): PoolWait {
     const w = new Waiter(cb);
-    const m = this.get("poolOnly");
+    const m = this.take();
     if (m !== null) {
       w.live = false;
       cb(m);
