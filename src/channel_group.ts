@@ -8,6 +8,7 @@ import type { BinaryHeader } from "./binary_header.ts";
 import type { EngineCore, GroupCore } from "./_engine_core.ts";
 import { type Message, Owner, ownerOf } from "./message.ts";
 import type { IoChannel } from "./_io_channel.ts";
+import type { ReceiveQueue } from "./_receive_queue.ts";
 import { engineSignal } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 
@@ -235,18 +236,53 @@ export class ChannelGroup implements AsyncIterable<Message> {
     this.#core.deliver(m);
   }
 
-  /** Yields received messages until the group is destroyed or the engine closed. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
-    for (;;) {
-      let m: Message | null;
-      try {
-        m = await this.#core.queue.wait(Infinity, undefined);
-      } catch (err) {
-        if (err instanceof TofuError && err.status === Status.shutdownStarted) return;
+  /**
+   * Iterates over received messages until the group is destroyed or the engine closed
+   * (then the iteration ends). A plain async iterator, not an async generator: a message
+   * already queued costs one resolved promise. `break` (or `return()`) ends only this
+   * iterator; the group keeps receiving.
+   *
+   * @returns An async iterator of the group's messages.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return new GroupIterator(this.#core.queue);
+  }
+}
+
+const FINISHED: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+const FINISHED_P = Promise.resolve(FINISHED);
+
+class GroupIterator implements AsyncIterableIterator<Message> {
+  #queue: ReceiveQueue | null;
+
+  constructor(queue: ReceiveQueue) {
+    this.#queue = queue;
+  }
+
+  next(): Promise<IteratorResult<Message>> {
+    const q = this.#queue;
+    if (q === null) return FINISHED_P;
+    const m = q.tryShift();
+    if (m !== null) return Promise.resolve({ done: false, value: m });
+    return q.wait(Infinity, undefined).then(
+      (m) => ({ done: false, value: m! }),
+      (err) => {
+        if (err instanceof TofuError && err.status === Status.shutdownStarted) {
+          this.#queue = null;
+          return FINISHED;
+        }
         throw err;
-      }
-      if (m) yield m;
-    }
+      },
+    );
+  }
+
+  return(): Promise<IteratorResult<Message>> {
+    this.#queue = null;
+    return FINISHED_P;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return this;
   }
 }
 
