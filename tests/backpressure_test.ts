@@ -292,3 +292,43 @@ Deno.test("timed waits share one timer: each times out on its own deadline, in o
   assertEquals((await a)?.bhdr.status, Status.receiverUpdate);
   assertEquals(await b, null);
 });
+
+for (const t of transports) {
+  Deno.test(`a reader paused on a full receive queue resumes at half the bound, not per message (${t.name})`, async () => {
+    await using rx = new Engine({ maxReceiveQueueMsgs: 8, initialPoolMsgs: 64, maxPoolMsgs: 64 });
+    await using tx = new Engine();
+    const server = await listen(rx, t);
+    const link = await connect(tx, t, server);
+    const count = 100;
+    for (let i = 1; i <= count; i++) {
+      link.client.post(make(tx, link.clientCh, OpCode.Signal, "q", BigInt(i)));
+    }
+    // The first message goes straight to this wait; then the queue fills to its bound
+    // and the reader pauses.
+    const first = await recv(server.group, 20_000);
+    assertEquals(first.bhdr.messageId, 1n);
+    rx.put(first);
+    await new Promise((r) => setTimeout(r, 300));
+    const second = server.group.tryReceive()!;
+    assertEquals(second.bhdr.messageId, 2n);
+    rx.put(second);
+    // 7 left: the reader stays paused until the queue is down to 4, instead of reading
+    // one frame per message taken.
+    await new Promise((r) => setTimeout(r, 300));
+    const queued: Message[] = [];
+    for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+      queued.push(m);
+    }
+    assertEquals(queued.length, 7, "messages queued after one was taken from a full queue");
+    let got = 2 + queued.length;
+    for (const m of queued) rx.put(m);
+    // Draining lets the reader go on; everything arrives in order.
+    let next = BigInt(got + 1);
+    while (got < count) {
+      const m = await recv(server.group, 20_000);
+      assertEquals(m.bhdr.messageId, next++);
+      got++;
+      rx.put(m);
+    }
+  });
+}
