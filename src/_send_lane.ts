@@ -58,15 +58,16 @@ export class SendLane {
         this.#chunks.push(tail);
       }
     }
-    const end = tail.len + size;
-    const view = tail.buf.subarray(0, end);
-    // encodeFrameInto checks that the real frame fits the `size` bytes given to it.
-    const n = encodeFrameInto(m, view, tail.len);
+    // Encoded straight into the chunk (no bounding view: a view and its DataView per frame
+    // cost more than the encoding). Room for `size` bytes was made above; a message whose
+    // real frame is longer either does not fit (encodeFrameInto throws) or is caught by
+    // the size check, and tail.len does not move, so nothing is queued.
+    const n = encodeFrameInto(m, tail.buf, tail.len);
     if (n !== size) {
       throw new RangeError(`the message's frame is ${n} bytes, its header says ${size}`);
     }
-    view[tail.len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
-    tail.len = end;
+    tail.buf[tail.len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
+    tail.len += size;
     this.#frames++;
   }
 
