@@ -12,6 +12,9 @@ interface RoomWaiter {
   onAbort: (() => void) | undefined;
 }
 
+// One settled promise serves every wait that has room at once (the common case).
+const ROOM: Promise<void> = Promise.resolve();
+
 export class SendRoom {
   #waiters: RoomWaiter[] = [];
   #closed: TofuError | null = null;
@@ -32,7 +35,7 @@ export class SendRoom {
   ): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (queued <= mark) return Promise.resolve();
+    if (queued <= mark) return ROOM;
     return new Promise<void>((resolve, reject) => {
       const w: RoomWaiter = { mark, resolve, reject, signal, onAbort: undefined };
       if (signal) {

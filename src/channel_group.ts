@@ -119,7 +119,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * }
    * ```
    */
-  ready(channelNumber: number, options: ReadyOptions = {}): Promise<void> {
+  ready(channelNumber: number, options?: ReadyOptions): Promise<void> {
     try {
       return this.#ready(channelNumber, options);
     } catch (err) {
@@ -127,13 +127,13 @@ export class ChannelGroup implements AsyncIterable<Message> {
     }
   }
 
-  #ready(n: number, options: ReadyOptions): Promise<void> {
+  #ready(n: number, options: ReadyOptions | undefined): Promise<void> {
     if (!Number.isInteger(n)) {
       throw new TypeError(`Cannot wait for room: channelNumber ${n} is not an integer`);
     }
     const engine = this.#engine;
     const max = engine.maxQueuedBytes;
-    const mark = options.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, max);
+    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, max);
     if (typeof mark !== "number" || Number.isNaN(mark) || mark < 0) {
       throw new RangeError(
         `Cannot wait for room on channel ${n}: lowWaterBytes ${mark} is not a number >= 0`,
@@ -166,7 +166,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
         `Cannot wait for room on channel ${n}: it is a listener, which sends nothing`,
       );
     }
-    return (ch as IoChannel).ready(mark, options.signal);
+    return (ch as IoChannel).ready(mark, options?.signal);
   }
 
   /**

@@ -332,3 +332,19 @@ for (const t of transports) {
     }
   });
 }
+
+Deno.test("a timed wait keeps the process alive until it times out, a served one does not", async () => {
+  const t0 = performance.now();
+  const out = await new Deno.Command("deno", {
+    args: ["run", "--no-prompt", new URL("./_timed_wait_child.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  const r = JSON.parse(text);
+  assertEquals([r.served, r.timedOut], [true, null]);
+  assert(r.waitedMs >= 195, `the pending wait ended after ${r.waitedMs} ms`);
+  // The served 60 s wait's timer did not hold the process (generous bound for a loaded machine).
+  assert(performance.now() - t0 < 30_000, "the child lived on for the served wait's timeout");
+});
