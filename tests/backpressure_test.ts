@@ -3,7 +3,15 @@
 // (issue #10). Real sockets, TCP and UDS.
 
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
-import { Engine, type Message, OpCode, Status, statusName, TofuError } from "../mod.ts";
+import {
+  connect as peerConnect,
+  Engine,
+  type Message,
+  OpCode,
+  Status,
+  statusName,
+  TofuError,
+} from "../mod.ts";
 import { connect, expect, listen, make, makeAbort, recv, transports } from "./_fixtures.ts";
 
 const BIG = 60_000;
@@ -348,3 +356,43 @@ Deno.test("a timed wait keeps the process alive until it times out, a served one
   // The served 60 s wait's timer did not hold the process (generous bound for a loaded machine).
   assert(performance.now() - t0 < 30_000, "the child lived on for the served wait's timeout");
 });
+
+for (const t of transports) {
+  Deno.test(`Peers Channel.send waits for room while the peer does not read (${t.name})`, async () => {
+    // An engine-level server that accepts, then reads nothing more (its pool of 4 runs dry).
+    await using serverEngine = new Engine({ initialPoolMsgs: 4, maxPoolMsgs: 4 });
+    await using clientEngine = new Engine();
+    const server = await listen(serverEngine, t);
+    const connecting = peerConnect(server.bound, { engine: clientEngine });
+    const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
+    hello.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(hello);
+    const client = await connecting;
+    const body = new Uint8Array(BIG).fill(0x64);
+    // Without backpressure the sends go through until maxQueuedBytes (64 MiB, about 1,100 of
+    // these) refuses one with allocation_failed; with it, a send waits once 1 MiB is queued.
+    let sent = 0;
+    let waited: TofuError | null = null;
+    while (sent < 4000) {
+      try {
+        await client.send(body, { timeoutMs: 1000 });
+        sent++;
+      } catch (err) {
+        waited = err as TofuError;
+        break;
+      }
+    }
+    if (waited === null) throw new Error(`all ${sent} sends went through without waiting`);
+    assertInstanceOf(waited, TofuError);
+    assert(/^Cannot send: no answer within 1000 ms$/.test(waited.message), waited.message);
+    assert(sent < 200, `${sent} sends of 60 KB went through before one waited`);
+    // Reading on the other side lets the sender go on.
+    const reading = (async () => {
+      for await (const m of server.group) serverEngine.put(m);
+    })();
+    await client.send(body, { timeoutMs: 20_000 });
+    client.abort();
+    await serverEngine.destroy(server.group);
+    await reading;
+  });
+}
