@@ -50,7 +50,7 @@ const FRAME = HDR + BODY;
 
 /** Receives `n` frames: read into a large buffer, parse headers, copy each body into a slot. */
 async function rawReceive(conn: Deno.Conn, n: number): Promise<number> {
-  const buf = new Uint8Array(1024 * 1024);
+  const buf = new Uint8Array(256 * 1024); // the size tofu's decoder grows to
   const slot = new Uint8Array(65535);
   let start = 0;
   let end = 0;
@@ -525,6 +525,14 @@ async function memoryGrowth(mode: TxMode): Promise<[number, number]> {
     receiving = tofuReceiver(rx, server.group, 1_000_000, link, "drain", acks);
     await tofuSender(tx, group, ch, 1_000_000, mode);
     await receiving;
+    if (Deno.env.get("TOFU_BENCH_TRACE")) {
+      const u = Deno.memoryUsage();
+      console.error(
+        `${i + 2} M: rss ${(u.rss / 2 ** 20).toFixed(0)} MiB, heap ${
+          (u.heapUsed / 2 ** 20).toFixed(0)
+        } MiB, external ${(u.external / 2 ** 20).toFixed(0)} MiB`,
+      );
+    }
   }
   const after10 = Deno.memoryUsage().rss;
   return [after1, after10];

@@ -13,6 +13,10 @@ export const QUEUED_MESSAGE_OVERHEAD = 512;
 const HDR = BinaryHeader.byteLength;
 const CHUNK_MIN = 1024;
 const CHUNK_MAX = 64 * 1024;
+// Written full-size chunks a lane keeps for reuse: a busy lane otherwise allocates a
+// 64 KiB buffer every ~800 small frames, and the garbage kept RSS growing under a steady
+// stream (issue #10).
+const SPARES = 2;
 
 interface Chunk {
   buf: Uint8Array;
@@ -34,8 +38,14 @@ export function opCodeAt(buf: Uint8Array, p: number): number {
 
 export class SendLane {
   #chunks: Chunk[] = [];
+  #spares: Uint8Array[] = [];
   #head = 0;
   #frames = 0;
+
+  /** Chunks held (written ones included until dropped); for tests. */
+  get chunkCount(): number {
+    return this.#chunks.length;
+  }
 
   /** Frames queued and not yet written. */
   get frames(): number {
@@ -54,7 +64,11 @@ export class SendLane {
         tail.buf = new Uint8Array(chunkSize(size, tail.buf.length));
         tail.len = tail.sent = 0;
       } else {
-        tail = { buf: new Uint8Array(chunkSize(size, tail?.buf.length ?? 0)), len: 0, sent: 0 };
+        const want = chunkSize(size, tail?.buf.length ?? 0);
+        const buf = want === CHUNK_MAX && this.#spares.length > 0
+          ? this.#spares.pop()!
+          : new Uint8Array(want);
+        tail = { buf, len: 0, sent: 0 };
         this.#chunks.push(tail);
       }
     }
@@ -75,12 +89,24 @@ export class SendLane {
   next(): Chunk | null {
     while (this.#head < this.#chunks.length) {
       const c = this.#chunks[this.#head]!;
-      if (c.sent < c.len) return c;
+      if (c.sent < c.len) {
+        // Written chunks go now, not when the lane runs empty: a sender that keeps the
+        // lane busy would otherwise keep every chunk it ever wrote.
+        if (this.#head > 0) this.#dropWritten();
+        return c;
+      }
       if (this.#head === this.#chunks.length - 1) break;
       this.#head++;
     }
     this.#compact();
     return null;
+  }
+
+  // Drops the chunks before the head (written, their writes completed), keeping spares.
+  #dropWritten(): void {
+    for (let i = 0; i < this.#head; i++) this.#spare(this.#chunks[i]!.buf);
+    this.#chunks.splice(0, this.#head);
+    this.#head = 0;
   }
 
   /**
@@ -105,12 +131,10 @@ export class SendLane {
   #compact(): void {
     const last = this.#chunks[this.#chunks.length - 1];
     if (last === undefined || last.sent < last.len) {
-      if (this.#head > 0) {
-        this.#chunks.splice(0, this.#head);
-        this.#head = 0;
-      }
+      if (this.#head > 0) this.#dropWritten();
       return;
     }
+    for (let i = 0; i < this.#chunks.length - 1; i++) this.#spare(this.#chunks[i]!.buf);
     this.#head = 0;
     if (last.buf.length > CHUNK_MAX) this.#chunks.length = 0;
     else {
@@ -118,6 +142,12 @@ export class SendLane {
       this.#chunks.length = 0;
       this.#chunks.push(last);
     }
+  }
+
+  // Keeps a written chunk's buffer for reuse (its write has completed: chunks before the
+  // head, and every chunk once all are written).
+  #spare(buf: Uint8Array): void {
+    if (buf.length === CHUNK_MAX && this.#spares.length < SPARES) this.#spares.push(buf);
   }
 
   /** Calls `each` with a copy of every unsent frame as a new message, oldest first; empties the lane. */
@@ -136,6 +166,7 @@ export class SendLane {
   /** Drops every buffer. */
   release(): void {
     this.#chunks = [];
+    this.#spares = [];
     this.#head = 0;
     this.#frames = 0;
   }
