@@ -545,6 +545,7 @@ async function childMemory(mode: TxMode): Promise<[number, number]> {
     args: [
       "run",
       "--allow-net=127.0.0.1",
+      "--allow-env=TOFU_BENCH_TRACE",
       new URL(import.meta.url).pathname,
       "--child",
       "mem",

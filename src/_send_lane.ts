@@ -13,9 +13,8 @@ export const QUEUED_MESSAGE_OVERHEAD = 512;
 const HDR = BinaryHeader.byteLength;
 const CHUNK_MIN = 1024;
 const CHUNK_MAX = 64 * 1024;
-// Written full-size chunks a lane keeps for reuse: a busy lane otherwise allocates a
-// 64 KiB buffer every ~800 small frames, and the garbage kept RSS growing under a steady
-// stream (issue #10).
+// Written full-size (or larger) chunks a lane keeps for reuse: a busy lane otherwise
+// allocates a 64 KiB buffer every ~800 small frames, or one per frame of a large body.
 const SPARES = 2;
 
 interface Chunk {
@@ -61,14 +60,12 @@ export class SendLane {
     if (tail === undefined || tail.buf.length - tail.len < size) {
       if (tail !== undefined && tail.sent === tail.len) {
         // An empty tail is not being written (a write takes unsent bytes): give it a bigger buffer.
-        tail.buf = new Uint8Array(chunkSize(size, tail.buf.length));
+        const old = tail.buf;
+        tail.buf = this.#alloc(chunkSize(size, old.length));
+        this.#spare(old);
         tail.len = tail.sent = 0;
       } else {
-        const want = chunkSize(size, tail?.buf.length ?? 0);
-        const buf = want === CHUNK_MAX && this.#spares.length > 0
-          ? this.#spares.pop()!
-          : new Uint8Array(want);
-        tail = { buf, len: 0, sent: 0 };
+        tail = { buf: this.#alloc(chunkSize(size, tail?.buf.length ?? 0)), len: 0, sent: 0 };
         this.#chunks.push(tail);
       }
     }
@@ -136,18 +133,29 @@ export class SendLane {
     }
     for (let i = 0; i < this.#chunks.length - 1; i++) this.#spare(this.#chunks[i]!.buf);
     this.#head = 0;
-    if (last.buf.length > CHUNK_MAX) this.#chunks.length = 0;
-    else {
+    if (last.buf.length > CHUNK_MAX) {
+      this.#spare(last.buf);
+      this.#chunks.length = 0;
+    } else {
       last.len = last.sent = 0;
       this.#chunks.length = 0;
       this.#chunks.push(last);
     }
   }
 
+  // A buffer of at least `want` bytes: a spare if one fits.
+  #alloc(want: number): Uint8Array {
+    const spare = this.#spares[this.#spares.length - 1];
+    if (want >= CHUNK_MAX && spare !== undefined && spare.length >= want) {
+      return this.#spares.pop()!;
+    }
+    return new Uint8Array(want);
+  }
+
   // Keeps a written chunk's buffer for reuse (its write has completed: chunks before the
   // head, and every chunk once all are written).
   #spare(buf: Uint8Array): void {
-    if (buf.length === CHUNK_MAX && this.#spares.length < SPARES) this.#spares.push(buf);
+    if (buf.length >= CHUNK_MAX && this.#spares.length < SPARES) this.#spares.push(buf);
   }
 
   /** Calls `each` with a copy of every unsent frame as a new message, oldest first; empties the lane. */
