@@ -71,6 +71,8 @@ export { Body } from "./src/body.ts";
 export { OpCode, opCodeName } from "./src/opcode.ts";
 export { Status, statusName, TofuError } from "./src/status.ts";
 export {
+  IsolateClientAddress,
+  IsolateServerAddress,
   TcpClientAddress,
   TcpServerAddress,
   UdsClientAddress,
@@ -86,7 +88,7 @@ export {
   FrameEncoderStream,
   frameLength,
 } from "./src/codec.ts";
-export type { AllocationStrategy } from "./src/pool.ts";
+export type { AllocationStrategy } from "./src/engine.ts";
 export {
   Channel,
   type Chunk,
@@ -99,5 +101,13 @@ export {
   type SendOptions,
 } from "./src/channel.ts";
 export { connect, type ConnectOptions } from "./src/connect.ts";
+export {
+  IsolateLink,
+  isolateListening,
+  type LinkEnd,
+  linkParent,
+  linkWorker,
+} from "./src/workers.ts";
+export { serveWorkers, type ServeWorkersOptions, WorkerServer } from "./src/serve_workers.ts";
 export { listen, Listener, type ListenOptions } from "./src/listener.ts";
 export { type Handler, type Reply, serve, type ServeOptions, Server } from "./src/server.ts";

@@ -18,13 +18,25 @@
  *   deno run --allow-net=127.0.0.1 examples/print_server.ts --serve 7099
  *   deno run --allow-net=127.0.0.1 examples/print_server.ts --work 7099
  *
+ * Worker mode (issue #11): add `--workers N` to `--demo` or `--work`, and the RIP front
+ * hands every page to N Workers (`examples/rip_page_worker.ts`) over isolate channels, so
+ * the heavy rasterizing spreads over the cores. Backpressure holds end to end: the front
+ * awaits the pages of a job before it takes the next frames, so its engine stops reading
+ * the spool server's socket while the Workers are busy, and the spool server's queue fills:
+ *
+ *   deno run --allow-net=127.0.0.1 --allow-read examples/print_server.ts --demo --workers 2
+ *
  * @module
  */
 
 // deno-lint-ignore-file no-console
 
 import {
+  type Channel,
+  connect,
   Engine,
+  isolateListening,
+  linkWorker,
   type Message,
   OpCode,
   Status,
@@ -206,8 +218,18 @@ export async function spoolServer(
   say("spool", `channel ${finished} closed`);
 }
 
-/** The RIP worker: connects, renders every job it gets, answers the bye. */
-export async function ripWorker(engine: Engine, port: number): Promise<number> {
+/** Renders one page; the default does nothing heavy, Worker mode hands it to a Worker. */
+export type Render = (page: string) => string | Promise<string>;
+
+/**
+ * The RIP worker: connects, renders every job it gets, answers the bye. Each page goes
+ * through `render` (all pages of a job at once, so a Worker pool renders them in parallel).
+ */
+export async function ripWorker(
+  engine: Engine,
+  port: number,
+  render: Render = (page) => `${page.length} bytes`,
+): Promise<number> {
   const group = engine.create();
   const hello = new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!);
   hello.headers.append("PDL", "PDF");
@@ -242,7 +264,10 @@ export async function ripWorker(engine: Engine, port: number): Promise<number> {
           engine.put(m);
           break;
         }
-        // The last chunk: render, report progress per page, then answer.
+        // The last chunk: render, report progress per page, then answer. Awaiting the
+        // pages holds this loop, and with it the reading of the socket (backpressure).
+        const rendered = await Promise.all(pages.map((p) => render(p)));
+        for (const r of rendered) say("worker", `job ${id} page: ${r}`);
         for (let n = 1; n <= pages.length; n++) {
           const progress = engine.get("always")!;
           progress.bhdr.channelNumber = channelNumber;
@@ -282,19 +307,55 @@ export async function ripWorker(engine: Engine, port: number): Promise<number> {
   }
 }
 
+/** N RIP Workers on isolate channels, and a `render` that hands pages to them in turn. */
+export async function ripPool(
+  n: number,
+): Promise<{ render: Render; close(): Promise<void> }> {
+  const workers: Worker[] = [];
+  const channels: Channel[] = [];
+  for (let i = 1; i <= n; i++) {
+    const worker = new Worker(new URL("./rip_page_worker.ts", import.meta.url), {
+      type: "module",
+      name: `rip-${i}`,
+    });
+    linkWorker(worker);
+    workers.push(worker);
+    const name = `rip-${Deno.pid}-${i}`;
+    worker.postMessage({ serve: `isolate|${name}` });
+    await isolateListening(name, { signal: AbortSignal.timeout(30_000) });
+    channels.push(await connect(`isolate|${name}`));
+  }
+  let next = 0;
+  return {
+    render: async (page) => {
+      using reply = await channels[next++ % channels.length]!.request(page);
+      return reply.body.text();
+    },
+    close: async () => {
+      await Promise.all(channels.map((ch) => ch.close()));
+      for (const w of workers) w.terminate();
+    },
+  };
+}
+
 if (import.meta.main) {
-  const [mode = "--demo", portArg] = Deno.args;
+  const w = Deno.args.indexOf("--workers");
+  const pool = w >= 0 ? await ripPool(Number(Deno.args[w + 1] ?? 2)) : null;
+  const args = w >= 0 ? Deno.args.filter((_, i) => i !== w && i !== w + 1) : Deno.args;
+  const [mode = "--demo", portArg] = args;
+  const render = pool?.render;
   await using engine = new Engine();
   if (mode === "--serve") await spoolServer(engine, Number(portArg ?? 7099));
-  else if (mode === "--work") await ripWorker(engine, Number(portArg ?? 7099));
+  else if (mode === "--work") await ripWorker(engine, Number(portArg ?? 7099), render);
   else {
     // Both roles, each with its own engine, talking over a real loopback socket.
     await using workerEngine = new Engine();
     let started!: (port: number) => void;
     const listening = new Promise<number>((r) => started = r);
     const server = spoolServer(engine, 0, started);
-    const jobs = await ripWorker(workerEngine, await listening);
+    const jobs = await ripWorker(workerEngine, await listening, render);
     await server;
     console.log(`demo finished: ${jobs} job(s) printed`);
   }
+  await pool?.close();
 }

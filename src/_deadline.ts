@@ -57,9 +57,12 @@ export class Deadline implements Disposable {
     return this.#expired;
   }
 
-  /** Settles like `p`, unless the deadline passes or the signal aborts first. */
+  /**
+   * Settles like `p`, unless the deadline passes or the signal aborts first. Once
+   * expired it rejects even if `p` has settled too (an aborted signal wins every race).
+   */
   race<T>(p: Promise<T>): Promise<T> {
-    return Promise.race([p, this.promise]);
+    return this.#expired ? this.promise : Promise.race([p, this.promise]);
   }
 
   [Symbol.dispose](): void {

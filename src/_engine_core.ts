@@ -7,15 +7,19 @@ import { ChannelNumbers } from "./_channel_numbers.ts";
 import { Deadlines, type Timeouts } from "./_deadlines.ts";
 import { Heartbeat } from "./_heartbeat.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
-import { closeQuietly, IoChannel } from "./_io_channel.ts";
-import { ListenerChannel, liveSocketPaths, removeSocketFile } from "./_listener.ts";
+import { IoChannel } from "./_io_channel.ts";
+import { ListenerChannel } from "./_listener.ts";
+import type { Conn, Listener, Transport } from "./_transport.ts";
+import { isolate } from "./_transport_isolate.ts";
+import { tcp } from "./_transport_tcp.ts";
+import { uds } from "./_transport_uds.ts";
 import { type Message, Owner, ownerOf, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import { MessagePool } from "./pool.ts";
+import { MessagePool } from "./_pool.ts";
 import { ReceiveQueue } from "./_receive_queue.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
-import { opensChannel, validateForPost } from "./validate.ts";
+import { opensChannel, refuse, refuseWith, validateForPost } from "./_validate.ts";
 
 export interface ResolvedOptions {
   initialPoolMsgs: number;
@@ -26,6 +30,7 @@ export interface ResolvedOptions {
   timeouts: Timeouts;
   maxEngineQueuedBytes: number;
   maxReceiveQueueMsgs: number;
+  reusePort: boolean;
 }
 
 export class GroupCore implements GroupHost {
@@ -67,6 +72,8 @@ export class EngineCore implements EngineHost {
   readonly deadlines: Deadlines;
   readonly maxEngineQueuedBytes: number;
   readonly maxReceiveQueueMsgs: number;
+  /** TCP listens bind with SO_REUSEPORT (several engines on one port). */
+  readonly reusePort: boolean;
   queuedBytes = 0;
   readonly heartbeat = new Heartbeat();
   readonly channels = new Map<number, Channel>();
@@ -79,6 +86,7 @@ export class EngineCore implements EngineHost {
     this.maxQueuedBytes = positiveInteger("maxQueuedBytes", o.maxQueuedBytes);
     this.maxEngineQueuedBytes = positiveInteger("maxEngineQueuedBytes", o.maxEngineQueuedBytes);
     this.maxReceiveQueueMsgs = positiveInteger("maxReceiveQueueMsgs", o.maxReceiveQueueMsgs);
+    this.reusePort = o.reusePort;
     if (
       !(Number.isInteger(o.maxConnections) || o.maxConnections === Infinity) || o.maxConnections < 1
     ) {
@@ -115,17 +123,17 @@ export class EngineCore implements EngineHost {
   post(group: GroupCore, msg: Message): BinaryHeader {
     const op = msg.bhdr.opCode;
     if (ownerOf(msg) !== Owner.Application) {
+      // The one refusal that leaves the message untouched: it is not the caller's.
       throw new TofuError(
         Status.notAllowed,
         `Cannot post ${opCodeName(op)}: the message is not yours (already posted or put)`,
       );
     }
     if (this.closed || group.destroyed) {
-      throw new TofuError(
+      refuse(
+        msg,
         Status.shutdownStarted,
-        `Cannot post ${opCodeName(op)}: the ${
-          this.closed ? "engine is closed" : "group is destroyed"
-        }`,
+        `the ${this.closed ? "engine is closed" : "group is destroyed"}`,
       );
     }
     validateForPost(msg);
@@ -133,10 +141,10 @@ export class EngineCore implements EngineHost {
     if (opensChannel(op) && bh.channelNumber === 0) {
       const n = this.numbers.allocate();
       if (n === null) {
-        bh.status = Status.allocationFailed;
-        throw new TofuError(
+        refuse(
+          msg,
           Status.allocationFailed,
-          `Cannot post ${opCodeName(op)}: all ${this.numbers.limit} channel numbers are in use`,
+          `all ${this.numbers.limit} channel numbers are in use`,
         );
       }
       bh.channelNumber = n;
@@ -148,28 +156,18 @@ export class EngineCore implements EngineHost {
     }
     const ch = this.channels.get(bh.channelNumber);
     if (ch === undefined) {
-      bh.status = Status.invalidChannelNumber;
-      throw new TofuError(
-        Status.invalidChannelNumber,
-        `Cannot post ${opCodeName(op)}: channel ${bh.channelNumber} is not open`,
-      );
+      refuse(msg, Status.invalidChannelNumber, `channel ${bh.channelNumber} is not open`);
     }
     if (ch.group !== group) {
-      bh.status = Status.invelidMchnGroup;
-      throw new TofuError(
-        Status.invelidMchnGroup,
-        `Cannot post ${opCodeName(op)}: channel ${bh.channelNumber} belongs to another group`,
-      );
+      refuse(msg, Status.invelidMchnGroup, `channel ${bh.channelNumber} belongs to another group`);
     }
     const abort = op === OpCode.ByeSignal && bh.internalA === 1;
     if (ch.isListener) {
       if (!abort) {
-        bh.status = Status.notAllowed;
-        throw new TofuError(
+        refuse(
+          msg,
           Status.notAllowed,
-          `Cannot post ${
-            opCodeName(op)
-          }: channel ${bh.channelNumber} is a listener; only a ByeSignal with internalA (close) is allowed`,
+          `channel ${bh.channelNumber} is a listener; only a ByeSignal with internalA (close) is allowed`,
         );
       }
       const result = bh.clone();
@@ -192,15 +190,13 @@ export class EngineCore implements EngineHost {
     try {
       io.checkPost(msg);
     } catch (err) {
-      bh.status = (err as TofuError).status;
-      throw err;
+      refuseWith(msg, err);
     }
     const result = bh.clone();
     try {
       io.post(msg); // encodes the frame; the message goes back to the pool
     } catch (err) {
-      bh.status = (err as TofuError).status;
-      throw err;
+      refuseWith(msg, err);
     }
     return result;
   }
@@ -228,10 +224,11 @@ export class EngineCore implements EngineHost {
     // Not tracked by the channel: closing it (abort, timeout, destroy) must not wait for a
     // connect that can hang for minutes. A connect that completes after the close is
     // closed at once by attach(); a late failure finds the channel closed already.
-    dial(addr).then(
+    const t = transportOf(addr);
+    dial(t, addr).then(
       (conn) => ch.attach(conn),
       (err) => {
-        const status = connectFailure(err);
+        const status = t.connectFailure(err);
         ch.close(status, asTofuError(status, `connect to ${value}`, err));
       },
     );
@@ -261,12 +258,13 @@ export class EngineCore implements EngineHost {
       this.#fail(group, welcome, OpCode.WelcomeResponse, Status.invalidAddress, err as TofuError);
       return;
     }
-    let opened: Opened;
+    const t = transportOf(addr);
+    let listener: Listener;
     try {
-      opened = await openListener(addr);
+      listener = await listen(t, addr, this.reusePort);
     } catch (err) {
       if (gone()) return;
-      const status = listenFailure(err);
+      const status = t.listenFailure(err);
       this.#fail(
         group,
         welcome,
@@ -276,9 +274,7 @@ export class EngineCore implements EngineHost {
       );
       return;
     }
-    const { listener, ino } = opened;
-    const uds = addr.transport === "uds" ? { path: addr.path, ino } : null;
-    const ch = new ListenerChannel(this, group, n, listener, boundAddress(addr, listener), id, uds);
+    const ch = new ListenerChannel(this, group, n, listener, t.isTemporaryAcceptError, id);
     this.register(ch);
     // Destroyed while the socket path was probed: close what was just opened.
     if (this.closed || group.destroyed) {
@@ -322,71 +318,27 @@ function addressIn(value: string | undefined, header: string, action: string): P
   return parseAddress(value);
 }
 
-// Async so that anything Deno.connect throws becomes a rejection, never a throw out of post().
-async function dial(addr: ParsedAddress): Promise<Deno.Conn> {
-  if (addr.transport === "tcp") return await Deno.connect({ hostname: addr.host, port: addr.port });
-  return await Deno.connect({ transport: "unix", path: addr.path });
+// Each address kind has its transport (src/_transport.ts): the engine itself makes no
+// socket call.
+// deno-lint-ignore no-explicit-any
+function transportOf(addr: ParsedAddress): Transport<any> {
+  return addr.transport === "tcp" ? tcp : addr.transport === "uds" ? uds : isolate;
 }
 
-interface Opened {
-  listener: Deno.Listener;
-  /** The inode of the bound Unix socket file (null for TCP). */
-  ino: number | null;
+// Async so that anything a transport throws becomes a rejection, never a throw out of post().
+// deno-lint-ignore no-explicit-any
+async function dial(t: Transport<any>, addr: ParsedAddress): Promise<Conn> {
+  return await t.dial(addr);
 }
 
-async function openListener(addr: ParsedAddress): Promise<Opened> {
-  if (addr.transport === "tcp") {
-    return { listener: Deno.listen({ hostname: addr.host, port: addr.port }), ino: null };
-  }
-  await prepareSocketPath(addr.path);
-  const listener = Deno.listen({ transport: "unix", path: addr.path });
-  let ino: number | null = null;
-  try {
-    ino = Deno.lstatSync(addr.path).ino;
-  } catch {
-    // Without a readable inode, closing removes the path as Deno does.
-  }
-  return { listener, ino };
-}
-
-// A socket file left by a dead process is removed; a live one (something accepts
-// on it, here or in another process) or any other kind of file makes the listen fail.
-// Only a probe tells the two apart: connecting to a dead socket is refused.
-async function prepareSocketPath(path: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  if (!info.isSocket) {
-    throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
-  }
-  if (liveSocketPaths.has(path)) {
-    throw new Deno.errors.AddrInUse(`a listener of this process is bound to ${path}`);
-  }
-  let probe: Deno.Conn;
-  try {
-    probe = await Deno.connect({ transport: "unix", path });
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    if (err instanceof Deno.errors.ConnectionRefused) {
-      removeSocketFile(path, info.ino); // dead; only the file that was probed
-      return;
-    }
-    throw new Deno.errors.AddrInUse(
-      `the socket ${path} did not refuse a probe (${(err as Error).message}); it may be live`,
-    );
-  }
-  closeQuietly(probe);
-  throw new Deno.errors.AddrInUse(`another process is listening on ${path}`);
-}
-
-function boundAddress(addr: ParsedAddress, listener: Deno.Listener): string {
-  if (addr.transport === "uds") return `uds|${addr.path}`;
-  const a = listener.addr as Deno.NetAddr;
-  return `tcp|${a.hostname}|${a.port}`;
+async function listen(
+  // deno-lint-ignore no-explicit-any
+  t: Transport<any>,
+  addr: ParsedAddress,
+  reusePort: boolean,
+): Promise<Listener> {
+  if (reusePort && addr.transport === "tcp") return await tcp.listenShared(addr);
+  return await t.listen(addr);
 }
 
 const encoder = new TextEncoder();
@@ -407,26 +359,4 @@ function replaceHeader(msg: Message, name: string, value: string): void {
   } catch {
     // The longer address would push the block past 65535 bytes: keep the request's own.
   }
-}
-
-function isLookupFailure(err: unknown): boolean {
-  return err instanceof Error && /lookup|Name or service|nodename nor servname|No address/i
-    .test(err.message);
-}
-
-function isPermissionError(err: unknown): boolean {
-  return err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied;
-}
-
-function connectFailure(err: unknown): number {
-  if (isPermissionError(err)) return Status.notAllowed;
-  if (err instanceof Deno.errors.NotFound) return Status.udsPathNotFound;
-  if (isLookupFailure(err)) return Status.invalidAddress;
-  return Status.connectFailed;
-}
-
-function listenFailure(err: unknown): number {
-  if (isPermissionError(err)) return Status.notAllowed;
-  if (isLookupFailure(err)) return Status.invalidAddress;
-  return Status.listenFailed;
 }

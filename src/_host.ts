@@ -2,7 +2,7 @@
 // imports of the engine itself.
 
 import type { Message } from "./message.ts";
-import type { MessagePool } from "./pool.ts";
+import type { MessagePool } from "./_pool.ts";
 import type { ChannelNumbers } from "./_channel_numbers.ts";
 import type { TofuError } from "./status.ts";
 import type { Deadlines } from "./_deadlines.ts";

@@ -10,11 +10,12 @@ import { BinaryHeader } from "./binary_header.ts";
 import { FrameDecoder } from "./codec.ts";
 import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import type { PoolWait } from "./pool.ts";
+import type { PoolWait } from "./_pool.ts";
 import { QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
 import { SendRoom } from "./_send_room.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, statusName, TofuError } from "./status.ts";
+import { closeQuietly, type Conn } from "./_transport.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 import type { Expiry, Watch } from "./_deadlines.ts";
 
@@ -40,7 +41,7 @@ export class IoChannel implements Channel {
   readonly done: Promise<void>;
 
   readonly #host: EngineHost;
-  #conn: Deno.Conn | null = null;
+  #conn: Conn | null = null;
   // The HelloRequest and internalA messages go in the urgent lane, written first.
   #urgent: SendLane | null = new SendLane();
   #normal: SendLane | null = new SendLane();
@@ -192,20 +193,13 @@ export class IoChannel implements Channel {
     this.close(Status.channelClosed, err);
   }
 
-  /** Starts I/O on a connected socket. */
-  attach(conn: Deno.Conn): void {
+  /** Starts I/O on a connected stream (a socket, or a pipe between isolates). */
+  attach(conn: Conn): void {
     if (this.#closed) {
       closeQuietly(conn);
       return;
     }
     this.#conn = conn;
-    if ("setNoDelay" in conn) {
-      try {
-        (conn as Deno.TcpConn).setNoDelay(true);
-      } catch {
-        // Not fatal: Nagle only adds latency.
-      }
-    }
     this.#tasks.push(this.#readLoop(conn));
     this.#kick();
   }
@@ -278,7 +272,7 @@ export class IoChannel implements Channel {
     }
   }
 
-  async #readLoop(conn: Deno.Conn): Promise<void> {
+  async #readLoop(conn: Conn): Promise<void> {
     const dec = this.#decoder!;
     const pool = this.#host.pool;
     const group = this.group;
@@ -541,13 +535,5 @@ export class IoChannel implements Channel {
     } finally {
       this.#resolveDone();
     }
-  }
-}
-
-export function closeQuietly(c: { close(): void }): void {
-  try {
-    c.close();
-  } catch {
-    // Already closed.
   }
 }

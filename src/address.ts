@@ -17,17 +17,21 @@ export const LISTEN_ON = "~listen_on";
 /** Longest Unix socket path in bytes (Linux `sun_path` is 108 bytes with the NUL). */
 export const MAX_UDS_PATH_BYTES = 107;
 
-/** A parsed address: TCP host and port, or a Unix socket path. */
+/** Longest isolate channel name in characters. */
+export const MAX_ISOLATE_NAME = 255;
+
+/** A parsed address: TCP host and port, a Unix socket path, or an isolate channel name. */
 export type ParsedAddress =
   | { transport: "tcp"; host: string; port: number }
-  | { transport: "uds"; path: string };
+  | { transport: "uds"; path: string }
+  | { transport: "isolate"; name: string };
 
 function invalid(value: string, reason: string): TofuError {
   return new TofuError(Status.invalidAddress, `Cannot parse address "${value}": ${reason}`);
 }
 
 /**
- * Parses `tcp|HOST|PORT` or `uds|PATH`. Anything else is `invalid_address`.
+ * Parses `tcp|HOST|PORT`, `uds|PATH` or `isolate|NAME`. Anything else is `invalid_address`.
  *
  * @param value The header value.
  * @returns The parsed address.
@@ -56,7 +60,17 @@ export function parseAddress(value: string): ParsedAddress {
     }
     return { transport: "uds", path };
   }
-  throw invalid(value, "the transport must be tcp or uds");
+  if (parts[0] === "isolate") {
+    if (parts.length !== 2) throw invalid(value, "expected isolate|NAME");
+    const name = parts[1]!;
+    if (name.length === 0) throw invalid(value, "the name is empty");
+    if (name.length > MAX_ISOLATE_NAME) {
+      throw invalid(value, `the name is longer than ${MAX_ISOLATE_NAME} characters`);
+    }
+    if (/[\0\r\n]/.test(name)) throw invalid(value, "the name contains NUL, CR or LF");
+    return { transport: "isolate", name };
+  }
+  throw invalid(value, "the transport must be tcp, uds or isolate");
 }
 
 function checkPort(port: number): void {
@@ -311,5 +325,133 @@ export class UdsServerAddress {
     const a = parseAddress(value);
     if (a.transport !== "uds") throw invalid(value, "not a uds address");
     return new UdsServerAddress(a.path);
+  }
+}
+
+function checkName(name: string): void {
+  checkText("name", name);
+  if (name.length > MAX_ISOLATE_NAME || name.includes("\0")) {
+    throw new RangeError(
+      `Cannot make address: the name must be at most ${MAX_ISOLATE_NAME} characters, without NUL`,
+    );
+  }
+}
+
+/**
+ * The name of a channel endpoint in another isolate (a Worker, or the main isolate) to
+ * connect to. `format(msg)` makes `msg` a HelloRequest with `~connect_to: isolate|NAME`.
+ * The connection needs no socket: see `linkWorker` and `docs/workers.md`.
+ *
+ * @example Connecting to a Worker's engine
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { IsolateClientAddress, Message } from "@tofu/tofu";
+ *
+ * const hello = new IsolateClientAddress("rip").format(new Message());
+ * assertEquals(hello.headers.get("~connect_to"), "isolate|rip");
+ * ```
+ */
+export class IsolateClientAddress {
+  /** The name the other engine listens on. */
+  readonly name: string;
+
+  /**
+   * Creates the address of an isolate channel endpoint to connect to.
+   *
+   * @param name 1 to 255 characters, without `|`, CR, LF or NUL.
+   * @throws {TypeError} If the name is empty or contains `|`, CR or LF.
+   * @throws {RangeError} If the name is too long or contains NUL.
+   */
+  constructor(name: string) {
+    checkName(name);
+    this.name = name;
+  }
+
+  /**
+   * Makes `msg` a HelloRequest for this name (the binary header is reset).
+   *
+   * @param msg The message to format.
+   * @returns The same message.
+   */
+  format(msg: Message): Message {
+    return formatRequest(msg, OpCode.HelloRequest, CONNECT_TO, this.toString());
+  }
+
+  /** The header value, `isolate|NAME`. */
+  toString(): string {
+    return `isolate|${this.name}`;
+  }
+
+  /**
+   * Parses `isolate|NAME`.
+   *
+   * @param value The header value.
+   * @returns The address.
+   * @throws {TofuError} With status `invalid_address`.
+   */
+  static parse(value: string): IsolateClientAddress {
+    const a = parseAddress(value);
+    if (a.transport !== "isolate") throw invalid(value, "not an isolate address");
+    return new IsolateClientAddress(a.name);
+  }
+}
+
+/**
+ * A name to listen on for channels from other isolates (Workers, or the main isolate).
+ * `format(msg)` makes `msg` a WelcomeRequest with `~listen_on: isolate|NAME`. The name is
+ * announced to every linked isolate (see `linkWorker`); a second listen on a live name fails
+ * with `listen_failed`.
+ *
+ * @example Listening for channels from other isolates
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { IsolateServerAddress, Message } from "@tofu/tofu";
+ *
+ * const welcome = new IsolateServerAddress("rip").format(new Message());
+ * assertEquals(welcome.headers.get("~listen_on"), "isolate|rip");
+ * ```
+ */
+export class IsolateServerAddress {
+  /** The name to listen on. */
+  readonly name: string;
+
+  /**
+   * Creates an isolate channel name to listen on.
+   *
+   * @param name 1 to 255 characters, without `|`, CR, LF or NUL.
+   * @throws {TypeError} If the name is empty or contains `|`, CR or LF.
+   * @throws {RangeError} If the name is too long or contains NUL.
+   */
+  constructor(name: string) {
+    checkName(name);
+    this.name = name;
+  }
+
+  /**
+   * Makes `msg` a WelcomeRequest for this name (the binary header is reset).
+   *
+   * @param msg The message to format.
+   * @returns The same message.
+   */
+  format(msg: Message): Message {
+    return formatRequest(msg, OpCode.WelcomeRequest, LISTEN_ON, this.toString());
+  }
+
+  /** The header value, `isolate|NAME`. */
+  toString(): string {
+    return `isolate|${this.name}`;
+  }
+
+  /**
+   * Parses `isolate|NAME`.
+   *
+   * @param value The header value.
+   * @returns The address.
+   * @throws {TofuError} With status `invalid_address`.
+   */
+  static parse(value: string): IsolateServerAddress {
+    const a = parseAddress(value);
+    if (a.transport !== "isolate") throw invalid(value, "not an isolate address");
+    return new IsolateServerAddress(a.name);
   }
 }

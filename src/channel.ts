@@ -9,7 +9,7 @@ import { AsyncQueue, done } from "./_async_queue.ts";
 import { Deadline, sleep } from "./_deadline.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { leaseOf, Message } from "./message.ts";
+import { Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -66,6 +66,25 @@ export const ERROR_STATUS_HEADER = "tofu-status";
 /** The header with the message of a handler's failure; see {@linkcode ERROR_STATUS_HEADER}. */
 export const ERROR_MESSAGE_HEADER = "tofu-error";
 
+/** Library-internal: the headers that report `err` to the peer (see ERROR_STATUS_HEADER). */
+export function errorHeaders(err: unknown): Record<string, string> {
+  const status = err instanceof TofuError ? err.status : Status.processingFailed;
+  const text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ").trim();
+  return {
+    [ERROR_STATUS_HEADER]: String(status),
+    [ERROR_MESSAGE_HEADER]: text || statusName(status),
+  };
+}
+
+/** The error a message carrying {@linkcode errorHeaders} stands for, or null. */
+function peerFailure(m: Message, action: string): TofuError | null {
+  const failed = m.headers.get(ERROR_STATUS_HEADER);
+  if (failed === undefined) return null;
+  const status = Number(failed) || Status.processingFailed;
+  const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
+  return new TofuError(status, `Cannot ${action}: the peer failed: ${text}`);
+}
+
 type State = "connecting" | "open" | "reconnecting" | "closing" | "closed";
 
 interface Pending {
@@ -92,10 +111,12 @@ export interface ChannelControl {
   open(ch: Channel, timeoutMs: number, signal: AbortSignal | undefined): Promise<void>;
   /** An accepted channel of a listener's hub, routed at `number`; `first` is its first message. */
   accept(hub: Hub, number: number, address: string, first: Message): Channel;
-  /** Whether a request message is still the one its holder was given (for safe release). */
-  release(engine: Engine, m: Message, lease: number): void;
   /** Registers a callback for when the channel is closed for good. */
   onFinish(ch: Channel, fn: () => void): void;
+  /** A function that discards what is left of the stream `first` opens (for serve). */
+  discarder(ch: Channel, first: Message): () => void;
+  /** `Channel.respond` by id; `onFirst` runs once the first chunk is posted. */
+  respond(ch: Channel, id: bigint, body: Payload, onFirst: () => void): Promise<void>;
 }
 
 let control!: ChannelControl;
@@ -109,7 +130,9 @@ function noop(): void {}
 
 // Unread incoming messages per channel past which a starved pool is not refilled.
 const MAX_BACKLOG = 1024;
-// Fresh messages given to a starved pool at once (the engine keeps at most its maximum).
+// Requests given up on whose late answers are still recognised and dropped.
+const MAX_ABANDONED = 65_536;
+// Spare messages given to a starved pool at once (the engine keeps at most its maximum).
 const POOL_REFILL = 32;
 
 /**
@@ -178,12 +201,16 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         ch.#deliver(first, number);
         return ch;
       },
-      release(engine, m, lease) {
-        if (leaseOf(m) === lease) engine.put(m);
-      },
       onFinish(ch, fn) {
         ch.#onFinish = fn;
       },
+      discarder(ch, first) {
+        if (!first.hasMore()) return noop;
+        const key = streamKey(first);
+        const stream = ch.#streams.get(key);
+        return () => ch.#discard(key, stream);
+      },
+      respond: (ch, id, body, onFirst) => ch.#respond(id, body, undefined, onFirst),
     };
   }
 
@@ -205,7 +232,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   /**
    * The address: for a client channel the one it dials (`tcp|127.0.0.1|7099`), for an
-   * accepted channel the address of the listener it came in on.
+   * accepted channel the bound address it came in on (found from the address in the
+   * peer's HelloRequest; a peer that skipped the handshake gets the listener's first).
    */
   get address(): string {
     return this.#address;
@@ -246,39 +274,42 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * when the request cannot be posted (the post's status), or when the peer's handler
    * failed (the status and message of its `tofu-status` / `tofu-error` headers).
    * @throws {RangeError} If `timeoutMs` is negative or not a number.
+   *
+   * @example A request with a deadline and a header
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, serve } from "@tofu/tofu";
+   *
+   * await using server = await serve("tcp|127.0.0.1|0", (req) => `job ${req.headers.get("Job-ID")}`);
+   * await using ch = await connect(server.address);
+   * using reply = await ch.request("print", { timeoutMs: 5000, headers: { "Job-ID": "7" } });
+   * assertEquals(reply.body.text(), "job 7");
+   * ```
    */
   async request(body: Payload, options: RequestOptions = {}): Promise<Message> {
     using deadline = new Deadline("complete request", options.timeoutMs, options.signal);
     await deadline.race(this.#whenOpen("complete request"));
-    let resolve!: (m: Message) => void;
-    let reject!: (e: TofuError) => void;
-    const reply = new Promise<Message>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
+    const { promise: reply, resolve, reject } = Promise.withResolvers<Message>();
     reply.catch(noop);
     let id: bigint | undefined;
+    let m: Message;
     try {
       await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
         id = first;
         this.#pending.set(first, { resolve, reject });
       });
-      const m = await deadline.race(reply);
-      const failed = m.headers.get(ERROR_STATUS_HEADER);
-      if (failed !== undefined && m.bhdr.opCode === OpCode.Response) {
-        const status = Number(failed) || Status.processingFailed;
-        const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
-        this.#engine.put(m);
-        throw new TofuError(status, `Cannot complete request: the peer failed: ${text}`);
-      }
-      return m;
+      m = await deadline.race(reply);
     } catch (err) {
       if (id !== undefined) {
-        if (this.#pending.delete(id)) this.#abandoned.add(id);
-        else reply.then((m) => this.#dropLate(m), noop);
+        if (this.#pending.delete(id)) this.#abandon(id);
+        else reply.then((late) => this.#drop(late), noop);
       }
       throw err;
     }
+    const failure = peerFailure(m, "complete request");
+    if (failure === null) return m;
+    this.#drop(m);
+    throw failure;
   }
 
   /**
@@ -293,6 +324,26 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * @returns The message id the engine assigned.
    * @throws {TofuError} If the channel is closed, the wait times out or is aborted,
    * or the engine refuses a chunk (the post's status).
+   * @throws {TypeError} If the body or a chunk is not a string, Uint8Array or Message.
+   * An error of the chunk source is passed on; a stream that fails after its first
+   * chunk went out is ended with an error chunk (see {@linkcode Channel.chunks}).
+   *
+   * @example A one-way Signal, read from the other side's iterator
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, listen } from "@tofu/tofu";
+   *
+   * await using listener = await listen("tcp|127.0.0.1|0");
+   * await using client = await connect(listener.address);
+   * await client.send("hello", { headers: { kind: "note" } });
+   * for await (const peer of listener) {
+   *   for await (using msg of peer) {
+   *     assertEquals([msg.headers.get("kind"), msg.body.text()], ["note", "hello"]);
+   *     break;
+   *   }
+   *   break;
+   * }
+   * ```
    */
   async send(body: Payload, options: SendOptions = {}): Promise<bigint> {
     const op = options.op ?? OpCode.Signal;
@@ -314,7 +365,29 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * or its message id.
    * @param body The response body, a ready message, chunks, or nothing.
    * @param options Headers of the response.
-   * @throws {TofuError} If the channel is closed or the engine refuses a chunk.
+   * @throws {TofuError} If the channel is closed, `req` has no message id, or the
+   * engine refuses a chunk (a streamed response that fails partway is ended with an
+   * error chunk, as for {@linkcode Channel.send}).
+   * @throws {TypeError} If `req` is not a Message or a bigint, or the body has a wrong type.
+   *
+   * @example Answering a Request that came out of the iterator
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, listen } from "@tofu/tofu";
+   *
+   * await using listener = await listen("tcp|127.0.0.1|0");
+   * await using client = await connect(listener.address);
+   * const asking = client.request("2 + 2", { timeoutMs: 5000 });
+   * for await (const peer of listener) {
+   *   for await (using req of peer) {
+   *     await peer.respond(req, "4");
+   *     break;
+   *   }
+   *   break;
+   * }
+   * using answer = await asking;
+   * assertEquals(answer.body.text(), "4");
+   * ```
    */
   async respond(
     req: Message | bigint,
@@ -324,14 +397,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (!(req instanceof Message) && typeof req !== "bigint") {
       throw new TypeError("Cannot respond: req is not a Message or a message id");
     }
+    const id = typeof req === "bigint" ? req : req.bhdr.messageId;
+    await this.#respond(id, body ?? "", options.headers, noop);
+  }
+
+  async #respond(
+    id: bigint,
+    body: Payload,
+    headers: Record<string, string> | undefined,
+    onFirst: (id: bigint) => void,
+  ): Promise<void> {
     if (this.#state !== "open" && this.#state !== "closing") {
       throw new TofuError(Status.channelClosed, "Cannot respond: the channel is closed");
     }
-    const id = typeof req === "bigint" ? req : req.bhdr.messageId;
     if (id === 0n) {
       throw new TofuError(Status.invalidMessageId, "Cannot respond: the request has no message id");
     }
-    await this.#send(OpCode.Response, body ?? "", options.headers, id, noop);
+    await this.#send(OpCode.Response, body, headers, id, onFirst);
   }
 
   /**
@@ -344,7 +426,22 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * @param first The first chunk (an incoming message or a request's answer).
    * @returns The chunks in order.
    * @throws {TofuError} With status `channel_closed` if the channel closes before the
-   * last chunk, or `invalid_more_usage` if `first` opens no stream on this channel.
+   * last chunk, `invalid_more_usage` if `first` opens no stream on this channel, or the
+   * peer's status if its sender failed partway (the stream then ends with an error
+   * chunk; the message is `Cannot read stream: the peer failed: <its message>`).
+   *
+   * @example Downloading a stream
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, serve } from "@tofu/tofu";
+   *
+   * await using server = await serve("tcp|127.0.0.1|0", () => ["a", "b", "c"]);
+   * await using ch = await connect(server.address);
+   * const first = await ch.request("list", { timeoutMs: 5000 });
+   * const parts: string[] = [];
+   * for await (using chunk of ch.chunks(first)) parts.push(chunk.body.text());
+   * assertEquals(parts, ["a", "b", "c"]);
+   * ```
    */
   async *chunks(first: Message): AsyncGenerator<Message, void, undefined> {
     const key = streamKey(first);
@@ -367,14 +464,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           );
         }
         finished = !c.hasMore();
+        const failure = finished ? peerFailure(c, "read stream") : null;
+        if (failure) {
+          this.#engine.put(c);
+          throw failure;
+        }
         yield c;
       }
     } finally {
-      if (stream) {
-        if (finished || stream.queue.closed) this.#streams.delete(key);
-        else stream.discard = true;
-        for (const m of stream.queue.drain()) this.#engine.put(m);
-      }
+      if (stream) this.#discard(key, stream);
     }
   }
 
@@ -390,9 +488,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Closes gracefully: sends a ByeRequest after everything already posted and waits
    * for the peer's ByeResponse (at most two seconds, then it aborts). Requests still
-   * waiting reject. Calling it again waits for the same close.
+   * waiting reject, and messages that arrived but were never read (from the iterator or
+   * an unfinished stream) go back to the pool. Calling it again waits for the same
+   * close; on a channel the peer closed it just gives back the unread messages.
    *
    * @returns Once the channel is closed.
+   *
+   * @example Closing, and the closing status
+   * ```ts
+   * import { assertEquals } from "@std/assert";
+   * import { connect, serve, Status } from "@tofu/tofu";
+   *
+   * await using server = await serve("tcp|127.0.0.1|0", () => "ok");
+   * const ch = await connect(server.address);
+   * await ch.close();
+   * assertEquals(await ch.closed, Status.success);
+   * assertEquals(ch.isOpen, false);
+   * ```
    */
   async close(): Promise<void> {
     this.#userClosed = true;
@@ -407,15 +519,18 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       this.#stopDialing();
     }
     await this.#closed;
+    this.#releaseUnread();
     if (this.#ownsHub) await this.#hub.destroy();
   }
 
   /**
    * Aborts at once: nothing more is sent, unsent messages are dropped and waiting
-   * requests reject with `channel_closed`. `closed` resolves once the engine is done.
+   * requests reject with `channel_closed`. `closed` resolves once the engine is done;
+   * then messages that arrived but were never read go back to the pool.
    */
   abort(): void {
     this.#userClosed = true;
+    void this.#closed.then(() => this.#releaseUnread());
     if (this.#state === "open" || this.#state === "closing") {
       this.#state = "closing";
       this.#postBye(OpCode.ByeSignal);
@@ -477,26 +592,39 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     let prev: Chunk | undefined;
     let first = true;
     const link = this.#number;
-    for await (const c of body as AsyncIterable<Chunk>) {
-      if (typeof c !== "string" && !(c instanceof Uint8Array)) {
-        throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
+    try {
+      for await (const c of body as AsyncIterable<Chunk>) {
+        if (typeof c !== "string" && !(c instanceof Uint8Array)) {
+          throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
+        }
+        if (this.#number !== link) {
+          // The rest of a stream must not go to a new connection that never saw its start.
+          throw new TofuError(
+            Status.channelClosed,
+            "Cannot send stream: the connection closed in the middle of it",
+          );
+        }
+        if (prev !== undefined) {
+          await this.#hub.group.ready(link); // a long stream keeps pace with the socket
+          id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
+          if (first) onFirst(id);
+          first = false;
+        }
+        prev = c;
       }
-      if (this.#number !== link) {
-        // The rest of a stream must not go to a new connection that never saw its start.
-        throw new TofuError(
-          Status.channelClosed,
-          "Cannot send stream: the connection closed in the middle of it",
-        );
+      id = this.#postChunk(op, prev ?? "", first ? headers : undefined, id, 0);
+    } catch (err) {
+      // Part of the stream went out: end it with the failure, so the peer's reader
+      // gets an error instead of waiting for a last chunk that never comes.
+      if (!first && this.#number === link) {
+        try {
+          this.#postChunk(op, "", errorHeaders(err), id, 0);
+        } catch {
+          // The channel is closing: the peer's reader ends with it.
+        }
       }
-      if (prev !== undefined) {
-        await this.#hub.group.ready(link); // a long stream keeps pace with the socket
-        id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
-        if (first) onFirst(id);
-        first = false;
-      }
-      prev = c;
+      throw err;
     }
-    id = this.#postChunk(op, prev ?? "", first ? headers : undefined, id, 0);
     if (first) onFirst(id);
     return id;
   }
@@ -552,15 +680,20 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     return this.#ready;
   }
 
-  #dropLate(m: Message): void {
-    // An answer that arrived as its request gave up: release it and the rest of its stream.
-    if (m.hasMore()) {
-      const s = this.#streams.get(streamKey(m));
-      if (s) {
-        s.discard = true;
-        for (const c of s.queue.drain()) this.#engine.put(c);
-      }
+  #abandon(id: bigint): void {
+    // Remember the id so its late answer is dropped; a peer that never answers must
+    // not make the set grow for good, so the oldest ids are forgotten past the limit
+    // (an answer that late reaches the iterator like any uncorrelated Response).
+    this.#abandoned.add(id);
+    if (this.#abandoned.size > MAX_ABANDONED) {
+      this.#abandoned.delete(this.#abandoned.values().next().value!);
     }
+  }
+
+  #drop(m: Message): void {
+    // An answer nobody will read (its request gave up, or it reports a failure):
+    // release it and the rest of its stream.
+    if (m.hasMore()) this.#discard(streamKey(m));
     this.#engine.put(m);
   }
 
@@ -645,7 +778,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         if (!m.hasMore()) this.#streams.delete(key);
         this.#engine.put(m);
       } else {
-        stream.queue.push(m);
+        if (!stream.queue.push(m)) this.#engine.put(m);
         if (!m.hasMore()) stream.queue.close();
       }
       return;
@@ -682,7 +815,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #relieve(): void {
     // The pool ran dry while this channel had frames to read.
     if (this.#backlog() >= MAX_BACKLOG) return;
-    for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(new Message());
+    // get("always") on an empty pool takes slab-allocated spares; the pool keeps at
+    // most its maximum, so this never grows it past maxPoolMsgs.
+    for (let i = 0; i < POOL_REFILL; i++) this.#engine.put(this.#engine.get("always"));
+  }
+
+  #releaseUnread(): void {
+    // The application closed the channel: nobody will read what is still queued.
+    for (const m of this.#incoming.drain()) this.#engine.put(m);
+    for (const [key, s] of this.#streams) this.#discard(key, s);
+  }
+
+  /** Releases what a stream has queued; the rest of it is dropped as it arrives. */
+  #discard(key: string, stream = this.#streams.get(key)): void {
+    if (!stream || this.#streams.get(key) !== stream) return;
+    if (stream.queue.closed) this.#streams.delete(key); // nothing more will arrive
+    else stream.discard = true;
+    for (const c of stream.queue.drain()) this.#engine.put(c);
   }
 
   // A message went to the application while the pool is empty: give the engine one in
@@ -690,7 +839,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   // (the engine signals pool_empty only once per starvation episode).
   #replace(): void {
     if (this.#engine.poolSize === 0 && this.#backlog() < MAX_BACKLOG) {
-      this.#engine.put(new Message());
+      this.#engine.put(this.#engine.get("always"));
     }
   }
 
@@ -784,6 +933,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #dialOnce(deadline: Deadline): Promise<void> {
+    if (deadline.expired) return deadline.promise;
     const hello = this.#engine.get("always");
     hello.bhdr.opCode = OpCode.HelloRequest;
     this.#helloFailure = null;
@@ -826,6 +976,19 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     );
     let delay = this.#reconnect?.initialDelayMs ?? 0;
     let attempts = 0;
+    let last: TofuError | undefined;
+    const giveUp = (err: TofuError): never => {
+      this.#state = "closed";
+      this.#resolveClosed(err.status ?? Status.connectFailed);
+      // Out of time after failed attempts: say why the last one failed.
+      if (last && deadline.expired && err !== last && !signal?.aborted) {
+        const why = last.message.replace(`Cannot connect to ${this.#address}: `, "");
+        throw new TofuError(err.status, `${err.message}; the last attempt: ${why}`, {
+          cause: last,
+        });
+      }
+      throw err;
+    };
     for (;;) {
       try {
         await this.#dialOnce(deadline);
@@ -836,18 +999,16 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         attempts++;
         const r = this.#reconnect;
         if (!r || deadline.expired || attempts > r.maxAttempts || this.#userClosed) {
-          this.#state = "closed";
-          this.#resolveClosed((err as TofuError).status ?? Status.connectFailed);
-          throw err;
+          giveUp(err as TofuError);
         }
+        last = err as TofuError;
         const pause = sleep(jitter(delay), true);
         this.#wakeSleep = pause.wake;
         await deadline.race(pause.done).catch((e) => {
-          this.#state = "closed";
-          this.#resolveClosed(Status.connectFailed);
-          throw e;
+          pause.wake(); // its timer would keep the process alive
+          giveUp(e);
         });
-        delay = Math.min(delay * 2, r.maxDelayMs);
+        delay = Math.min(delay * 2, r!.maxDelayMs);
       }
     }
   }
@@ -884,18 +1045,24 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #stopDialing(): void {
+    const handshake = this.#handshake;
+    this.#handshake = null;
     if (this.#number !== 0) {
-      this.#handshake = null;
       this.#postBye(OpCode.ByeSignal);
       this.#number = 0;
     }
     this.#finish(Status.channelClosed);
+    // A dial in progress ends now, not when its handshake deadline passes.
+    handshake?.reject(new TofuError(Status.channelClosed, "Cannot connect: the channel is closed"));
   }
 }
 
 function streamKey(m: Message): string {
+  // The channel number tells connections apart: a peer restarted behind a reconnect
+  // may number its messages from 1 again.
   const bh = m.bhdr;
-  return `${bh.opCode === OpCode.Response ? "r" : `i${bh.opCode}`}:${bh.messageId}`;
+  const kind = bh.opCode === OpCode.Response ? "r" : `i${bh.opCode}`;
+  return `${bh.channelNumber}:${kind}:${bh.messageId}`;
 }
 
 function appendHeaders(m: Message, headers: Record<string, string>): void {

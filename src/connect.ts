@@ -21,6 +21,7 @@ export interface ConnectOptions {
    * defaults, or the delays and attempt limit. With it, `connect` keeps trying until
    * `timeoutMs`, and a connection that drops later is dialled again; requests in flight
    * then reject (nothing is sent twice), and new requests wait for the new connection.
+   * While it re-dials, the channel keeps the process alive; `close()` stops it.
    */
   reconnect?: boolean | ReconnectOptions;
   /** Gives up connecting; the promise rejects with a {@linkcode TofuError}. */

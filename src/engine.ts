@@ -7,10 +7,10 @@
 import { type ChannelGroup, newChannelGroup } from "./channel_group.ts";
 import { EngineCore, GroupCore } from "./_engine_core.ts";
 import type { Message } from "./message.ts";
-import type { AllocationStrategy } from "./pool.ts";
+import type { AllocationStrategy } from "./_pool.ts";
 import { Status, TofuError } from "./status.ts";
 
-export type { AllocationStrategy } from "./pool.ts";
+export type { AllocationStrategy } from "./_pool.ts";
 
 /** Options of {@linkcode Engine}. */
 export interface EngineOptions {
@@ -69,6 +69,14 @@ export interface EngineOptions {
    * per channel) are still delivered past it.
    */
   maxReceiveQueueMsgs?: number;
+  /**
+   * TCP listens of this engine bind with `SO_REUSEPORT`, so that engines in several
+   * Workers (or processes) listen on one port and the kernel spreads connections over
+   * them (default false). Needs Linux and `--unstable-net`; without them a TCP listen
+   * fails with `listen_failed` (Deno 2.9.6 would end the process, so tofu checks first).
+   * See `docs/workers.md`.
+   */
+  reusePort?: boolean;
 }
 
 /**
@@ -122,6 +130,7 @@ export class Engine implements AsyncDisposable {
       },
       maxEngineQueuedBytes: options.maxEngineQueuedBytes ?? 256 * 1024 * 1024,
       maxReceiveQueueMsgs: options.maxReceiveQueueMsgs ?? 16384,
+      reusePort: options.reusePort ?? false,
     });
   }
 

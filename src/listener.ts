@@ -78,6 +78,22 @@ export async function listen(
 /**
  * A set of listening sockets and the peers they accepted. Iterate it to get each new
  * peer; close it to stop accepting and say bye to every peer.
+ *
+ * @example One listener on a TCP port and a Unix socket
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, listen } from "@tofu/tofu";
+ * import { tempUdsPath } from "@tofu/tofu/testing";
+ *
+ * await using listener = await listen(["tcp|127.0.0.1|0", `uds|${tempUdsPath()}`]);
+ * const [tcp, uds] = listener.addresses;
+ * await using viaTcp = await connect(tcp!);
+ * await using viaUds = await connect(uds!);
+ * const peers = listener[Symbol.asyncIterator]();
+ * await peers.next();
+ * await peers.next();
+ * assertEquals(listener.peerCount, 2);
+ * ```
  */
 export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
   readonly #engine: Engine;
@@ -169,7 +185,7 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
             const slot: Slot = { requested, bound: requested, resolve, reject };
             this.#slots.set(number, slot);
             this.#hub.route(number, {
-              deliver: (msg) => this.#slotMessage(number, slot, msg),
+              deliver: (msg) => this.#slotMessage(slot, msg),
               gone: () =>
                 reject(
                   new TofuError(Status.shutdownStarted, "Cannot listen: the engine is closed"),
@@ -186,7 +202,7 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
     }
   }
 
-  #slotMessage(number: number, slot: Slot, m: Message): void {
+  #slotMessage(slot: Slot, m: Message): void {
     const bh = m.bhdr;
     if (bh.opCode === OpCode.WelcomeResponse) {
       if (bh.status === Status.success) {
@@ -203,7 +219,6 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
       }
     }
     this.#engine.put(m);
-    void number;
   }
 
   #accept(m: Message): void {
@@ -218,10 +233,25 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
       this.#abortChannel(number);
       return;
     }
-    const ch = channelControl().accept(this.#hub, number, this.address, m);
+    const ch = channelControl().accept(this.#hub, number, this.#addressFor(m), m);
     this.#live.add(ch);
     channelControl().onFinish(ch, () => this.#live.delete(ch));
     this.#accepted.push(ch);
+  }
+
+  #addressFor(first: Message): string {
+    // The engine does not say which socket accepted a peer, but a tofu HelloRequest
+    // carries the address the peer dialled: the bound address of the same kind and
+    // port (TCP) or path (Unix socket) is the one it came in on.
+    const bound = this.addresses;
+    const dialled = first.bhdr.opCode === OpCode.HelloRequest && bound.length > 1
+      ? first.headers.get("~connect_to")?.split("|")
+      : undefined;
+    const match = dialled && bound.find((a) => {
+      const [kind, host, port] = a.split("|");
+      return kind === dialled[0] && (kind === "uds" ? host === dialled[1] : port === dialled[2]);
+    });
+    return match || this.address;
   }
 
   #abortChannel(number: number): void {

@@ -19,20 +19,18 @@ export const Owner = { Application: 0, Pooled: 1, Engine: 2 } as const;
 /** One of the values of {@linkcode Owner}. */
 export type Owner = typeof Owner[keyof typeof Owner];
 
-/** Library-internal key of a message's owner field. */
-export const kOwner: unique symbol = Symbol("tofu.owner");
+// The owner lives in a #private field (invisible to users and to `deno doc`); these two
+// functions, set by Message's static block, are the library's only way in.
+let readOwner: (m: Message) => Owner;
+let writeOwner: (m: Message, owner: Owner) => void;
+let writeHome: (m: Message, home: MessageHome) => void;
+let readLease: (m: Message) => number;
 
 /** Library-internal: where a pool message goes back to (its engine's pool). */
 export interface MessageHome {
   put(m: Message): void;
 }
 
-// Fields rather than WeakMaps: a message changes hands several times on its way through
-// the engine, and a WeakMap lookup per change cost ~18% of the one-way CPU profile.
-const kHome: unique symbol = Symbol("tofu.home");
-// Counts ownership changes: a holder that remembers the count can tell whether the
-// message is still the one it was given (not put back and handed out again meanwhile).
-const kLease: unique symbol = Symbol("tofu.lease");
 const BODY_PREVIEW = 64;
 
 /**
@@ -64,12 +62,27 @@ export class Message {
    */
   error: TofuError | undefined = undefined;
 
-  /** @internal Library bookkeeping: who holds the message (the application, a pool, the engine). */
-  [kOwner]: Owner = Owner.Application;
-  /** @internal Library bookkeeping: the pool `[Symbol.dispose]` returns the message to. */
-  [kHome]: MessageHome | undefined = undefined;
-  /** @internal Library bookkeeping: how often the message changed hands. */
-  [kLease] = 0;
+  // Who holds the message: the application, a pool or the engine.
+  #owner: Owner = Owner.Application;
+  // The pool `[Symbol.dispose]` returns the message to.
+  #home: MessageHome | undefined = undefined;
+  // Counts ownership changes: a holder that remembers the count can tell whether the
+  // message is still the one it was given (not put back and handed out again meanwhile).
+  // Fields rather than WeakMaps: a message changes hands several times on its way through
+  // the engine, and a WeakMap lookup per change cost ~18% of a one-way CPU profile.
+  #lease = 0;
+
+  static {
+    readOwner = (m) => m.#owner;
+    writeOwner = (m, owner) => {
+      m.#owner = owner;
+      m.#lease = (m.#lease + 1) | 0;
+    };
+    writeHome = (m, home) => {
+      m.#home = home;
+    };
+    readLease = (m) => m.#lease;
+  }
 
   /**
    * Creates a standalone message (not from a pool).
@@ -100,7 +113,9 @@ export class Message {
   /**
    * Puts a pool message back into its engine's pool, so `using msg = ...` releases it
    * at the end of the block. A no-op for a standalone message (`new Message()`), for a
-   * message already put back, and for one that was posted.
+   * message that was posted, and for one already put back as long as the pool has not
+   * handed it out again: like a second `put`, disposing a message you gave away can
+   * take it from its next holder, so give a `using` message back only by leaving its block.
    *
    * @example Releasing a message at the end of a block
    * ```ts
@@ -118,7 +133,7 @@ export class Message {
    * ```
    */
   [Symbol.dispose](): void {
-    if (this[kOwner] === Owner.Application) this[kHome]?.put(this);
+    if (this.#owner === Owner.Application) this.#home?.put(this);
   }
 
   /**
@@ -170,23 +185,22 @@ export class Message {
 
 /** Library-internal: the owner of a message. */
 export function ownerOf(m: Message): Owner {
-  return m[kOwner];
+  return readOwner(m);
 }
 
 /** Library-internal: hand a message to a new owner. */
 export function transfer(m: Message, owner: Owner): void {
-  m[kOwner] = owner;
-  m[kLease] = (m[kLease] + 1) | 0;
+  writeOwner(m, owner);
 }
 
 /** Library-internal: records the pool a message returns to on `[Symbol.dispose]`. */
 export function setHome(m: Message, home: MessageHome): void {
-  m[kHome] = home;
+  writeHome(m, home);
 }
 
 /** Library-internal: a token that changes whenever the message changes hands. */
 export function leaseOf(m: Message): number {
-  return m[kLease];
+  return readLease(m);
 }
 
 function describe(

@@ -4,18 +4,12 @@
  * @module
  */
 
-import {
-  type Channel,
-  channelControl,
-  ERROR_MESSAGE_HEADER,
-  ERROR_STATUS_HEADER,
-  type Payload,
-} from "./channel.ts";
+import { type Channel, channelControl, errorHeaders, type Payload } from "./channel.ts";
 import type { Engine } from "./engine.ts";
 import { listen, type Listener, type ListenOptions } from "./listener.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
-import { Status, statusName, TofuError } from "./status.ts";
+import { Status, TofuError } from "./status.ts";
 
 /**
  * What a handler may return: the Response body (`string`, `Uint8Array`), a ready
@@ -27,8 +21,11 @@ export type Reply = Payload | void | null | undefined;
 /**
  * Handles one message of a peer. For a Request, its return value (or what its promise
  * resolves to) becomes the Response; if it throws, the peer gets an error Response (see
- * {@linkcode serve}). Signals reach it too; their return value is ignored. After it
+ * {@linkcode serve}). Signals, and Responses that answer no `ch.request()` (say, of a
+ * Request the handler sent with `ch.send`), reach it too; their return value is ignored. After it
  * settles the message goes back to the pool, unless it was returned as the reply.
+ * If the message opens a `more` stream, read the rest with `ch.chunks(req)` before the
+ * handler settles (or in the chunks it returns): what is left unread is then dropped.
  */
 export type Handler = (req: Message, ch: Channel) => Reply | Promise<Reply>;
 
@@ -93,7 +90,21 @@ export async function serve(
   return makeServer(await listen(address, options), handler, maxInFlight);
 }
 
-/** A running server from {@linkcode serve}. */
+/**
+ * A running server from {@linkcode serve}.
+ *
+ * @example Stopping a server from outside
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { connect, serve, Status } from "@tofu/tofu";
+ *
+ * const server = await serve("tcp|127.0.0.1|0", () => "ok");
+ * const ch = await connect(server.address);
+ * await server.close(); // says bye to every peer
+ * assertEquals(await ch.closed, Status.success);
+ * assertEquals(server.peerCount, 0);
+ * ```
+ */
 export class Server implements AsyncDisposable {
   readonly #listener: Listener;
   readonly #handler: Handler;
@@ -171,16 +182,21 @@ export class Server implements AsyncDisposable {
     // Read before the handler runs: it may release `req` (say, through chunks()).
     const id = req.bhdr.messageId;
     const isRequest = req.bhdr.opCode === OpCode.Request;
+    const discardRest = channelControl().discarder(ch, req);
     let reply: Reply = undefined;
+    let posted = false;
     try {
       reply = await this.#handler(req, ch);
-      if (isRequest) await ch.respond(id, reply ?? "");
+      if (isRequest) await channelControl().respond(ch, id, reply ?? "", () => posted = true);
     } catch (err) {
       if (reply instanceof Message && reply !== req) engine.put(reply);
       reply = undefined;
-      if (isRequest && ch.isOpen) await this.#fail(id, ch, err);
+      // A streamed reply that failed partway was ended with the error already.
+      if (isRequest && ch.isOpen && !posted) await this.#fail(id, ch, err);
     } finally {
-      if (reply !== req) channelControl().release(engine, req, lease);
+      // Unless the handler gave `req` away (put it back, or it went out as the reply).
+      if (reply !== req && leaseOf(req) === lease) engine.put(req);
+      discardRest(); // the part of a streamed request the handler did not read
     }
   }
 
@@ -189,16 +205,8 @@ export class Server implements AsyncDisposable {
       ch.abort(); // the peer does not read its answers: it loses its channel, nobody else
       return;
     }
-    const status = err instanceof TofuError ? err.status : Status.processingFailed;
-    const text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ")
-      .trim();
     try {
-      await ch.respond(id, "", {
-        headers: {
-          [ERROR_STATUS_HEADER]: String(status),
-          [ERROR_MESSAGE_HEADER]: text || statusName(status),
-        },
-      });
+      await ch.respond(id, "", { headers: errorHeaders(err) });
     } catch {
       // The channel closed meanwhile: nobody is left to tell.
     }

@@ -4,9 +4,9 @@
 // prints the external memory and RSS growth after a full GC, in MiB.
 
 import { Engine, OpCode, Status } from "../mod.ts";
-import { listen, rawConnect, transports, writeAll } from "./_fixtures.ts";
+import { lifecycleTransports, listen, rawConnect, writeAll } from "./_fixtures.ts";
 
-const t = transports.find((x) => x.name === Deno.args[0])!;
+const t = lifecycleTransports.find((x) => x.name === Deno.args[0])!;
 const peers = 2000;
 const gc = (globalThis as unknown as { gc: () => void }).gc;
 

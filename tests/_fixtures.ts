@@ -4,6 +4,8 @@ import { assert, assertEquals } from "@std/assert";
 import {
   type ChannelGroup,
   type Engine,
+  IsolateClientAddress,
+  IsolateServerAddress,
   type Message,
   OpCode,
   Status,
@@ -14,20 +16,30 @@ import {
   UdsServerAddress,
 } from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
+import type { Conn } from "../src/_transport.ts";
+import { dialIsolate } from "../src/_transport_isolate.ts";
+
+type ServerAddress = TcpServerAddress | UdsServerAddress | IsolateServerAddress;
+type ClientAddress = TcpClientAddress | UdsClientAddress | IsolateClientAddress;
 
 export interface Transport {
-  name: "tcp" | "uds";
+  name: "tcp" | "uds" | "isolate";
   /** A fresh address to listen on. */
-  listenAt(): TcpServerAddress | UdsServerAddress;
+  listenAt(): ServerAddress;
   /** The client address for a bound `~listen_on` value. */
-  connectTo(bound: string): TcpClientAddress | UdsClientAddress;
+  connectTo(bound: string): ClientAddress;
   /** An address nobody listens on. */
-  nobody(): TcpClientAddress | UdsClientAddress;
+  nobody(): ClientAddress;
   /** A fixed server address and the client address that reaches it. */
-  pair(): [TcpServerAddress | UdsServerAddress, TcpClientAddress | UdsClientAddress];
+  pair(): [ServerAddress, ClientAddress];
 }
 
-export const transports: Transport[] = [
+/** A transport over real sockets. */
+export interface SocketTransport extends Transport {
+  name: "tcp" | "uds";
+}
+
+export const transports: SocketTransport[] = [
   {
     name: "tcp",
     listenAt: () => new TcpServerAddress("127.0.0.1", 0),
@@ -50,6 +62,30 @@ export const transports: Transport[] = [
     },
   },
 ];
+
+let isolateNames = 0;
+function isolateName(): string {
+  return `test-${Deno.pid}-${++isolateNames}`;
+}
+
+/**
+ * Channels between isolates (src/_transport_isolate.ts) without a socket. In one isolate both
+ * ends share the process's registry, which runs the same pipe code as across Workers
+ * (tests/workers_test.ts covers the Workers themselves).
+ */
+export const isolateTransport: Transport = {
+  name: "isolate",
+  listenAt: () => new IsolateServerAddress(isolateName()),
+  connectTo: (bound) => IsolateClientAddress.parse(bound),
+  nobody: () => new IsolateClientAddress(isolateName()),
+  pair: () => {
+    const name = isolateName();
+    return [new IsolateServerAddress(name), new IsolateClientAddress(name)];
+  },
+};
+
+/** The transports the section-9 lifecycle suite runs over: sockets and isolate channels. */
+export const lifecycleTransports: Transport[] = [...transports, isolateTransport];
 
 /** Receives the next message or fails the test after `ms`. */
 export async function recv(group: ChannelGroup, ms = 5000): Promise<Message> {
@@ -147,16 +183,20 @@ export function make(
   return m;
 }
 
-/** Opens a raw socket to a bound `~listen_on` address (a hand-driven peer). */
-export function rawConnect(bound: string): Promise<Deno.Conn> {
+/** A raw byte stream to a listener: a socket, or an isolate pipe (src/_transport.ts). */
+export type RawConn = Conn;
+
+/** Opens a raw connection to a bound `~listen_on` address (a hand-driven peer). */
+export function rawConnect(bound: string): Promise<RawConn> {
   const [kind, a, b] = bound.split("|");
+  if (kind === "isolate") return dialIsolate(a!);
   return kind === "tcp"
     ? Deno.connect({ hostname: a!, port: Number(b) })
     : Deno.connect({ transport: "unix", path: a! });
 }
 
 /** Reads from `conn` until EOF; returns the bytes read. */
-export async function readToEnd(conn: Deno.Conn): Promise<number> {
+export async function readToEnd(conn: RawConn): Promise<number> {
   const buf = new Uint8Array(65536);
   let total = 0;
   for (;;) {
@@ -167,7 +207,7 @@ export async function readToEnd(conn: Deno.Conn): Promise<number> {
 }
 
 /** Writes all of `bytes` (conn.write may write fewer bytes than it is given). */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: RawConn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 // Child of tests/backpressure_test.ts: a timed wait served at once must not keep the
 // process alive for its timeout (the queue's shared timer is unref'd once no timed wait
 // is pending), while a pending timed wait must (it times out, then the process ends).

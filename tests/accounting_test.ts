@@ -3,14 +3,14 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { runLoad } from "../tools/_load_scenario.ts";
-import { transports } from "./_fixtures.ts";
+import { lifecycleTransports } from "./_fixtures.ts";
 
-for (const t of transports) {
+for (const t of lifecycleTransports) {
   Deno.test(`${t.name}: 10 clients x 10,000 mixed messages: every message accounted for`, async () => {
     const report = await runLoad({
       clients: 10,
       messagesPerClient: 10_000,
-      seed: t.name === "tcp" ? 7 : 11,
+      seed: t.name === "tcp" ? 7 : t.name === "uds" ? 11 : 13,
       listenAt: t.listenAt,
       connectTo: t.connectTo,
     });

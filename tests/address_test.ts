@@ -1,5 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import {
+  IsolateClientAddress,
+  IsolateServerAddress,
   Message,
   OpCode,
   Status,
@@ -74,6 +76,32 @@ Deno.test("Address constructors reject argument mistakes", () => {
   assertThrows(() => new TcpClientAddress("h", 70000), RangeError);
   assertThrows(() => new TcpServerAddress("", 1), TypeError);
   assertThrows(() => new UdsClientAddress("a|b"), TypeError);
+});
+
+Deno.test("Isolate addresses format, parse and reject like the others", () => {
+  const c = new IsolateClientAddress("rip-1").format(new Message());
+  assertEquals(c.bhdr.opCode, OpCode.HelloRequest);
+  assertEquals(c.headers.get("~connect_to"), "isolate|rip-1");
+  const s = new IsolateServerAddress("rip-1").format(new Message());
+  assertEquals(s.bhdr.opCode, OpCode.WelcomeRequest);
+  assertEquals(s.headers.get("~listen_on"), "isolate|rip-1");
+  assertEquals(IsolateClientAddress.parse("isolate|a b").name, "a b");
+  assertEquals(IsolateServerAddress.parse("isolate|x").toString(), "isolate|x");
+  assertEquals(parseAddress(`isolate|${"n".repeat(255)}`), {
+    transport: "isolate",
+    name: "n".repeat(255),
+  });
+  for (
+    const v of ["isolate", "isolate|", "isolate|a|b", `isolate|${"n".repeat(256)}`, "isolate|a\0"]
+  ) {
+    const err = assertThrows(() => parseAddress(v), TofuError, undefined, v);
+    assertEquals(err.status, Status.invalidAddress, v);
+  }
+  assertThrows(() => IsolateClientAddress.parse("tcp|a|1"), TofuError);
+  assertThrows(() => TcpServerAddress.parse("isolate|a"), TofuError);
+  assertThrows(() => new IsolateClientAddress(""), TypeError);
+  assertThrows(() => new IsolateServerAddress("a|b"), TypeError);
+  assertThrows(() => new IsolateServerAddress("n".repeat(256)), RangeError);
 });
 
 Deno.test("testing helpers: freeTcpPort() and tempUdsPath()", () => {

@@ -13,7 +13,7 @@ import {
   TofuError,
 } from "../mod.ts";
 import { SendLane } from "../src/_send_lane.ts";
-import { validateForPost } from "../src/validate.ts";
+import { validateForPost } from "../src/_validate.ts";
 import { connect, expect, listen, make, makeAbort, recv, transports } from "./_fixtures.ts";
 
 const BIG = 60_000;

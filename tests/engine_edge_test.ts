@@ -1,9 +1,12 @@
-// Engine failure paths, load and backpressure, run over TCP and over Unix sockets.
+// Engine failure paths, load and backpressure, run over TCP, Unix sockets and (where it
+// applies) isolate channels.
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   encodeFrame,
   Engine,
+  IsolateClientAddress,
+  IsolateServerAddress,
   Message,
   OpCode,
   Status,
@@ -19,8 +22,11 @@ import {
   connect,
   expect,
   expectClosed,
+  isolateTransport,
+  lifecycleTransports,
   listen,
   make,
+  makeAbort,
   rawConnect,
   readToEnd,
   recv,
@@ -103,6 +109,38 @@ Deno.test("uds: listen failures: missing directory, too long, in use, regular fi
   }
 });
 
+Deno.test("isolate: listen and Hello failures: name in use, malformed, nobody listening, listener closed", async () => {
+  await using engine = new Engine();
+  const get = () => engine.get("always")!;
+  const server = await listen(engine, isolateTransport);
+  await expectWelcomeFailure(
+    engine,
+    IsolateServerAddress.parse(server.bound).format(get()),
+    Status.listenFailed,
+  );
+  const bad = get();
+  bad.bhdr.opCode = OpCode.WelcomeRequest;
+  bad.headers.append("~listen_on", "isolate|a|b");
+  await expectWelcomeFailure(engine, bad, Status.invalidAddress);
+  // Nobody listens: the HelloRequest comes back with connect_failed, then channel_closed.
+  const g = engine.create();
+  const posted = g.post(isolateTransport.nobody().format(get()));
+  const back = expect(await recv(g), OpCode.HelloRequest, Status.connectFailed);
+  assert(back.error?.message.startsWith("Cannot connect to isolate|"), back.error?.message);
+  engine.put(back);
+  expectClosed(await recv(g), posted.channelNumber, posted.messageId);
+  // A closed listener's name is free again and refuses connects meanwhile.
+  server.group.post(makeAbort(engine, server.channel));
+  engine.put(await recv(server.group)); // the ByeSignal back
+  expectClosed(await recv(server.group), server.channel);
+  const late = g.post(IsolateClientAddress.parse(server.bound).format(get()));
+  expect(await recv(g), OpCode.HelloRequest, Status.connectFailed, "after close");
+  expectClosed(await recv(g), late.channelNumber, late.messageId);
+  const again = engine.create();
+  again.post(IsolateServerAddress.parse(server.bound).format(get()));
+  expect(await recv(again), OpCode.WelcomeResponse, Status.success, "the name is free again");
+});
+
 Deno.test("uds: a stale socket file is removed before binding", async () => {
   await using engine = new Engine();
   const path = tempUdsPath();
@@ -142,7 +180,7 @@ Deno.test("tcp: Hello failures: unknown host and malformed address", async () =>
   }
 });
 
-for (const t of transports) {
+for (const t of lifecycleTransports) {
   Deno.test(`${t.name}: echo load: 20 clients x 100 sequential requests`, async () => {
     await using engine = new Engine({ initialPoolMsgs: 64, maxPoolMsgs: 256 });
     const server = await listen(engine, t);

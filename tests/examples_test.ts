@@ -6,7 +6,7 @@ import { tempUdsPath } from "../testing.ts";
 import { attack, Child, denoRun } from "./_attack.ts";
 import { runEchoClient } from "../examples/echo_client.ts";
 import { serveEcho } from "../examples/echo_server.ts";
-import { ripWorker, spoolServer } from "../examples/print_server.ts";
+import { ripPool, ripWorker, spoolServer } from "../examples/print_server.ts";
 import { listen, make, transports } from "./_fixtures.ts";
 
 for (const t of transports) {
@@ -33,6 +33,36 @@ Deno.test("examples/print_server.ts: the spool server prints every job on the wo
   // Both sides are done: nothing left open.
   assertEquals(spool.channelCount, 1, "only the listener stays");
   assertEquals(worker.channelCount, 0);
+});
+
+Deno.test("examples/print_server.ts: Worker mode rasterizes every page in RIP Workers over isolate channels", async () => {
+  const pool = await ripPool(2);
+  try {
+    await using spool = new Engine();
+    await using front = new Engine();
+    const rendered: string[] = [];
+    const render = async (page: string) => {
+      const r = await pool.render(page);
+      rendered.push(r);
+      return r;
+    };
+    let started!: (port: number) => void;
+    const listening = new Promise<number>((r) => started = r);
+    const server = spoolServer(spool, 0, started);
+    assertEquals(await ripWorker(front, await listening, render), 3);
+    await server;
+    // Six pages in all, each rasterized by a Worker, and both Workers took some.
+    assertEquals(rendered.length, 6);
+    assert(
+      rendered.every((r) => /^rip-[12]: \d+ bytes -> raster [0-9a-f]+$/.test(r)),
+      rendered.join(),
+    );
+    assert(
+      rendered.some((r) => r.startsWith("rip-1:")) && rendered.some((r) => r.startsWith("rip-2:")),
+    );
+  } finally {
+    await pool.close();
+  }
 });
 
 // Issue #8 finding 9: the examples survive hostile peers. Each runs as a child process,

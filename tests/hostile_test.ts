@@ -7,14 +7,15 @@ import { delay } from "@std/async/delay";
 import { encodeFrame, Engine, type Message, OpCode, Status } from "../mod.ts";
 import {
   connect,
+  lifecycleTransports,
   type Link,
   listen,
   make,
+  type RawConn,
   rawConnect,
   readToEnd,
   recv,
   type Server,
-  transports,
   writeAll,
 } from "./_fixtures.ts";
 import { seededRandom } from "../tools/_rng.ts";
@@ -47,13 +48,13 @@ async function closedSignals(engine: Engine, server: Server, count: number): Pro
   return out;
 }
 
-for (const t of transports) {
+for (const t of lifecycleTransports) {
   Deno.test(`${t.name}: random bytes from 20 peers close only their channels`, async () => {
     await using engine = new Engine();
     const server = await listen(engine, t);
     const good = await connect(engine, t, server);
     const rand = seededRandom(20261121);
-    const conns: Deno.Conn[] = [];
+    const conns: RawConn[] = [];
     for (let i = 0; i < 20; i++) {
       const conn = await rawConnect(server.bound);
       // Opcode 15 in the first header guarantees the stream is invalid.

@@ -3,14 +3,16 @@
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
-  type Channel,
+  Channel,
   connect,
   encodeFrame,
   Engine,
   listen,
+  Listener,
   Message,
   OpCode,
   serve,
+  Server,
   Status,
   statusName,
   TofuError,
@@ -485,7 +487,7 @@ Deno.test("listen() on a TCP port and a Unix socket at once accepts on both", as
   using a = await overTcp.request("hi");
   using b = await overUds.request("hi");
   assertEquals(a.body.text(), "hi via tcp");
-  assertEquals(b.body.text(), "hi via tcp"); // an accepted channel reports the first address
+  assertEquals(b.body.text(), "hi via uds"); // an accepted channel reports the address it came in on
   assertEquals(server.peerCount, 2);
 });
 
@@ -534,8 +536,13 @@ Deno.test("the default engine keeps no process alive once its channels are close
   assertEquals(out.code, 0);
 });
 
-Deno.test("Channel and Listener are classes of the module", () => {
-  assertInstanceOf(new Engine().get("always").bhdr, Object);
+Deno.test("Channel, Listener and Server are classes of the module", async () => {
+  await using server = await serve("tcp|127.0.0.1|0", () => "");
+  assertInstanceOf(server, Server);
+  await using listener = await listen("tcp|127.0.0.1|0");
+  assertInstanceOf(listener, Listener);
+  await using ch = await connect(server.address);
+  assertInstanceOf(ch, Channel);
 });
 
 Deno.test("serve() runs at most maxInFlight handlers per peer and answers the rest later", async () => {

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertNotStrictEquals, assertStrictEquals } from "@std/assert";
 import { Engine, Message } from "../mod.ts";
-import { MessagePool } from "../src/pool.ts";
+import { MessagePool } from "../src/_pool.ts";
 
 Deno.test("MessagePool starts with initial messages and keeps at most max", () => {
   const pool = new MessagePool(4, 6);

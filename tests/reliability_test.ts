@@ -7,13 +7,13 @@ import { QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
 import {
   connect,
   expect,
+  lifecycleTransports,
   listen,
   make,
   makeAbort,
   rawConnect,
   recv,
   type Server,
-  transports,
   writeAll,
 } from "./_fixtures.ts";
 
@@ -72,7 +72,7 @@ async function serve(
   }
 }
 
-for (const t of transports) {
+for (const t of lifecycleTransports) {
   for (const reply of ["reuse", "always"] as const) {
     Deno.test(`${t.name}: a peer that floods and never reads does not stop the others (reply: ${reply})`, async () => {
       await using serverEngine = new Engine({ initialPoolMsgs: 16, maxPoolMsgs: 16 });

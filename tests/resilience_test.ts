@@ -15,7 +15,7 @@ import {
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { Child, denoRun, frame } from "./_attack.ts";
-import { isTemporaryAcceptError } from "../src/_listener.ts";
+import { isTemporaryAcceptError } from "../src/_transport_tcp.ts";
 
 const decoder = new TextDecoder();
 import {
@@ -25,6 +25,7 @@ import {
   listen,
   make,
   makeAbort,
+  type RawConn,
   rawConnect,
   readToEnd,
   recv,
@@ -105,7 +106,7 @@ for (const t of transports) {
     const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
       .slice(6);
     // The attacker opens far more connections than the server has descriptors for.
-    const attackers: Deno.Conn[] = [];
+    const attackers: RawConn[] = [];
     // (A full backlog refuses the rest, which is fine: 64 descriptors are long gone.)
     for (let i = 0; i < 100; i++) {
       const c = await rawConnect(bound).catch(() => null);

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { Message, OpCode, Status, TofuError } from "../mod.ts";
-import { validateForPost } from "../src/validate.ts";
+import { validateForPost } from "../src/_validate.ts";
 
 function msg(op: number, channel = 1, id = 0n): Message {
   const m = new Message();

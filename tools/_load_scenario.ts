@@ -14,6 +14,8 @@
 import {
   type ChannelGroup,
   Engine,
+  type IsolateClientAddress,
+  type IsolateServerAddress,
   type Message,
   OpCode,
   Status,
@@ -28,8 +30,8 @@ export interface LoadOptions {
   clients: number;
   messagesPerClient: number;
   seed: number;
-  listenAt: () => TcpServerAddress | UdsServerAddress;
-  connectTo: (bound: string) => TcpClientAddress | UdsClientAddress;
+  listenAt: () => TcpServerAddress | UdsServerAddress | IsolateServerAddress;
+  connectTo: (bound: string) => TcpClientAddress | UdsClientAddress | IsolateClientAddress;
   /** Share of channels aborted by the client and by the server (default 0.2 each). */
   abortShare?: number;
 }

@@ -10,9 +10,21 @@ import { MAX_BODY_LENGTH } from "./body.ts";
 // Process-wide, as in the reference: ids stay unique across engines in one process.
 let nextMessageId = 1;
 
-function fail(msg: Message, status: number, reason: string): never {
+/**
+ * Refuses a post: the status goes into the message's binary header (the caller keeps the
+ * message and reads why there) and into the thrown error, `Cannot post OP: reason`. Every
+ * refusal of post, here and in the engine, goes through this one helper (or, for errors a
+ * channel's own checks throw, through {@linkcode refuseWith}).
+ */
+export function refuse(msg: Message, status: number, reason: string): never {
   msg.bhdr.status = status;
   throw new TofuError(status, `Cannot post ${opCodeName(msg.bhdr.opCode)}: ${reason}`);
+}
+
+/** Refuses a post with a TofuError thrown by a channel's checks (its status goes into the header). */
+export function refuseWith(msg: Message, err: unknown): never {
+  if (err instanceof TofuError) msg.bhdr.status = err.status;
+  throw err;
 }
 
 /** Whether `op` asks the engine for a new channel (connect or listen). */
@@ -29,32 +41,36 @@ export function opensChannel(op: number): boolean {
 export function validateForPost(msg: Message): void {
   const bh = msg.bhdr;
   const op = bh.opCode;
-  if (!isValidOpCode(op)) fail(msg, Status.invalidOpCode, `opcode ${op} is not 0..9`);
+  if (!isValidOpCode(op)) refuse(msg, Status.invalidOpCode, `opcode ${op} is not 0..9`);
   bh.origin = 0;
   bh.status = 0;
   bh.textHeadersLength = msg.headers.byteLength;
   bh.bodyLength = msg.body.byteLength;
   if (isResponse(op) && bh.hasZeroMessageId) {
-    fail(msg, Status.invalidMessageId, "a response must carry the id of its request");
+    refuse(msg, Status.invalidMessageId, "a response must carry the id of its request");
   }
   if (bh.more !== 0 && !isRegular(op)) {
-    fail(msg, Status.invalidMoreUsage, "only Request, Response and Signal may set more");
+    refuse(msg, Status.invalidMoreUsage, "only Request, Response and Signal may set more");
   }
   const ch = bh.channelNumber;
   if (!Number.isInteger(ch) || ch < 0 || ch >= 65535) {
-    fail(msg, Status.invalidChannelNumber, `channel ${ch} is not 1..65534`);
+    refuse(msg, Status.invalidChannelNumber, `channel ${ch} is not 1..65534`);
   }
   if (ch === 0 && !opensChannel(op)) {
-    fail(msg, Status.invalidChannelNumber, "channel 0 is only for HelloRequest and WelcomeRequest");
+    refuse(
+      msg,
+      Status.invalidChannelNumber,
+      "channel 0 is only for HelloRequest and WelcomeRequest",
+    );
   }
   if (msg.headers.byteLength > MAX_HEADERS_LENGTH) {
-    fail(msg, Status.invalidHeadersLen, `text headers exceed ${MAX_HEADERS_LENGTH} bytes`);
+    refuse(msg, Status.invalidHeadersLen, `text headers exceed ${MAX_HEADERS_LENGTH} bytes`);
   }
   if (opensChannel(op) && msg.headers.byteLength === 0) {
-    fail(msg, Status.wrongAddress, "it needs an address header (~connect_to or ~listen_on)");
+    refuse(msg, Status.wrongAddress, "it needs an address header (~connect_to or ~listen_on)");
   }
   if (msg.body.byteLength > MAX_BODY_LENGTH) {
-    fail(msg, Status.invalidBodyLen, `body exceeds ${MAX_BODY_LENGTH} bytes`);
+    refuse(msg, Status.invalidBodyLen, `body exceeds ${MAX_BODY_LENGTH} bytes`);
   }
   if (bh.hasZeroMessageId) bh.setMessageIdNumber(nextMessageId++);
 }

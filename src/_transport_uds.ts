@@ -1,0 +1,160 @@
+// Unix domain sockets: Deno.connect / Deno.listen with transport "unix", and the socket
+// file rules: a file left by a dead process is removed before a listen, a live one or any
+// other kind of file makes the listen fail, and closing removes only the file this
+// listener bound (checked by inode).
+
+import {
+  isTemporaryAcceptError,
+  socketConnectFailure,
+  socketListenFailure,
+} from "./_transport_tcp.ts";
+import { closeQuietly, type Conn, type Listener, type Transport } from "./_transport.ts";
+
+export interface UdsAddress {
+  path: string;
+}
+
+/** Unix socket paths this process listens on; a second listen on one fails. */
+export const liveSocketPaths: Set<string> = new Set();
+
+// A socket file left by a dead process is removed; a live one (something accepts
+// on it, here or in another process) or any other kind of file makes the listen fail.
+// Only a probe tells the two apart: connecting to a dead socket is refused.
+async function prepareSocketPath(path: string): Promise<void> {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    throw err;
+  }
+  if (!info.isSocket) {
+    throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
+  }
+  if (liveSocketPaths.has(path)) {
+    throw new Deno.errors.AddrInUse(`a listener of this process is bound to ${path}`);
+  }
+  let probe: Deno.Conn;
+  try {
+    probe = await Deno.connect({ transport: "unix", path });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return;
+    if (err instanceof Deno.errors.ConnectionRefused) {
+      removeSocketFile(path, info.ino); // dead; only the file that was probed
+      return;
+    }
+    throw new Deno.errors.AddrInUse(
+      `the socket ${path} did not refuse a probe (${(err as Error).message}); it may be live`,
+    );
+  }
+  closeQuietly(probe);
+  throw new Deno.errors.AddrInUse(`another process is listening on ${path}`);
+}
+
+class UdsListener implements Listener {
+  readonly address: string;
+  readonly #l: Deno.UnixListener;
+  readonly #path: string;
+  readonly #ino: number | null;
+  #restore: () => void = () => {};
+  #closed = false;
+
+  constructor(l: Deno.UnixListener, path: string, ino: number | null) {
+    this.#l = l;
+    this.#path = path;
+    this.#ino = ino;
+    this.address = `uds|${path}`;
+    liveSocketPaths.add(path);
+  }
+
+  accept(): Promise<Conn> {
+    return this.#l.accept();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    liveSocketPaths.delete(this.#path);
+    this.#restore = closeUnixListener(this.#l, this.#path, this.#ino);
+  }
+
+  ended(): void {
+    this.#restore();
+  }
+}
+
+export const uds: Transport<UdsAddress> = {
+  async dial(addr) {
+    return await Deno.connect({ transport: "unix", path: addr.path });
+  },
+  async listen(addr) {
+    await prepareSocketPath(addr.path);
+    const l = Deno.listen({ transport: "unix", path: addr.path });
+    let ino: number | null = null;
+    try {
+      ino = Deno.lstatSync(addr.path).ino;
+    } catch {
+      // Without a readable inode, closing removes the path as Deno does.
+    }
+    return new UdsListener(l, addr.path, ino);
+  },
+  connectFailure: socketConnectFailure,
+  listenFailure: socketListenFailure,
+  isTemporaryAcceptError,
+};
+
+/**
+ * Closes a Unix listener and removes its socket file, but only if the file is still the
+ * one it bound (inode `ino`). Deno unlinks the path when a Unix listener's resource goes
+ * away (once its pending accept has ended), whatever the file is by then; a file bound
+ * since by someone else is kept under a second name (a hard link) across the close, and
+ * the returned function, called once the accept loop has ended, puts it back.
+ */
+function closeUnixListener(
+  listener: Deno.UnixListener,
+  path: string,
+  ino: number | null,
+): () => void {
+  let foreign = false;
+  try {
+    foreign = ino !== null && Deno.lstatSync(path).ino !== ino;
+  } catch {
+    // Gone already: nothing to keep.
+  }
+  closeQuietly(listener);
+  if (!foreign) {
+    removeSocketFile(path, ino);
+    return () => removeSocketFile(path, ino);
+  }
+  const keep = `${path}.${Deno.pid}.${Math.random().toString(36).slice(2)}.keep`;
+  try {
+    Deno.linkSync(path, keep);
+  } catch {
+    return () => {}; // cannot protect it
+  }
+  return () => {
+    try {
+      Deno.renameSync(keep, path);
+    } catch {
+      removeQuietly(keep);
+    }
+  };
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Not there, or not ours to remove.
+  }
+}
+
+/** Removes a socket file if it is still there (and is inode `ino`, when given); never a regular file. */
+export function removeSocketFile(path: string, ino: number | null = null): void {
+  try {
+    const info = Deno.lstatSync(path);
+    if (info.isSocket && (ino === null || info.ino === ino)) Deno.removeSync(path);
+  } catch {
+    // Gone already (Deno removes it on close) or not ours to remove.
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * Servers on every core: {@linkcode serveWorkers} runs a request handler in several
+ * Workers behind one TCP (or Unix socket) address. See `docs/workers.md`.
+ *
+ * @module
+ */
+
+import { connect } from "./connect.ts";
+import type { Channel } from "./channel.ts";
+import { serve, type Server } from "./server.ts";
+import { Status, TofuError } from "./status.ts";
+import { reusePortAvailable } from "./_transport_tcp.ts";
+import { type IsolateLink, isolateListening, linkWorker } from "./workers.ts";
+
+/** Options of {@linkcode serveWorkers}. */
+export interface ServeWorkersOptions {
+  /** How many Workers (default `navigator.hardwareConcurrency`). */
+  workers?: number;
+  /**
+   * `reusePort`: every Worker binds the TCP address itself with `SO_REUSEPORT` (Linux and
+   * `--unstable-net`); `relay`: this isolate binds the address and passes each request to a
+   * Worker over an isolate channel. Default: `reusePort` where available, else `relay`.
+   */
+  mode?: "reusePort" | "relay";
+  /** Most handlers running at once per peer in each Worker (default 256). */
+  maxInFlight?: number;
+  /** Milliseconds to wait for the Workers to start (default 30,000). */
+  startTimeoutMs?: number;
+}
+
+let serial = 0;
+
+// Set by WorkerServer's static block: how serveWorkers drives a server it is building,
+// without public methods on it.
+let makeServer: (mode: "reusePort" | "relay") => WorkerServer;
+let startWorker: (
+  s: WorkerServer,
+  module: string,
+  address: string,
+  reusePort: boolean,
+  maxInFlight: number,
+  timeoutMs: number,
+) => Promise<string>;
+let startRelay: (
+  s: WorkerServer,
+  address: string,
+  names: string[],
+  timeoutMs: number,
+) => Promise<void>;
+let setAddress: (s: WorkerServer, address: string) => void;
+
+/**
+ * Serves Requests on `address` with the default export of `moduleUrl` (a
+ * {@linkcode Handler}: `(req, ch) => reply`) running in `workers` Workers, so the handler's
+ * work spreads over the cores.
+ *
+ * In `reusePort` mode (Linux with `--unstable-net`, and a TCP address) every Worker runs
+ * its own engine bound to the same port and the kernel spreads the connections. Elsewhere
+ * (`relay` mode) this isolate binds the address and hands each Request to the Workers in
+ * turn over isolate channels; the handler's work still spreads, the socket I/O does not.
+ * Deno 2.9.6 ends the process when `reusePort` is used without `--unstable-net`: this
+ * function checks first and never does that.
+ *
+ * The Workers inherit this isolate's permissions; they need `--allow-read` for the handler
+ * module and the modules it imports.
+ *
+ * @param address `tcp|HOST|PORT` (port 0 picks a free port for every Worker) or `uds|PATH`
+ *   (relay mode).
+ * @param moduleUrl The handler module: its default export (or `handler`) serves Requests.
+ * @param options Worker count and mode.
+ * @returns The running server; close it to stop the Workers.
+ * @throws {TofuError} With `listen_failed` when the Workers cannot start or bind.
+ * @throws {RangeError} If `workers` is not a positive integer.
+ *
+ * @example Two Workers behind one port
+ * ```ts ignore
+ * import { connect, serveWorkers } from "@tofu/tofu";
+ *
+ * await using server = await serveWorkers(
+ *   "tcp|127.0.0.1|0",
+ *   new URL("./rip_handler.ts", import.meta.url),
+ *   { workers: 2 },
+ * );
+ * await using ch = await connect(server.address);
+ * using page = await ch.request("page 1");
+ * ```
+ */
+export async function serveWorkers(
+  address: string,
+  moduleUrl: string | URL,
+  options: ServeWorkersOptions = {},
+): Promise<WorkerServer> {
+  const n = options.workers ?? navigator.hardwareConcurrency ?? 1;
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`Cannot serve on Workers: workers ${n} is not a positive integer`);
+  }
+  const shareable = address.startsWith("tcp|") && reusePortAvailable();
+  const mode = options.mode ?? (shareable ? "reusePort" : "relay");
+  if (mode === "reusePort" && !shareable) {
+    throw new TofuError(
+      Status.listenFailed,
+      `Cannot serve on Workers: reusePort needs a tcp address, Linux and --unstable-net`,
+    );
+  }
+  const module = new URL(moduleUrl, import.meta.url).href;
+  const maxInFlight = options.maxInFlight ?? 256;
+  const timeoutMs = options.startTimeoutMs ?? 30_000;
+  const server = makeServer(mode);
+  try {
+    if (mode === "reusePort") {
+      // The first Worker picks the port (port 0); the others bind the same one.
+      let bound = address;
+      for (let i = 0; i < n; i++) {
+        bound = await startWorker(server, module, bound, true, maxInFlight, timeoutMs);
+      }
+      setAddress(server, bound);
+    } else {
+      const names: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const name = `tofu-serve-${Deno.pid}-${++serial}`;
+        await startWorker(server, module, `isolate|${name}`, false, maxInFlight, timeoutMs);
+        names.push(name);
+      }
+      await startRelay(server, address, names, timeoutMs);
+    }
+  } catch (err) {
+    await server.close();
+    if (err instanceof TofuError) throw err;
+    throw new TofuError(
+      Status.listenFailed,
+      `Cannot serve on Workers: ${(err as Error)?.message ?? err}`,
+      { cause: err },
+    );
+  }
+  return server;
+}
+
+/**
+ * A server from {@linkcode serveWorkers}: its Workers and, in relay mode, the relay.
+ *
+ * @example Checking which mode runs
+ * ```ts ignore
+ * import { serveWorkers } from "@tofu/tofu";
+ *
+ * await using server = await serveWorkers("tcp|0.0.0.0|7099", new URL("./h.ts", import.meta.url));
+ * // "reusePort" on Linux under --unstable-net: every Worker accepts on the port itself.
+ * console.log(server.mode, server.workers, server.address);
+ * ```
+ */
+export class WorkerServer implements AsyncDisposable {
+  /** `reusePort` (every Worker binds the port) or `relay` (this isolate relays). */
+  readonly mode: "reusePort" | "relay";
+  readonly #workers: { worker: Worker; link: IsolateLink }[] = [];
+  #address = "";
+  #relay: Server | null = null;
+  #channels: Channel[] = [];
+  #closed = false;
+
+  static {
+    makeServer = (mode) => new WorkerServer(mode);
+    startWorker = (s, ...args) => s.#start(...args);
+    startRelay = (s, ...args) => s.#startRelay(...args);
+    setAddress = (s, address) => {
+      s.#address = address;
+    };
+  }
+
+  private constructor(mode: "reusePort" | "relay") {
+    this.mode = mode;
+  }
+
+  /** The bound address, with the real port (`tcp|127.0.0.1|40123`). */
+  get address(): string {
+    return this.#address;
+  }
+
+  /** How many Workers serve. */
+  get workers(): number {
+    return this.#workers.length;
+  }
+
+  // Starts one Worker serving `address`; returns its bound address.
+  async #start(
+    module: string,
+    address: string,
+    reusePort: boolean,
+    maxInFlight: number,
+    timeoutMs: number,
+  ): Promise<string> {
+    const worker = new Worker(new URL("./_serve_worker.ts", import.meta.url), {
+      type: "module",
+      name: `tofu-serve-${this.#workers.length + 1}`,
+    });
+    const link = linkWorker(worker);
+    this.#workers.push({ worker, link });
+    return await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`the Worker did not start within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      const onMessage = (e: MessageEvent) => {
+        const d = e.data as Record<string, string> | null;
+        const bound = d?.["~tofu_serve_bound"];
+        const error = d?.["~tofu_serve_error"];
+        if (bound === undefined && error === undefined) return;
+        clearTimeout(timer);
+        worker.removeEventListener("message", onMessage);
+        if (bound !== undefined) resolve(bound);
+        else reject(new Error(error));
+      };
+      worker.addEventListener("message", onMessage);
+      link.ended.then((end) => {
+        clearTimeout(timer);
+        reject(new Error(`the Worker ended (${end.reason}): ${end.error ?? ""}`));
+      });
+      worker.postMessage({ "~tofu_serve": { module, address, reusePort, maxInFlight } });
+    });
+  }
+
+  // Binds `address` here and passes each Request to the Workers in turn.
+  async #startRelay(address: string, names: string[], timeoutMs: number): Promise<void> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    for (const name of names) {
+      await isolateListening(name, { signal });
+      this.#channels.push(await connect(`isolate|${name}`));
+    }
+    let next = 0;
+    const channels = this.#channels;
+    this.#relay = await serve(address, (req) => {
+      const ch = channels[next++ % channels.length]!;
+      const headers: Record<string, string> = {};
+      for (const [k, v] of req.headers) headers[k] = v;
+      return ch.request(req.body.bytes(), { headers });
+    });
+    this.#address = this.#relay.address;
+  }
+
+  /** Stops the relay (if any), closes every Worker's server and terminates the Workers. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#relay?.close();
+    await Promise.all(this.#channels.map((ch) => ch.close()));
+    await Promise.all(this.#workers.map(({ worker, link }) => stop(worker, link)));
+  }
+
+  /** Same as {@linkcode WorkerServer.close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+// Asks a Worker to close its server (so its peers get a graceful end), then terminates it.
+async function stop(worker: Worker, link: IsolateLink): Promise<void> {
+  if (!link.closed) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      worker.addEventListener("message", (e) => {
+        if ((e.data as Record<string, unknown> | null)?.["~tofu_serve_closed"]) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      link.ended.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      worker.postMessage({ "~tofu_serve_close": true });
+    });
+  }
+  worker.terminate();
+}
