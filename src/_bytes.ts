@@ -118,12 +118,8 @@ export class ByteBuffer {
   appendString(s: string): void {
     const start = this.#len;
     // Most strings fit in the spare room; only a long one needs its exact size first.
-    let spare = this.#buf.length - start;
-    if (spare < s.length * 3) {
-      const need = start + byteLengthUtf8(s);
-      this.reserve(need, "append to");
-      spare = this.#buf.length - start;
-    }
+    const spare = this.#buf.length - start;
+    if (spare < s.length * 3) this.reserve(start + byteLengthUtf8(s), "append to");
     const { written } = encoder.encodeInto(s, this.#buf.subarray(start));
     this.#len = start + written;
   }

@@ -112,7 +112,13 @@ function isHandedBack(m: Message): boolean {
   const st = m.bhdr.status;
   return m.isFromEngine() && st !== Status.success && st !== Status.poolEmpty &&
     (op === OpCode.Request || op === OpCode.Response || op === OpCode.Signal) &&
-    !(op === OpCode.Signal && st === Status.channelClosed && m.body.byteLength === 0);
+    !isFinalReport(m);
+}
+
+/** A channel's final report: an engine Signal with channel_closed and no body. */
+function isFinalReport(m: Message): boolean {
+  return m.isFromEngine() && m.bhdr.opCode === OpCode.Signal &&
+    m.bhdr.status === Status.channelClosed && m.body.byteLength === 0;
 }
 
 function bump(map: Map<string, number>, tag: string): void {
@@ -179,13 +185,17 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   // closed. (A client that aborts before its Hello is written leaves the server a
   // connection that closes without a frame: nothing to account for there.)
   let clientsDone = false;
+  // channel_closed reports per server channel: exactly one each.
+  const serverClosed = new Map<string, number>();
+  const closeProblems: string[] = [];
   const serving = drain(server, (m) => {
     const ch = m.bhdr.channelNumber;
     const op = m.bhdr.opCode;
     if (m.isFromEngine()) {
       const i = clientOf.get(ch);
-      if (op === OpCode.Signal && m.bhdr.status === Status.channelClosed) {
+      if (isFinalReport(m)) {
         clientOf.delete(ch);
+        bump(serverClosed, String(ch));
       } else if (i !== undefined && isHandedBack(m)) {
         bump(states[i]!.s2c.returned, tagOf(m));
       }
@@ -252,7 +262,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
     let closed = false;
     const receiving = drain(group, (m) => {
       if (m.isFromEngine()) {
-        if (m.bhdr.opCode === OpCode.Signal && m.bhdr.status === Status.channelClosed) {
+        // (A Signal handed back with channel_closed carries its body: not the final report.)
+        if (isFinalReport(m)) {
           closed = true;
           clientEngine.put(m);
           return true;
@@ -314,12 +325,28 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
       }
     }
     await receiving;
+    // channel_closed is a channel's final report: nothing may follow it.
+    for (let m = await group.waitReceive(20); m !== null; m = await group.waitReceive(20)) {
+      closeProblems.push(
+        `client ${i}: op ${m.bhdr.opCode} status ${m.bhdr.status} after channel_closed`,
+      );
+      clientEngine.put(m);
+    }
   };
 
   await Promise.all(states.map((_, i) => client(i)));
   clientsDone = true;
   server.updateReceiver(); // wakes the server loop to check whether it is done
   await serving;
+  for (let m = await server.waitReceive(20); m !== null; m = await server.waitReceive(20)) {
+    if (isFinalReport(m)) {
+      bump(serverClosed, String(m.bhdr.channelNumber));
+    }
+    serverEngine.put(m);
+  }
+  for (const [ch, n] of serverClosed) {
+    if (n > 1) closeProblems.push(`server channel ${ch}: channel_closed delivered ${n} times`);
+  }
 
   const channels = states.map((st, i): ChannelReport => ({
     client: i,
@@ -330,7 +357,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadReport> {
   const all = channels.flatMap((c) => [c.c2s, c.s2c]);
   return {
     channels,
-    problems: all.flatMap((d) => d.problems),
+    problems: [...all.flatMap((d) => d.problems), ...closeProblems],
     messages: all.reduce((a, d) => a + d.posted, 0),
     lostInFlight: all.reduce((a, d) => a + d.lost, 0),
     handedBack: all.reduce((a, d) => a + d.returned, 0),
