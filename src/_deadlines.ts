@@ -36,11 +36,15 @@ export class Watch {
   frameSince = 0;
   writeSince = 0;
   activeAt: number;
+  // Only the idle limit reads activeAt: without it, reads and writes skip a clock read
+  // each (performance.now() costs ~90 ns here, several per round trip).
+  readonly #idle: boolean;
 
-  constructor(owner: Expirable, now: number) {
+  constructor(owner: Expirable, now: number, idle = true) {
     this.owner = owner;
     this.handshakeSince = now;
     this.activeAt = now;
+    this.#idle = idle;
   }
 
   /** A complete frame is buffered: the handshake is done and no frame is pending. */
@@ -57,7 +61,7 @@ export class Watch {
 
   /** A read returned bytes. */
   afterRead(): void {
-    this.activeAt = performance.now();
+    if (this.#idle) this.activeAt = performance.now();
   }
 
   /** A write starts. */
@@ -68,7 +72,7 @@ export class Watch {
   /** A write took bytes. */
   afterWrite(): void {
     this.writeSince = 0;
-    this.activeAt = performance.now();
+    if (this.#idle) this.activeAt = performance.now();
   }
 }
 
@@ -96,7 +100,7 @@ export class Deadlines {
   /** Starts watching a channel; null when every limit is off. */
   watch(owner: Expirable): Watch | null {
     if (!this.#enabled) return null;
-    const w = new Watch(owner, performance.now());
+    const w = new Watch(owner, performance.now(), this.limits.idle > 0);
     this.#watches.add(w);
     if (this.#timer === undefined) {
       const timer = setInterval(() => this.#sweep(), this.#tickMs);

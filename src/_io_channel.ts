@@ -13,8 +13,9 @@ import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
 import { QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
+import { SendRoom } from "./_send_room.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
-import { Status, TofuError } from "./status.ts";
+import { Status, statusName, TofuError } from "./status.ts";
 import { closeQuietly, type Conn } from "./_transport.ts";
 import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 import type { Expiry, Watch } from "./_deadlines.ts";
@@ -46,6 +47,8 @@ export class IoChannel implements Channel {
   #urgent: SendLane | null = new SendLane();
   #normal: SendLane | null = new SendLane();
   #queuedBytes = 0;
+  // Senders awaiting room (ChannelGroup.ready), woken as written bytes are released.
+  readonly #room = new SendRoom();
   #writing = false;
   #sendClosed: string | null = null;
   #byeSent = false;
@@ -135,6 +138,25 @@ export class IoChannel implements Channel {
         }: ${host.queuedBytes} bytes are already queued in the engine (maxEngineQueuedBytes ${host.maxEngineQueuedBytes})`,
       );
     }
+  }
+
+  /** Resolves once the queued bytes are at or below `mark`; see ChannelGroup.ready. */
+  ready(mark: number, signal: AbortSignal | undefined): Promise<void> {
+    const action = `wait for room on channel ${this.number}`;
+    if (this.#closed) {
+      return Promise.reject(
+        new TofuError(Status.invalidChannelNumber, `Cannot ${action}: the channel is closed`),
+      );
+    }
+    if (this.#sendClosed !== null) {
+      return Promise.reject(
+        new TofuError(
+          Status.channelClosed,
+          `Cannot ${action}: the channel is closing (${this.#sendClosed} already posted)`,
+        ),
+      );
+    }
+    return this.#room.wait(this.#queuedBytes, mark, signal);
   }
 
   #postAction(m: Message): string {
@@ -248,6 +270,7 @@ export class IoChannel implements Channel {
     });
     this.#queuedBytes -= released;
     this.#host.charge(-released);
+    if (this.#room.waiting) this.#room.update(this.#queuedBytes);
     if (closeAfter || (this.#byeSent && this.#byeReceived)) {
       this.close(Status.channelClosed, null);
     }
@@ -427,6 +450,16 @@ export class IoChannel implements Channel {
     this.#roomWait?.();
     this.#beatWait?.();
     this.#wakeReader?.();
+    if (this.#room.waiting) {
+      this.#room.close(
+        new TofuError(
+          Status.channelClosed,
+          `Cannot wait for room on channel ${this.number}: the channel closed (${
+            statusName(status)
+          })`,
+        ),
+      );
+    }
     this.#host.release(this);
     const tasks = this.#flushTask ? [...this.#tasks, this.#flushTask] : this.#tasks;
     // Reports go out once every read, write and connect has settled, so the final

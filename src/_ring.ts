@@ -49,6 +49,12 @@ export class Ring<T> {
     return item;
   }
 
+  /** Calls `fn` with every item, oldest first (the ring must not change meanwhile). */
+  forEach(fn: (item: T) => void): void {
+    const mask = this.#items.length - 1;
+    for (let i = 0; i < this.#length; i++) fn(this.#items[(this.#head + i) & mask]!);
+  }
+
   /** Removes and returns every item, oldest first. */
   drain(): T[] {
     const out: T[] = [];

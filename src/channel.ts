@@ -314,7 +314,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Sends a one-way Signal (or a Request whose answer you read from the iterator).
    * Resolves once every chunk is posted (the engine then owns them and writes them in
-   * order). While a reconnecting channel is down, it waits within `timeoutMs`.
+   * order). While a reconnecting channel is down, it waits within `timeoutMs`; while more
+   * than 1 MiB is queued unsent on the connection, it waits for room first (backpressure,
+   * see `ChannelGroup.ready`), so a loop of awaited sends keeps pace with the peer.
    *
    * @param body The body, a ready message, or chunks to send as one stream.
    * @param options The opcode, headers, timeout and abort signal.
@@ -349,6 +351,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     using deadline = new Deadline("send", options.timeoutMs, options.signal);
     await deadline.race(this.#whenOpen("send"));
+    await deadline.race(this.#hub.group.ready(this.#number));
     return await this.#send(op, body, options.headers, 0n, noop);
   }
 
@@ -604,6 +607,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           );
         }
         if (prev !== undefined) {
+          await this.#hub.group.ready(link); // a long stream keeps pace with the socket
           id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
           if (first) onFirst(id);
           first = false;

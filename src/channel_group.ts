@@ -7,6 +7,8 @@
 import type { BinaryHeader } from "./binary_header.ts";
 import type { EngineCore, GroupCore } from "./_engine_core.ts";
 import { type Message, Owner, ownerOf } from "./message.ts";
+import type { IoChannel } from "./_io_channel.ts";
+import type { ReceiveQueue } from "./_receive_queue.ts";
 import { engineSignal } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 
@@ -15,6 +17,24 @@ export interface WaitReceiveOptions {
   /** Aborts the wait; the promise rejects with `signal.reason`. */
   signal?: AbortSignal;
 }
+
+/** Options of {@linkcode ChannelGroup.ready}. */
+export interface ReadyOptions {
+  /**
+   * Resolve once the channel's queued bytes are at or below this many (default
+   * {@linkcode DEFAULT_LOW_WATER_BYTES}, at most the engine's `maxQueuedBytes`). Bytes are
+   * counted as `maxQueuedBytes` counts them: each queued frame plus 512 bytes.
+   */
+  lowWaterBytes?: number;
+  /** Gives up waiting; the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The default low-water mark of {@linkcode ChannelGroup.ready}, in charged bytes (1 MiB:
+ * about 1,700 queued 64-byte messages, or 15 of 64 KiB).
+ */
+export const DEFAULT_LOW_WATER_BYTES = 1024 * 1024;
 
 let makeGroup: (engine: EngineCore, core: GroupCore) => ChannelGroup;
 
@@ -66,6 +86,87 @@ export class ChannelGroup implements AsyncIterable<Message> {
    */
   post(msg: Message): BinaryHeader {
     return this.#engine.post(this.#core, msg);
+  }
+
+  /**
+   * Waits until a channel of this group has room to send: its queued bytes (frames
+   * posted and not yet written to the socket) are at or below a low-water mark. Like a
+   * writable stream's `ready` promise, it lets a sender keep pace with the socket instead
+   * of posting until `maxQueuedBytes` refuses: `await group.ready(ch)` before each post
+   * (it resolves at once while there is room) keeps the queue, and so memory, bounded.
+   * A channel still connecting has room for its first frames; they are written once the
+   * connection is up.
+   *
+   * @param channelNumber An open channel of this group (not a listener).
+   * @param options `lowWaterBytes` sets the mark; `signal` aborts the wait.
+   * @returns A promise that resolves once the channel has room.
+   * @throws {TypeError} If `channelNumber` is not an integer (the promise rejects).
+   * @throws {RangeError} If `lowWaterBytes` is not a number >= 0 (the promise rejects).
+   * @throws {TofuError} The promise rejects with status `invalid_channel_number` if the
+   * channel is not open, `invelid_mchn_group` if it belongs to another group,
+   * `not_allowed` for a listener, `shutdown_started` once the group is destroyed or the
+   * engine closed, and `channel_closed` if the channel is closing (a Bye was posted) or
+   * closes while the sender waits. An aborted `signal` rejects with `signal.reason`.
+   *
+   * @example A sender that keeps pace with its peer
+   * ```ts ignore
+   * for (const body of bodies) {
+   *   await group.ready(ch); // at once while fewer than 1 MiB are queued
+   *   const m = engine.get("always");
+   *   m.bhdr.channelNumber = ch;
+   *   m.body.set(body);
+   *   group.post(m);
+   * }
+   * ```
+   */
+  ready(channelNumber: number, options?: ReadyOptions): Promise<void> {
+    try {
+      return this.#ready(channelNumber, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #ready(n: number, options: ReadyOptions | undefined): Promise<void> {
+    if (!Number.isInteger(n)) {
+      throw new TypeError(`Cannot wait for room: channelNumber ${n} is not an integer`);
+    }
+    const engine = this.#engine;
+    const max = engine.maxQueuedBytes;
+    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, max);
+    if (typeof mark !== "number" || Number.isNaN(mark) || mark < 0) {
+      throw new RangeError(
+        `Cannot wait for room on channel ${n}: lowWaterBytes ${mark} is not a number >= 0`,
+      );
+    }
+    if (engine.closed || this.#core.destroyed) {
+      throw new TofuError(
+        Status.shutdownStarted,
+        `Cannot wait for room on channel ${n}: the ${
+          engine.closed ? "engine is closed" : "group is destroyed"
+        }`,
+      );
+    }
+    const ch = engine.channels.get(n);
+    if (ch === undefined) {
+      throw new TofuError(
+        Status.invalidChannelNumber,
+        `Cannot wait for room on channel ${n}: the channel is not open`,
+      );
+    }
+    if (ch.group !== this.#core) {
+      throw new TofuError(
+        Status.invelidMchnGroup,
+        `Cannot wait for room on channel ${n}: it belongs to another group`,
+      );
+    }
+    if (ch.isListener) {
+      throw new TofuError(
+        Status.notAllowed,
+        `Cannot wait for room on channel ${n}: it is a listener, which sends nothing`,
+      );
+    }
+    return (ch as IoChannel).ready(mark, options?.signal);
   }
 
   /**
@@ -135,18 +236,53 @@ export class ChannelGroup implements AsyncIterable<Message> {
     this.#core.deliver(m);
   }
 
-  /** Yields received messages until the group is destroyed or the engine closed. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
-    for (;;) {
-      let m: Message | null;
-      try {
-        m = await this.#core.queue.wait(Infinity, undefined);
-      } catch (err) {
-        if (err instanceof TofuError && err.status === Status.shutdownStarted) return;
+  /**
+   * Iterates over received messages until the group is destroyed or the engine closed
+   * (then the iteration ends). A plain async iterator, not an async generator: a message
+   * already queued costs one resolved promise. `break` (or `return()`) ends only this
+   * iterator; the group keeps receiving.
+   *
+   * @returns An async iterator of the group's messages.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return new GroupIterator(this.#core.queue);
+  }
+}
+
+const FINISHED: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+const FINISHED_P = Promise.resolve(FINISHED);
+
+class GroupIterator implements AsyncIterableIterator<Message> {
+  #queue: ReceiveQueue | null;
+
+  constructor(queue: ReceiveQueue) {
+    this.#queue = queue;
+  }
+
+  next(): Promise<IteratorResult<Message>> {
+    const q = this.#queue;
+    if (q === null) return FINISHED_P;
+    const m = q.tryShift();
+    if (m !== null) return Promise.resolve({ done: false, value: m });
+    return q.wait(Infinity, undefined).then(
+      (m) => ({ done: false, value: m! }),
+      (err) => {
+        if (err instanceof TofuError && err.status === Status.shutdownStarted) {
+          this.#queue = null;
+          return FINISHED;
+        }
         throw err;
-      }
-      if (m) yield m;
-    }
+      },
+    );
+  }
+
+  return(): Promise<IteratorResult<Message>> {
+    this.#queue = null;
+    return FINISHED_P;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return this;
   }
 }
 

@@ -169,6 +169,10 @@ export class FrameDecoder {
   #end = 0;
   #error: TofuError | null = null;
   #lastWritable = 0;
+  // The start and size of the frame hasFrame() last checked complete and well-formed
+  // (-1: none), so that next() does not check its header again.
+  #checkedAt = -1;
+  #checkedTotal = 0;
   readonly #maxCapacity: number;
 
   /**
@@ -202,6 +206,7 @@ export class FrameDecoder {
   #makeRoom(need: number): void {
     const pending = this.#end - this.#start;
     if (this.#start > 0 && (this.#buf.length - this.#end < need || pending === 0)) {
+      this.#checkedAt = -1;
       this.#buf.copyWithin(0, this.#start, this.#end);
       this.#start = 0;
       this.#end = pending;
@@ -210,6 +215,7 @@ export class FrameDecoder {
       let cap = this.#buf.length * 2;
       while (cap - pending < need) cap *= 2;
       const next = new Uint8Array(cap);
+      this.#checkedAt = -1;
       next.set(this.#buf.subarray(this.#start, this.#end));
       this.#buf = next;
       this.#view = dataViewOf(next);
@@ -280,10 +286,14 @@ export class FrameDecoder {
     const pending = this.#end - this.#start;
     if (pending < HDR) return false;
     const s = this.#start;
-    if (checkWireHeader(this.#buf[s + 2]!)) return true;
-    const thl = (this.#buf[s + 12]! << 8) | this.#buf[s + 13]!;
-    const bl = (this.#buf[s + 14]! << 8) | this.#buf[s + 15]!;
-    return pending >= HDR + thl + bl;
+    if (s === this.#checkedAt) return true;
+    const buf = this.#buf;
+    if (checkWireHeader(buf[s + 2]!)) return true;
+    const total = HDR + ((buf[s + 12]! << 8) | buf[s + 13]!) + ((buf[s + 14]! << 8) | buf[s + 15]!);
+    if (pending < total) return false;
+    this.#checkedAt = s;
+    this.#checkedTotal = total;
+    return true;
   }
 
   /**
@@ -300,15 +310,20 @@ export class FrameDecoder {
     if (pending < HDR) return false;
     const buf = this.#buf;
     const s = this.#start;
-    const bad = checkWireHeader(buf[s + 2]!);
-    if (bad) {
-      this.#error = bad;
-      throw bad;
-    }
     const thl = (buf[s + 12]! << 8) | buf[s + 13]!;
-    const bl = (buf[s + 14]! << 8) | buf[s + 15]!;
-    const total = HDR + thl + bl;
-    if (pending < total) return false;
+    let total: number;
+    if (s === this.#checkedAt) {
+      total = this.#checkedTotal; // checked by hasFrame(): once per frame
+    } else {
+      const bad = checkWireHeader(buf[s + 2]!);
+      if (bad) {
+        this.#error = bad;
+        throw bad;
+      }
+      total = HDR + thl + ((buf[s + 14]! << 8) | buf[s + 15]!);
+      if (pending < total) return false;
+    }
+    this.#checkedAt = -1;
     target.error = undefined;
     target.bhdr.decodeFrom(buf, s);
     const view = this.#view;
