@@ -12,7 +12,7 @@ import { FrameDecoder } from "./codec.ts";
 import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
-import { QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
+import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
 import { SendRoom } from "./_send_room.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, statusName, TofuError } from "./status.ts";
@@ -130,7 +130,10 @@ export class IoChannel implements Channel {
         }: ${this.#queuedBytes} bytes are already queued on it (maxQueuedBytes ${host.maxQueuedBytes})`,
       );
     }
-    if (host.queuedBytes > 0 && host.queuedBytes + c > host.maxEngineQueuedBytes) {
+    if (
+      host.queuedBytes > 0 && host.queuedBytes + c > host.maxEngineQueuedBytes &&
+      this.#queuedBytes + c > ENGINE_BUDGET_ALLOWANCE
+    ) {
       throw new TofuError(
         Status.allocationFailed,
         `Cannot ${

@@ -10,6 +10,14 @@ import { Message } from "./message.ts";
 /** What one queued message is charged beyond its frame bytes (see docs/reliability.md). */
 export const QUEUED_MESSAGE_OVERHEAD = 512;
 
+/**
+ * Charged bytes a channel may always queue, even past the engine-wide budget: a channel that
+ * queues little is never made to pay for the ones that filled the budget (peers that do not
+ * read). The engine-wide total can therefore exceed maxEngineQueuedBytes by at most this much
+ * per channel.
+ */
+export const ENGINE_BUDGET_ALLOWANCE = 64 * 1024;
+
 const HDR = BinaryHeader.byteLength;
 const CHUNK_MIN = 1024;
 const CHUNK_MAX = 64 * 1024;

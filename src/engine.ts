@@ -26,7 +26,7 @@ export interface EngineOptions {
   maxChannels?: number;
   /**
    * Most bytes one channel may have queued for sending; past it `post` throws a
-   * {@linkcode TofuError} with status `allocation_failed` (default 64 MiB). Each queued
+   * {@linkcode TofuError} with status `allocation_failed` (default 4 MiB). Each queued
    * message is charged its frame size plus a fixed 512 bytes (its real cost, see
    * docs/reliability.md).
    */
@@ -63,7 +63,9 @@ export interface EngineOptions {
   /**
    * Most bytes all channels of the engine together may have queued for sending, charged
    * as for `maxQueuedBytes`; past it `post` throws a {@linkcode TofuError} with status
-   * `allocation_failed` (default 256 MiB).
+   * `allocation_failed` (default 256 MiB). A channel with less than 64 KiB queued of its
+   * own may still queue up to 64 KiB past it, so that channels whose peers do not read
+   * cannot starve the others (the total can exceed the budget by that much per channel).
    */
   maxEngineQueuedBytes?: number;
   /**
@@ -135,7 +137,7 @@ export class Engine implements AsyncDisposable {
       initialPoolMsgs: initial,
       maxPoolMsgs: maxPool,
       maxChannels: options.maxChannels ?? 65534,
-      maxQueuedBytes: options.maxQueuedBytes ?? 64 * 1024 * 1024,
+      maxQueuedBytes: options.maxQueuedBytes ?? 4 * 1024 * 1024,
       maxConnections: options.maxConnections ?? 10_000,
       timeouts: {
         handshake: options.handshakeTimeoutMs ?? 10_000,

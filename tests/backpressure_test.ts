@@ -16,6 +16,9 @@ import { SendLane } from "../src/_send_lane.ts";
 import { validateForPost } from "../src/_validate.ts";
 import { connect, expect, listen, make, makeAbort, recv, transports } from "./_fixtures.ts";
 
+// These tests stuff channels far past the default maxQueuedBytes (4 MiB) on purpose.
+const BIG_QUEUE = 64 * 1024 * 1024;
+
 const BIG = 60_000;
 
 /** Whether `p` has settled within `ms` (it keeps running either way). */
@@ -56,7 +59,11 @@ async function stuffedChannel(engine: Engine, t: (typeof transports)[number], co
 
 for (const t of transports) {
   Deno.test(`ChannelGroup.ready() waits while bytes are queued and resolves once they drain (${t.name})`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 4, maxPoolMsgs: 4 });
+    await using engine = new Engine({
+      maxQueuedBytes: BIG_QUEUE,
+      initialPoolMsgs: 4,
+      maxPoolMsgs: 4,
+    });
     // A raw peer that reads nothing until told to.
     const server = await listen(engine, t);
     const group = engine.create();
@@ -101,7 +108,11 @@ for (const t of transports) {
   });
 
   Deno.test(`ChannelGroup.ready() rejects with channel_closed when the channel closes (${t.name})`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 4, maxPoolMsgs: 4 });
+    await using engine = new Engine({
+      maxQueuedBytes: BIG_QUEUE,
+      initialPoolMsgs: 4,
+      maxPoolMsgs: 4,
+    });
     const { server, group, ch } = await stuffedChannel(engine, t, 400);
     const room = group.ready(ch, { lowWaterBytes: 1024 });
     const room2 = group.ready(ch); // the default mark (1 MiB) is far below 24 MB
@@ -116,7 +127,7 @@ for (const t of transports) {
   });
 
   Deno.test(`ChannelGroup.ready() rejects when the peer disconnects mid-wait (${t.name})`, async () => {
-    await using engine = new Engine();
+    await using engine = new Engine({ maxQueuedBytes: BIG_QUEUE });
     // A raw listener: the peer accepts, never reads, then goes away.
     const l = t.name === "tcp"
       ? Deno.listen({ hostname: "127.0.0.1", port: 0 })
@@ -152,7 +163,11 @@ for (const t of transports) {
   });
 
   Deno.test(`ChannelGroup.ready() aborts with signal.reason (${t.name})`, async () => {
-    await using engine = new Engine({ initialPoolMsgs: 4, maxPoolMsgs: 4 });
+    await using engine = new Engine({
+      maxQueuedBytes: BIG_QUEUE,
+      initialPoolMsgs: 4,
+      maxPoolMsgs: 4,
+    });
     const { server, group, ch } = await stuffedChannel(engine, t, 400);
     const ac = new AbortController();
     const room = group.ready(ch, { signal: ac.signal });

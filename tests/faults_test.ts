@@ -19,6 +19,9 @@ import {
   transports,
 } from "./_fixtures.ts";
 
+// These tests stuff channels far past the default maxQueuedBytes (4 MiB) on purpose.
+const BIG_QUEUE = 64 * 1024 * 1024;
+
 for (const t of transports) {
   Deno.test(`${t.name}: a peer process killed mid-stream closes its channel`, async () => {
     await using engine = new Engine({ initialPoolMsgs: 64, maxPoolMsgs: 256 });
@@ -72,7 +75,7 @@ for (const t of transports) {
   });
 
   Deno.test(`${t.name}: a reset while a batch is written hands back what was not written`, async () => {
-    await using engine = new Engine();
+    await using engine = new Engine({ maxQueuedBytes: BIG_QUEUE });
     const listener = t.name === "tcp"
       ? Deno.listen({ hostname: "127.0.0.1", port: 0 })
       : Deno.listen({ transport: "unix", path: t.listenAt().toString().slice(4) });
@@ -153,7 +156,7 @@ for (const t of transports) {
   });
 
   Deno.test(`${t.name}: engine.close() with queued messages and a pending wait does not hang`, async () => {
-    const engine = new Engine();
+    const engine = new Engine({ maxQueuedBytes: BIG_QUEUE });
     const server = await listen(engine, t);
     const conn = await rawConnect(server.bound); // a peer that never reads
     assertEquals(await server.group.waitReceive(100), null, "a raw peer says nothing");

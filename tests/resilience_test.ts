@@ -33,6 +33,9 @@ import {
   writeAll,
 } from "./_fixtures.ts";
 
+// These tests stuff channels far past the default maxQueuedBytes (4 MiB) on purpose.
+const BIG_QUEUE = 64 * 1024 * 1024;
+
 // --- Finding 6: Unix sockets done right -------------------------------------------------
 
 Deno.test("uds: a live socket of another process is never removed; a dead one is", async () => {
@@ -307,7 +310,7 @@ for (const t of transports) {
   });
 
   Deno.test(`${t.name}: writeStallTimeoutMs hands back what a non-reading peer left unsent`, async () => {
-    await using engine = new Engine({ writeStallTimeoutMs: 300 });
+    await using engine = new Engine({ maxQueuedBytes: BIG_QUEUE, writeStallTimeoutMs: 300 });
     const server = await listen(engine, t);
     const conn = await rawConnect(server.bound);
     await writeAll(conn, frame(OpCode.HelloRequest));
