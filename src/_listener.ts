@@ -5,6 +5,14 @@
 // (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection aborted before it was accepted, it
 // backs off (10 ms, doubling to 100 ms) and keeps accepting; past `maxConnections` it
 // closes new connections at once. Each trouble is reported once per episode.
+//
+// A reserve descriptor: where the process may read /dev/null (--allow-read=/dev/null; a
+// listener never asks for it), the listener holds it open and closes it when an accept
+// runs out of descriptors, so that one stays free for the whole episode; it is opened again
+// before accepting resumes. On Linux, Deno 2.9.6 panics (in the `stacker` crate) when it
+// first source-maps a module's stack frame with no descriptor free, for example when the
+// application formats the report's `error.stack`; the free descriptor keeps that from
+// happening at the listener's hand. Without the permission the listener works as before.
 
 import type { BinaryHeader } from "./binary_header.ts";
 import { IoChannel } from "./_io_channel.ts";
@@ -15,6 +23,20 @@ import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 
 const BACKOFF_FIRST_MS = 10;
 const BACKOFF_MAX_MS = 100;
+const RESERVE_PATH = "/dev/null";
+
+/** Opens the reserve descriptor, or null (no permission, no /dev/null, or none free). */
+function openReserve(): Deno.FsFile | null {
+  try {
+    if (Deno.build.os === "windows") return null;
+    if (Deno.permissions.querySync({ name: "read", path: RESERVE_PATH }).state !== "granted") {
+      return null;
+    }
+    return Deno.openSync(RESERVE_PATH);
+  } catch {
+    return null;
+  }
+}
 
 export class ListenerChannel implements Channel {
   readonly number: number;
@@ -37,6 +59,9 @@ export class ListenerChannel implements Channel {
   #refusing = false;
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeBackoff: (() => void) | null = null;
+  #reserve: Deno.FsFile | null = openReserve();
+  /** Whether this listener keeps a reserve descriptor (it could open one at the start). */
+  readonly #usesReserve = this.#reserve !== null;
 
   constructor(
     host: EngineHost,
@@ -65,6 +90,8 @@ export class ListenerChannel implements Channel {
         conn = await this.#listener.accept();
       } catch (err) {
         if (this.#closed) return;
+        // Out of descriptors (or memory): free the reserve at once, before anything else.
+        this.#dropReserve();
         if (!this.#isTemporary(err)) {
           this.close(
             Status.acceptFailed,
@@ -87,6 +114,15 @@ export class ListenerChannel implements Channel {
         }
         await this.#sleep(backoff);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+        if (this.#closed) continue;
+        // Resume only with the reserve back (it fails while nothing is free: keep waiting).
+        if (this.#usesReserve && this.#reserve === null) {
+          this.#reserve = openReserve();
+          if (this.#reserve === null) {
+            await this.#sleep(backoff);
+            continue;
+          }
+        }
         continue;
       }
       backoff = BACKOFF_FIRST_MS;
@@ -133,6 +169,12 @@ export class ListenerChannel implements Channel {
     }
   }
 
+  #dropReserve(): void {
+    if (this.#reserve === null) return;
+    closeQuietly(this.#reserve);
+    this.#reserve = null;
+  }
+
   #report(status: number, err: TofuError): void {
     this.group.deliver(engineSignal(this.number, status, this.#id, err));
   }
@@ -161,6 +203,7 @@ export class ListenerChannel implements Channel {
       this.#wakeBackoff = null;
     }
     closeQuietly(this.#listener);
+    this.#dropReserve();
     this.#host.release(this);
     this.#accepting.then(() => {
       this.#listener.ended();
