@@ -7,9 +7,10 @@
 // closes new connections at once. Each trouble is reported once per episode.
 //
 // A reserve descriptor: where the process may read /dev/null (--allow-read=/dev/null; a
-// listener never asks for it), the listener holds it open and closes it when an accept
-// runs out of descriptors, so that one stays free for the whole episode; it is opened again
-// before accepting resumes. On Linux, Deno 2.9.6 panics (in the `stacker` crate) when it
+// listener never asks for it), the listener holds it open and accepts only while one more
+// descriptor is free (a probe open and close of /dev/null before each accept). When the
+// probe or an accept fails it closes the reserve at once, so that one descriptor stays free
+// for the whole episode, and backs off; it opens the reserve again to resume. On Linux, Deno 2.9.6 panics (in the `stacker` crate) when it
 // first source-maps a module's stack frame with no descriptor free, for example when the
 // application formats the report's `error.stack`; the free descriptor keeps that from
 // happening at the listener's hand. Without the permission the listener works as before.
@@ -24,6 +25,13 @@ import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 const BACKOFF_FIRST_MS = 10;
 const BACKOFF_MAX_MS = 100;
 const RESERVE_PATH = "/dev/null";
+
+/** Thrown in place of an accept while no descriptor is free besides the reserve. */
+class NoHeadroom extends Error {
+  constructor() {
+    super("no file descriptor is free besides the listener's reserve");
+  }
+}
 
 /** Opens the reserve descriptor, or null (no permission, no /dev/null, or none free). */
 function openReserve(): Deno.FsFile | null {
@@ -87,12 +95,15 @@ export class ListenerChannel implements Channel {
     for (;;) {
       let conn: Conn;
       try {
+        // With a reserve, accept only while one more descriptor is free besides it, so that
+        // the accepted connection never takes the last one.
+        if (!this.#headroom()) throw new NoHeadroom();
         conn = await this.#listener.accept();
       } catch (err) {
-        if (this.#closed) return;
         // Out of descriptors (or memory): free the reserve at once, before anything else.
         this.#dropReserve();
-        if (!this.#isTemporary(err)) {
+        if (this.#closed) return;
+        if (!(err instanceof NoHeadroom) && !this.#isTemporary(err)) {
           this.close(
             Status.acceptFailed,
             asTofuError(Status.acceptFailed, `accept on channel ${this.number}`, err),
@@ -114,15 +125,6 @@ export class ListenerChannel implements Channel {
         }
         await this.#sleep(backoff);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-        if (this.#closed) continue;
-        // Resume only with the reserve back (it fails while nothing is free: keep waiting).
-        if (this.#usesReserve && this.#reserve === null) {
-          this.#reserve = openReserve();
-          if (this.#reserve === null) {
-            await this.#sleep(backoff);
-            continue;
-          }
-        }
         continue;
       }
       backoff = BACKOFF_FIRST_MS;
@@ -166,6 +168,23 @@ export class ListenerChannel implements Channel {
       this.#open++;
       ch.done.then(() => this.#open--);
       ch.attach(conn);
+    }
+  }
+
+  /**
+   * True if the listener may accept: it has no reserve, or it holds its reserve (opened
+   * again if need be) and one more descriptor is free. False frees the reserve.
+   */
+  #headroom(): boolean {
+    if (!this.#usesReserve) return true;
+    this.#reserve ??= openReserve();
+    if (this.#reserve === null) return false;
+    try {
+      Deno.openSync(RESERVE_PATH).close();
+      return true;
+    } catch {
+      this.#dropReserve();
+      return false;
     }
   }
 
