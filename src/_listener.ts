@@ -10,10 +10,11 @@
 // listener never asks for it), the listener holds it open and accepts only while one more
 // descriptor is free (a probe open and close of /dev/null before each accept). When the
 // probe or an accept fails it closes the reserve at once, so that one descriptor stays free
-// for the whole episode, and backs off; it opens the reserve again to resume. On Linux, Deno 2.9.6 panics (in the `stacker` crate) when it
-// first source-maps a module's stack frame with no descriptor free, for example when the
-// application formats the report's `error.stack`; the free descriptor keeps that from
-// happening at the listener's hand. Without the permission the listener works as before.
+// for the whole episode, and backs off; it opens the reserve again to resume. On Linux,
+// Deno 2.9.6 panics (in the `stacker` crate) when it first source-maps a module's stack
+// frame with no descriptor free, for example when the application formats the report's
+// `error.stack`; the free descriptor keeps that from happening at the listener's hand.
+// Without the permission the listener works as before.
 
 import type { BinaryHeader } from "./binary_header.ts";
 import { IoChannel } from "./_io_channel.ts";
@@ -93,6 +94,7 @@ export class ListenerChannel implements Channel {
   async #acceptLoop(): Promise<void> {
     let backoff = BACKOFF_FIRST_MS;
     for (;;) {
+      if (this.#closed) return;
       let conn: Conn;
       try {
         // With a reserve, accept only while one more descriptor is free besides it, so that
