@@ -2,9 +2,12 @@
  * An echo server: accepts every client and answers each Request with a Response
  * carrying the same message id, headers and body.
  *
- *   deno run --allow-net=127.0.0.1 examples/echo_server.ts [tcp|127.0.0.1|7099]
+ *   deno run --allow-net=127.0.0.1 --allow-read=/dev/null examples/echo_server.ts [tcp|127.0.0.1|7099]
  *   deno run --allow-net=unix:/tmp/echo.sock --allow-read=/tmp --allow-write=/tmp \
  *     examples/echo_server.ts uds|/tmp/echo.sock
+ *
+ * `--allow-read=/dev/null` is optional: with it the listener keeps a reserve file
+ * descriptor, which spares the process a Deno panic when descriptors run out.
  *
  * Stop it with Ctrl+C.
  *

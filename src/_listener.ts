@@ -5,6 +5,16 @@
 // (EMFILE, ENFILE, ENOBUFS, ENOMEM) or a connection aborted before it was accepted, it
 // backs off (10 ms, doubling to 100 ms) and keeps accepting; past `maxConnections` it
 // closes new connections at once. Each trouble is reported once per episode.
+//
+// A reserve descriptor: where the process may read /dev/null (--allow-read=/dev/null; a
+// listener never asks for it), the listener holds it open and accepts only while one more
+// descriptor is free (a probe open and close of /dev/null before each accept). When the
+// probe or an accept fails it closes the reserve at once, so that one descriptor stays free
+// for the whole episode, and backs off; it opens the reserve again to resume. On Linux,
+// Deno 2.9.6 panics (in the `stacker` crate) when it first source-maps a module's stack
+// frame with no descriptor free, for example when the application formats the report's
+// `error.stack`; the free descriptor keeps that from happening at the listener's hand.
+// Without the permission the listener works as before.
 
 import type { BinaryHeader } from "./binary_header.ts";
 import { IoChannel } from "./_io_channel.ts";
@@ -15,6 +25,27 @@ import type { Channel, EngineHost, GroupHost } from "./_host.ts";
 
 const BACKOFF_FIRST_MS = 10;
 const BACKOFF_MAX_MS = 100;
+const RESERVE_PATH = "/dev/null";
+
+/** Thrown in place of an accept while no descriptor is free besides the reserve. */
+class NoHeadroom extends Error {
+  constructor() {
+    super("no file descriptor is free besides the listener's reserve");
+  }
+}
+
+/** Opens the reserve descriptor, or null (no permission, no /dev/null, or none free). */
+function openReserve(): Deno.FsFile | null {
+  try {
+    if (Deno.build.os === "windows") return null;
+    if (Deno.permissions.querySync({ name: "read", path: RESERVE_PATH }).state !== "granted") {
+      return null;
+    }
+    return Deno.openSync(RESERVE_PATH);
+  } catch {
+    return null;
+  }
+}
 
 export class ListenerChannel implements Channel {
   readonly number: number;
@@ -37,6 +68,9 @@ export class ListenerChannel implements Channel {
   #refusing = false;
   #backoffTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeBackoff: (() => void) | null = null;
+  #reserve: Deno.FsFile | null = openReserve();
+  /** Whether this listener keeps a reserve descriptor (it could open one at the start). */
+  readonly #usesReserve = this.#reserve !== null;
 
   constructor(
     host: EngineHost,
@@ -60,12 +94,18 @@ export class ListenerChannel implements Channel {
   async #acceptLoop(): Promise<void> {
     let backoff = BACKOFF_FIRST_MS;
     for (;;) {
+      if (this.#closed) return;
       let conn: Conn;
       try {
+        // With a reserve, accept only while one more descriptor is free besides it, so that
+        // the accepted connection never takes the last one.
+        if (!this.#headroom()) throw new NoHeadroom();
         conn = await this.#listener.accept();
       } catch (err) {
+        // Out of descriptors (or memory): free the reserve at once, before anything else.
+        this.#dropReserve();
         if (this.#closed) return;
-        if (!this.#isTemporary(err)) {
+        if (!(err instanceof NoHeadroom) && !this.#isTemporary(err)) {
           this.close(
             Status.acceptFailed,
             asTofuError(Status.acceptFailed, `accept on channel ${this.number}`, err),
@@ -133,6 +173,29 @@ export class ListenerChannel implements Channel {
     }
   }
 
+  /**
+   * True if the listener may accept: it has no reserve, or it holds its reserve (opened
+   * again if need be) and one more descriptor is free. False frees the reserve.
+   */
+  #headroom(): boolean {
+    if (!this.#usesReserve) return true;
+    this.#reserve ??= openReserve();
+    if (this.#reserve === null) return false;
+    try {
+      Deno.openSync(RESERVE_PATH).close();
+      return true;
+    } catch {
+      this.#dropReserve();
+      return false;
+    }
+  }
+
+  #dropReserve(): void {
+    if (this.#reserve === null) return;
+    closeQuietly(this.#reserve);
+    this.#reserve = null;
+  }
+
   #report(status: number, err: TofuError): void {
     this.group.deliver(engineSignal(this.number, status, this.#id, err));
   }
@@ -161,6 +224,7 @@ export class ListenerChannel implements Channel {
       this.#wakeBackoff = null;
     }
     closeQuietly(this.#listener);
+    this.#dropReserve();
     this.#host.release(this);
     this.#accepting.then(() => {
       this.#listener.ended();

@@ -1,7 +1,10 @@
 // A server in a child process, run under a low `ulimit -n` by tests/resilience_test.ts.
 // It listens on the address in Deno.args[0], prints `bound <address>` on stdout, answers
 // Hellos and Requests, and prints one `report <status> <error>` line per engine report
-// on its listener channel.
+// on its listener channel. With `stack` as Deno.args[1], the line also carries the first
+// frame of the report's error stack, formatted while the descriptors are exhausted (on
+// Linux, Deno 2.9.6 panicked in the `stacker` crate when the first source-mapped stack of
+// a module was formatted with no descriptor free).
 
 // deno-lint-ignore-file no-console
 
@@ -23,7 +26,8 @@ for await (const m of group) {
         : `failed ${m.error?.message}`,
     );
   } else if (m.isFromEngine() && m.bhdr.channelNumber === listener) {
-    console.log(`report ${statusName(m.bhdr.status)} ${m.error?.message ?? ""}`);
+    const frame = Deno.args[1] === "stack" ? ` | ${m.error?.stack?.split("\n")[1]?.trim()}` : "";
+    console.log(`report ${statusName(m.bhdr.status)} ${m.error?.message ?? ""}${frame}`);
   } else if (!m.isFromEngine() && (op === OpCode.HelloRequest || op === OpCode.Request)) {
     m.bhdr.opCode = op === OpCode.HelloRequest ? OpCode.HelloResponse : OpCode.Response;
     try {

@@ -135,6 +135,51 @@ for (const t of transports) {
     assert(!child.lines.some((l) => l.startsWith("report channel_closed")), "listener closed");
   });
 
+  Deno.test(`${t.name}: a stack formatted while descriptors are exhausted does not crash Deno`, async () => {
+    // Deno 2.9.6 on Linux panicked ("stacker ... assertion `left == right` failed") when it
+    // first source-mapped a module's stack frame with no descriptor free: it reads the
+    // module's emitted code from its cache, fails, and its fallback needs /proc/self/maps.
+    // The listener keeps a reserve descriptor (with --allow-read=/dev/null) and frees it for
+    // the whole out-of-descriptors episode, so the application can format its report.
+    const where = t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
+    const script = new URL("./_fd_child.ts", import.meta.url).pathname;
+    await using child = new Child("bash", [
+      "-c",
+      `ulimit -n 64 && exec "$0" "$@"`,
+      "deno",
+      ...denoRun,
+      script,
+      where,
+      "stack",
+    ]);
+    const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
+      .slice(6);
+    const attackers: RawConn[] = [];
+    for (let i = 0; i < 100; i++) {
+      const c = await rawConnect(bound).catch(() => null);
+      if (c === null) break;
+      attackers.push(c);
+    }
+    assert(attackers.length > 64, `only ${attackers.length} connections`);
+    const report = await child.line((l) => l.startsWith("report ")).catch(async (err) => {
+      child.process.kill("SIGKILL");
+      throw new Error(`${err.message}; stderr: ${(await child.stderr()).slice(0, 600)}`);
+    });
+    assertStringIncludes(report, "report accept_failed");
+    assertStringIncludes(report, "| at ");
+    for (const c of attackers) c.close();
+    await using engine = new Engine();
+    const client = engine.create();
+    client.post(t.connectTo(bound).format(engine.get("always")!));
+    const m = await recv(client, 20_000);
+    assertEquals(
+      [statusName(m.bhdr.status), m.bhdr.opCode],
+      ["success", OpCode.HelloResponse],
+      m.error?.message,
+    );
+    engine.put(m);
+  });
+
   Deno.test(`${t.name}: maxConnections closes new connections at once, reported once`, async () => {
     await using engine = new Engine({ maxConnections: 2 });
     const server = await listen(engine, t);

@@ -38,6 +38,8 @@ export interface HostileSnapshot {
   serverRss: number;
   /** Reports the server printed since the last snapshot, by status (accept_failed, ...). */
   serverReports: Record<string, number>;
+  /** Set once the server child has ended while attacked: how, and its other stderr lines. */
+  serverDied: string | null;
 }
 
 function frame(op: number, body = "", id = 1n): Uint8Array {
@@ -73,6 +75,9 @@ export class HostileMix {
   #drain: Promise<void> = Promise.resolve();
   #drainErrors: Promise<void> = Promise.resolve();
   #reports: Record<string, number> = {};
+  /** The server's stderr lines that are not reports (a panic message, ...). */
+  #otherStderr: string[] = [];
+  #serverDied: string | null = null;
   #rtts: number[] = [];
   #failures = 0;
   #attackers = 0;
@@ -87,7 +92,8 @@ export class HostileMix {
     this.#child = new Deno.Command("bash", {
       args: [
         "-c",
-        `ulimit -n ${this.#o.fdLimit} && exec deno run --allow-net=127.0.0.1 "$0" tcp\\|127.0.0.1\\|0`,
+        // --allow-read=/dev/null lets the listener keep its reserve descriptor.
+        `ulimit -n ${this.#o.fdLimit} && exec deno run --allow-net=127.0.0.1 --allow-read=/dev/null "$0" tcp\\|127.0.0.1\\|0`,
         server,
       ],
       stdout: "piped",
@@ -104,7 +110,12 @@ export class HostileMix {
         const parts = (rest + value).split("\n");
         rest = parts.pop()!;
         for (const line of parts) {
-          const status = line.split(": ")[1] ?? line;
+          const report = /^channel \d+: (\w+)$/.exec(line);
+          if (report === null) {
+            if (line.trim() !== "" && this.#otherStderr.length < 40) this.#otherStderr.push(line);
+            continue;
+          }
+          const status = report[1]!;
           this.#reports[status] = (this.#reports[status] ?? 0) + 1;
         }
       }
@@ -117,6 +128,15 @@ export class HostileMix {
       text += value;
     }
     this.#port = Number(text.split("\n")[0]!.split("|")[2]);
+    // The server must outlive the attack: an exit before stop() is a failure of the run.
+    this.#child.status.then(async (st) => {
+      if (!this.#running) return;
+      await this.#drainErrors;
+      const panic = this.#otherStderr.find((l) => l.includes("panicked at"));
+      this.#serverDied = `the echo server died (exit code ${st.code}${
+        st.signal ? `, ${st.signal}` : ""
+      })${panic ? `: ${panic.trim()}` : ""}; its stderr: ${this.#otherStderr.join(" / ")}`;
+    });
     // Keep draining its stdout so it never blocks on a full pipe.
     this.#drain = (async () => {
       while (!(await reader.read()).done);
@@ -153,6 +173,7 @@ export class HostileMix {
       attackers: this.#attackers,
       serverRss,
       serverReports: this.#takeReports(),
+      serverDied: this.#serverDied,
     };
   }
 

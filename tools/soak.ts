@@ -148,6 +148,11 @@ while (performance.now() < end) {
         `holding connections; server rss ${last ? mib(last.serverRss) : "?"}, reported ${said}`,
     );
   }
+  const died = snaps.find((h) => h.serverDied !== null)?.serverDied;
+  if (died) {
+    console.log(`FAILED: ${died}`);
+    Deno.exit(1); // the mix sees its stdin close and stops
+  }
   if (report.problems.length > 0) {
     console.log(`invariant broken:\n${report.problems.slice(0, 20).join("\n")}`);
     Deno.exit(1); // the mix sees its stdin close and stops its server too
