@@ -50,14 +50,26 @@ export async function serveEcho(engine: Engine, group: ChannelGroup): Promise<nu
       return false;
     }
   };
+  // Answers handed back per channel, told in one line when the channel closes: a peer that
+  // never reads can leave thousands, and a line each would slow every other client.
+  const handedBack = new Map<number, Map<number, number>>();
   for await (const m of group) {
     if (m.isFromEngine()) {
       // Reports: answers handed back because their peer left, pool_empty, closed channels.
-      const st = m.bhdr.status;
-      if (st !== Status.channelClosed && st !== Status.peerDisconnected) {
-        console.error(`channel ${m.bhdr.channelNumber}: ${statusName(st)}`);
-      }
+      const { channelNumber: ch, opCode, status: st } = m.bhdr;
       engine.put(m);
+      if (opCode !== OpCode.Signal) {
+        const counts = handedBack.get(ch) ?? new Map<number, number>();
+        counts.set(st, (counts.get(st) ?? 0) + 1);
+        handedBack.set(ch, counts);
+      } else if (st === Status.channelClosed) {
+        for (const [status, n] of handedBack.get(ch) ?? []) {
+          if (status !== Status.peerDisconnected && status !== Status.channelClosed) {
+            console.error(`channel ${ch}: ${statusName(status)} x${n}`);
+          }
+        }
+        handedBack.delete(ch);
+      } else console.error(`channel ${ch}: ${statusName(st)}`);
       continue;
     }
     switch (m.bhdr.opCode) {

@@ -110,13 +110,14 @@ export class HostileMix {
         const parts = (rest + value).split("\n");
         rest = parts.pop()!;
         for (const line of parts) {
-          const report = /^channel \d+: (\w+)$/.exec(line);
+          // "channel N: status", or "channel N: status xCOUNT" for answers handed back.
+          const report = /^channel \d+: (\w+)(?: x(\d+))?$/.exec(line);
           if (report === null) {
             if (line.trim() !== "" && this.#otherStderr.length < 40) this.#otherStderr.push(line);
             continue;
           }
           const status = report[1]!;
-          this.#reports[status] = (this.#reports[status] ?? 0) + 1;
+          this.#reports[status] = (this.#reports[status] ?? 0) + Number(report[2] ?? 1);
         }
       }
     })();
