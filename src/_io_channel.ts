@@ -4,8 +4,9 @@
 // (maxQueuedBytes) and to the engine (maxEngineQueuedBytes), never pool messages. Unsent
 // frames are handed back as messages when the channel closes. Writes are coalesced.
 // Read side: a channel reads into a free pool message or a new one while it holds fewer
-// than its read share (maxChannelHeldMsgs) of messages not yet back, and while the group's
-// receive queue has room; otherwise it stops reading (backpressure for that peer alone).
+// than its read share (maxChannelHeldMsgs) of messages not yet back, while fewer than
+// maxPoolMsgs of its messages wait unread in the group's receive queue, and while that queue
+// has room; otherwise it stops reading (backpressure for that peer alone).
 
 import { BinaryHeader } from "./binary_header.ts";
 import { FrameDecoder } from "./codec.ts";

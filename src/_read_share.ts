@@ -10,7 +10,7 @@
 // A message carries a reference to the share it is charged to, not the channel number, so
 // a message of a closed channel can never credit another channel that reuses its number.
 
-import { kShare, type Message } from "./message.ts";
+import { type Message, setShare, shareOf } from "./message.ts";
 
 export class ReadShare {
   /** Messages read on the channel and not yet back. */
@@ -39,7 +39,7 @@ export class ReadShare {
   /** Charges `m` (about to be delivered) to this share. */
   charge(m: Message): void {
     this.held++;
-    m[kShare] = this;
+    setShare(m, this);
   }
 
   release(): void {
@@ -71,22 +71,22 @@ export class ReadShare {
 
 /** A message comes back (put, posted, recycled) or is taken off its channel's share. */
 export function discharge(m: Message): void {
-  const share = m[kShare];
+  const share = shareOf(m);
   if (share !== null) {
-    m[kShare] = null;
+    setShare(m, null);
     share.release();
   }
 }
 
 /** `m` enters its group's receive queue (not handed straight to a waiting receiver). */
 export function enqueued(m: Message): void {
-  const share = m[kShare] as ReadShare | null;
+  const share = shareOf(m) as ReadShare | null;
   if (share !== null) share.queued++;
 }
 
 /** `m` left its group's receive queue (taken by the application, or dropped). */
 export function dequeued(m: Message): void {
-  const share = m[kShare] as ReadShare | null;
+  const share = shareOf(m) as ReadShare | null;
   if (share !== null && share.queued > 0) {
     share.queued--;
     share.check();

@@ -52,7 +52,6 @@ export class IsolatePipe implements Conn {
   readonly #inBase: number;
   readonly #outBase: number;
   readonly #mask: number;
-  readonly #myClosed: number;
   readonly #peerClosed: number;
   #closed = false;
 
@@ -69,7 +68,6 @@ export class IsolatePipe implements Conn {
     this.#in = outDir === 0 ? ring1 : ring0;
     this.#outBase = DIR + 6 * outDir;
     this.#inBase = DIR + 6 * (1 - outDir);
-    this.#myClosed = side === "connector" ? CLOSED_CONNECTOR : CLOSED_ACCEPTOR;
     this.#peerClosed = side === "connector" ? CLOSED_ACCEPTOR : CLOSED_CONNECTOR;
     opened();
   }
