@@ -109,29 +109,13 @@ for (const t of transports) {
     const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
       .slice(6);
     // The attacker opens far more connections than the server has descriptors for.
-    const attackers: RawConn[] = [];
-    // (A full backlog refuses the rest, which is fine: 64 descriptors are long gone.)
-    for (let i = 0; i < 100; i++) {
-      const c = await rawConnect(bound).catch(() => null);
-      if (c === null) break;
-      attackers.push(c);
-    }
-    assert(attackers.length > 64, `only ${attackers.length} connections`);
+    const attackers = await exhaust(bound);
     const report = await child.line((l) => l.startsWith("report "));
     assertStringIncludes(report, "report accept_failed");
     assertStringIncludes(report, "keeps accepting");
     for (const c of attackers) c.close();
     // A new client is served once the attacker has left.
-    await using engine = new Engine();
-    const client = engine.create();
-    client.post(t.connectTo(bound).format(engine.get("always")!));
-    const m = await recv(client, 20_000);
-    assertEquals(
-      [statusName(m.bhdr.status), m.bhdr.opCode],
-      ["success", OpCode.HelloResponse],
-      m.error?.message,
-    );
-    engine.put(m);
+    await expectServed(t, bound);
     assert(!child.lines.some((l) => l.startsWith("report channel_closed")), "listener closed");
   });
 
@@ -154,13 +138,7 @@ for (const t of transports) {
     ]);
     const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
       .slice(6);
-    const attackers: RawConn[] = [];
-    for (let i = 0; i < 100; i++) {
-      const c = await rawConnect(bound).catch(() => null);
-      if (c === null) break;
-      attackers.push(c);
-    }
-    assert(attackers.length > 64, `only ${attackers.length} connections`);
+    const attackers = await exhaust(bound);
     const report = await child.line((l) => l.startsWith("report ")).catch(async (err) => {
       child.process.kill("SIGKILL");
       throw new Error(`${err.message}; stderr: ${(await child.stderr()).slice(0, 600)}`);
@@ -168,16 +146,7 @@ for (const t of transports) {
     assertStringIncludes(report, "report accept_failed");
     assertStringIncludes(report, "| at ");
     for (const c of attackers) c.close();
-    await using engine = new Engine();
-    const client = engine.create();
-    client.post(t.connectTo(bound).format(engine.get("always")!));
-    const m = await recv(client, 20_000);
-    assertEquals(
-      [statusName(m.bhdr.status), m.bhdr.opCode],
-      ["success", OpCode.HelloResponse],
-      m.error?.message,
-    );
-    engine.put(m);
+    await expectServed(t, bound);
   });
 
   Deno.test(`${t.name}: maxConnections closes new connections at once, reported once`, async () => {
@@ -257,6 +226,32 @@ Deno.test("tcp: destroy(), close(), an abort and the handshake timeout do not wa
 // --- Finding 3: timeouts ---------------------------------------------------------------
 
 /** Receives until the channel_closed Signal of `channel`; returns what came before it and it. */
+/** Opens up to 100 connections to a server that has 64 descriptors (a full backlog refuses the rest). */
+async function exhaust(bound: string): Promise<RawConn[]> {
+  const attackers: RawConn[] = [];
+  for (let i = 0; i < 100; i++) {
+    const c = await rawConnect(bound).catch(() => null);
+    if (c === null) break;
+    attackers.push(c);
+  }
+  assert(attackers.length > 64, `only ${attackers.length} connections`);
+  return attackers;
+}
+
+/** A new client connects to `bound` and gets its HelloResponse. */
+async function expectServed(t: (typeof transports)[number], bound: string): Promise<void> {
+  await using engine = new Engine();
+  const client = engine.create();
+  client.post(t.connectTo(bound).format(engine.get("always")));
+  const m = await recv(client, 20_000);
+  assertEquals(
+    [statusName(m.bhdr.status), m.bhdr.opCode],
+    ["success", OpCode.HelloResponse],
+    m.error?.message,
+  );
+  engine.put(m);
+}
+
 async function untilClosed(
   engine: Engine,
   group: ChannelGroup,
