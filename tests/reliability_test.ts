@@ -534,6 +534,27 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
 // branch before the piece they guard (the unread window, answers off the share, a pool
 // of 0): their commit messages say which.
 
+/**
+ * A raw peer sends a HelloRequest and `n - 1` Signals; the application takes all `n`
+ * without giving any back (no report may come: the channel keeps reading), then puts them
+ * back and the peer leaves.
+ */
+async function holdAll(engine: Engine, server: Server, n: number): Promise<void> {
+  const peer = await rawConnect(server.bound);
+  const frames = [frame(OpCode.HelloRequest, 1)];
+  for (let i = 2; i <= n; i++) frames.push(frame(OpCode.Signal, i));
+  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  const held: Message[] = [];
+  while (held.length < n) {
+    const m = await recv(server.group, 10_000);
+    assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
+    held.push(m);
+  }
+  for (const m of held) engine.put(m);
+  peer.close();
+  expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+}
+
 function anyAddress(transport: string): string {
   return transport === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
 }
@@ -688,19 +709,7 @@ for (const t of transports) {
     await using engine = new Engine();
     // Raw: the application holds 1,000 messages of one channel, and reading goes on.
     const server = await listen(engine, t);
-    const peer = await rawConnect(server.bound);
-    const frames = [frame(OpCode.HelloRequest, 1)];
-    for (let i = 2; i <= 1000; i++) frames.push(frame(OpCode.Signal, i));
-    await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
-    const held: Message[] = [];
-    while (held.length < 1000) {
-      const m = await recv(server.group, 10_000);
-      assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
-      held.push(m);
-    }
-    for (const m of held) engine.put(m);
-    peer.close();
-    expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+    await holdAll(engine, server, 1000);
     // Peers: 1,000 requests in flight on one channel, every answer held until all arrived,
     // with the server on the same engine.
     await using echo = await peerServe(
@@ -780,19 +789,7 @@ for (const t of transports) {
 Deno.test("maxChannelHeldMsgs: Infinity turns the share off", async () => {
   await using engine = new Engine({ maxChannelHeldMsgs: Infinity, maxPoolMsgs: 4 });
   const server = await listen(engine, transports[0]!);
-  const peer = await rawConnect(server.bound);
-  const frames = [frame(OpCode.HelloRequest, 1)];
-  for (let i = 2; i <= 3000; i++) frames.push(frame(OpCode.Signal, i));
-  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
-  const held: Message[] = [];
-  while (held.length < 3000) {
-    const m = await recv(server.group, 10_000);
-    assert(!m.isFromEngine(), `report ${statusName(m.bhdr.status)} after ${held.length}`);
-    held.push(m);
-  }
-  for (const m of held) engine.put(m);
-  peer.close();
-  expect(await recv(server.group), OpCode.Signal, Status.channelClosed);
+  await holdAll(engine, server, 3000);
 });
 
 for (const t of transports) {
