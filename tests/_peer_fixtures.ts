@@ -58,3 +58,38 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
     clearTimeout(timer);
   }
 }
+
+/**
+ * Starts `script` (a test server) as a child `deno` process listening on `address`, with
+ * only the permissions that address needs; resolves once it prints "ready". The returned
+ * function kills it (SIGKILL: a crash, not a graceful stop) and waits for it to end.
+ */
+export async function startServerChild(
+  t: PeerTransport,
+  address: string,
+  script: URL,
+  ...args: string[]
+): Promise<() => Promise<void>> {
+  const child = new Deno.Command("deno", {
+    args: [
+      "run",
+      // Deno asks net permission for a Unix socket path too ("unix:/tmp/...").
+      t.name === "tcp" ? "--allow-net=127.0.0.1" : `--allow-net=unix:${address.slice(4)}`,
+      "--allow-read=/tmp",
+      "--allow-write=/tmp",
+      script.pathname,
+      address,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const { value } = await within(reader.read(), 30_000, "child server start");
+  assert(value?.startsWith("ready"), value);
+  return async () => {
+    child.kill("SIGKILL");
+    await child.status;
+    await reader.cancel();
+  };
+}

@@ -2,7 +2,7 @@
 // flight; late answers; peers that send what they should not; and, after every scenario,
 // every message back in its pool and every channel closed.
 
-import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
+import { expectTofuError, peerTransports, startServerChild, within } from "./_peer_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
@@ -640,29 +640,8 @@ for (const t of peerTransports) {
 for (const t of peerTransports) {
   Deno.test(`${t.name}: a stream cut by a server restart does not swallow the new server's stream`, async () => {
     const address = t.fixed();
-    const start = async (mode: string) => {
-      const child = new Deno.Command("deno", {
-        args: [
-          "run",
-          t.name === "tcp" ? "--allow-net=127.0.0.1" : `--allow-net=unix:${address.slice(4)}`,
-          "--allow-read=/tmp",
-          "--allow-write=/tmp",
-          new URL("./_push_child.ts", import.meta.url).pathname,
-          address,
-          mode,
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      const { value } = await within(reader.read(), 30_000, "child server start");
-      assert(value?.startsWith("ready"), value);
-      return async () => {
-        child.kill("SIGKILL");
-        await child.status;
-        await reader.cancel();
-      };
-    };
+    const start = (mode: string) =>
+      startServerChild(t, address, new URL("./_push_child.ts", import.meta.url), mode);
     await using engine = engineWithProbe();
     const probe = poolProbe(engine);
     let stop = await start("cut");

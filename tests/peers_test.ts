@@ -1,6 +1,6 @@
 // The Peers layer (connect, listen, serve, Channel) over TCP and Unix sockets.
 
-import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
+import { expectTofuError, peerTransports, startServerChild, within } from "./_peer_fixtures.ts";
 import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
@@ -314,34 +314,8 @@ for (const t of peerTransports) {
 
   Deno.test(`${t.name}: reconnect survives a server process restart`, async () => {
     const address = t.fixed();
-    const start = async () => {
-      const child = new Deno.Command("deno", {
-        args: [
-          "run",
-          // Deno asks net permission for a Unix socket path too ("unix:/tmp/...").
-          t.name === "tcp" ? "--allow-net=127.0.0.1" : `--allow-net=unix:${address.slice(4)}`,
-          "--allow-read=/tmp",
-          "--allow-write=/tmp",
-          new URL("./_peers_child.ts", import.meta.url).pathname,
-          address,
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
-      const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      const { value } = await within(reader.read(), 30_000, "child server start");
-      assert(value?.startsWith("ready"), value);
-      return { child, reader };
-    };
-    const stop = async (
-      { child, reader }: { child: Deno.ChildProcess; reader: ReadableStreamDefaultReader },
-    ) => {
-      child.kill("SIGKILL");
-      await child.status;
-      await reader.cancel();
-    };
-
-    let child = await start();
+    const start = () => startServerChild(t, address, new URL("./_peers_child.ts", import.meta.url));
+    let stop = await start();
     await using ch = await connect(address, { reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
     {
       using r = await ch.request("one", { timeoutMs: 10_000 });
@@ -350,7 +324,7 @@ for (const t of peerTransports) {
     const inFlight = ch.request("slow", { timeoutMs: 60_000 });
     inFlight.catch(() => {}); // checked below
     await delay(100);
-    await stop(child);
+    await stop();
     // The request in flight is not sent again: it rejects with the closing status.
     const err = await assertRejects(() => inFlight, TofuError);
     assert(
@@ -362,7 +336,7 @@ for (const t of peerTransports) {
     waiting.catch(() => {}); // awaited below
     await delay(300);
     assert(!ch.isOpen, "still reconnecting while the server is down");
-    child = await start();
+    stop = await start();
     try {
       using r2 = await waiting;
       assertEquals(r2.body.text(), "echo:two");
@@ -370,7 +344,7 @@ for (const t of peerTransports) {
       // A request that cannot wait that long rejects within its own timeout.
     } finally {
       await ch.close();
-      await stop(child);
+      await stop();
     }
   });
 
