@@ -96,18 +96,8 @@ Deno.test("uds: closing a listener leaves a socket file that another listener bo
 
 for (const t of transports) {
   Deno.test(`${t.name}: a listener out of file descriptors keeps accepting`, async () => {
-    const where = t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
-    const script = new URL("./_fd_child.ts", import.meta.url).pathname;
-    await using child = new Child("bash", [
-      "-c",
-      `ulimit -n 64 && exec "$0" "$@"`,
-      "deno",
-      ...denoRun,
-      script,
-      where,
-    ]);
-    const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
-      .slice(6);
+    await using child = fdChild(t);
+    const bound = await boundOf(child);
     // The attacker opens far more connections than the server has descriptors for.
     const attackers = await exhaust(bound);
     const report = await child.line((l) => l.startsWith("report "));
@@ -125,19 +115,8 @@ for (const t of transports) {
     // module's emitted code from its cache, fails, and its fallback needs /proc/self/maps.
     // The listener keeps a reserve descriptor (with --allow-read=/dev/null) and frees it for
     // the whole out-of-descriptors episode, so the application can format its report.
-    const where = t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
-    const script = new URL("./_fd_child.ts", import.meta.url).pathname;
-    await using child = new Child("bash", [
-      "-c",
-      `ulimit -n 64 && exec "$0" "$@"`,
-      "deno",
-      ...denoRun,
-      script,
-      where,
-      "stack",
-    ]);
-    const bound = (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed ")))
-      .slice(6);
+    await using child = fdChild(t, "stack");
+    const bound = await boundOf(child);
     const attackers = await exhaust(bound);
     const report = await child.line((l) => l.startsWith("report ")).catch(async (err) => {
       child.process.kill("SIGKILL");
@@ -226,6 +205,26 @@ Deno.test("tcp: destroy(), close(), an abort and the handshake timeout do not wa
 // --- Finding 3: timeouts ---------------------------------------------------------------
 
 /** Receives until the channel_closed Signal of `channel`; returns what came before it and it. */
+/** tests/_fd_child.ts (a server) in a child process under `ulimit -n 64`. */
+function fdChild(t: (typeof transports)[number], ...args: string[]): Child {
+  const where = t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
+  const script = new URL("./_fd_child.ts", import.meta.url).pathname;
+  return new Child("bash", [
+    "-c",
+    `ulimit -n 64 && exec "$0" "$@"`,
+    "deno",
+    ...denoRun,
+    script,
+    where,
+    ...args,
+  ]);
+}
+
+/** The address the fd child bound (or the reason it failed, which fails the caller). */
+async function boundOf(child: Child): Promise<string> {
+  return (await child.line((l) => l.startsWith("bound ") || l.startsWith("failed "))).slice(6);
+}
+
 /** Opens up to 100 connections to a server that has 64 descriptors (a full backlog refuses the rest). */
 async function exhaust(bound: string): Promise<RawConn[]> {
   const attackers: RawConn[] = [];
