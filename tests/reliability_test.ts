@@ -890,6 +890,63 @@ for (const t of transports) {
   });
 }
 
+for (const t of transports) {
+  // A --cpu-prof of the soak's echo server while new non-readers flooded it: a reader at
+  // its window was woken for each message the application took, read one frame and
+  // waited again, a promise and a clock read per frame (17% of the server's CPU).
+  Deno.test(`${t.name}: a reader at its unread window resumes once half of it is read, not per message`, async () => {
+    await using engine = new Engine({ maxPoolMsgs: 32 });
+    const server = await listen(engine, t);
+    const flooder = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 2000; i++) frames.push(frame(OpCode.Signal, i));
+    const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    const take = () => {
+      const got: Message[] = [];
+      for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+        got.push(m);
+      }
+      return got;
+    };
+    await new Promise((r) => setTimeout(r, 300)); // the window fills: 32 unread
+    const ids: number[] = [];
+    const step = async (n: number) => {
+      // Takes n messages, lets the event loop turn, then counts what is unread.
+      for (let i = 0; i < n; i++) {
+        const m = server.group.tryReceive()!;
+        ids.push(Number(m.bhdr.messageId));
+        engine.put(m);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const unread = take();
+      for (const m of unread) ids.push(Number(m.bhdr.messageId));
+      for (const m of unread) engine.put(m);
+      return unread.length;
+    };
+    // One taken: the reader stays paused (31 unread), it does not top up to 32.
+    assertEquals(await step(1), 31);
+    // The queue is empty now: the reader resumed and filled the window again.
+    await new Promise((r) => setTimeout(r, 100));
+    // 15 taken of 32: still paused (17 unread); 16 taken: down to half, it reads on.
+    assertEquals(await step(15), 17);
+    await new Promise((r) => setTimeout(r, 100));
+    assertEquals(await step(16), 32, "refilled once down to half");
+    while (ids.length < 2000) {
+      const m = await recv(server.group);
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 2000 }, (_, i) => i + 1), "all of it, in order");
+    await writing;
+    flooder.close();
+    for (let closed = false; !closed;) {
+      const m = await recv(server.group);
+      closed = m.bhdr.status === Status.channelClosed;
+      engine.put(m);
+    }
+  });
+}
+
 Deno.test("an engine with a pool of 0 still reads, one unread message per channel at a time", async () => {
   await using engine = new Engine({ initialPoolMsgs: 0, maxPoolMsgs: 0 });
   const server = await listen(engine, transports[0]!);
