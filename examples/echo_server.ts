@@ -36,9 +36,11 @@ import {
  * order, until `group.ready()` says the channel has room again. The requests they reuse
  * count against the channel's read share, so once it holds its share the engine stops
  * reading that peer alone: a peer that floods and never reads costs no CPU (answering and
- * dropping each of its requests would cost a refusal per request). Any other refusal (the
- * peer left, the channel is closing) puts the message back, and so do frames the server
- * does not expect.
+ * dropping each of its requests would cost a refusal per request). What it holds is bounded
+ * by that share (`maxChannelHeldMsgs`, 1,024 messages by default: up to 128 MiB per channel
+ * of frames as large as the protocol allows; lower it where peers send large frames). Any
+ * other refusal (the peer left, the channel is closing) puts the message back, and so do
+ * frames the server does not expect.
  */
 export async function serveEcho(engine: Engine, group: ChannelGroup): Promise<number> {
   let echoed = 0;
