@@ -31,23 +31,72 @@ import {
 /**
  * Serves `group` until the engine closes; returns the number of echoed requests.
  *
- * Peers are not trusted: a post the engine refuses (the peer left, or the channel is
- * closing or full) puts the message back and goes on, and frames the server does not
- * expect are put back too.
+ * Peers are not trusted. A channel whose peer does not read its answers fills its send
+ * queue until `post` refuses with `allocation_failed`: its answers then wait here, in
+ * order, until `group.ready()` says the channel has room again. The requests they reuse
+ * count against the channel's read share, so once it holds its share the engine stops
+ * reading that peer alone: a peer that floods and never reads costs no CPU (answering and
+ * dropping each of its requests would cost a refusal per request). What it holds is bounded
+ * by that share (`maxChannelHeldMsgs`, 1,024 messages by default: up to 128 MiB per channel
+ * of frames as large as the protocol allows; lower it where peers send large frames). Any
+ * other refusal (the peer left, the channel is closing) puts the message back, and so do
+ * frames the server does not expect.
  */
 export async function serveEcho(engine: Engine, group: ChannelGroup): Promise<number> {
   let echoed = 0;
-  /** Answers `m` in place with opcode `op`; false if the engine refused the post. */
-  const answer = (m: Message, op: number): boolean => {
-    m.bhdr.opCode = op;
+  /** Posts `m`: "full" leaves it with us, "dropped" put it back (refused otherwise). */
+  const trySend = (m: Message): "sent" | "full" | "dropped" => {
+    const isAnswer = m.bhdr.opCode === OpCode.Response;
     try {
-      group.post(m);
-      return true;
+      group.post(m); // m is the engine's now
+      if (isAnswer) echoed++;
+      return "sent";
     } catch (err) {
-      // The channel closed, is closing (a second ByeRequest) or is full: drop the answer.
       if (!(err instanceof TofuError)) throw err;
+      if (err.status === Status.allocationFailed) return "full";
+      // The channel closed or is closing (a second ByeRequest): drop the answer.
       engine.put(m);
-      return false;
+      return "dropped";
+    }
+  };
+  // Answers waiting for room, per channel, oldest first.
+  const waiting = new Map<number, Message[]>();
+  /** Posts the answers held for `ch` as it gets room; puts them back if it closes. */
+  const resume = async (ch: number, held: Message[]): Promise<void> => {
+    let sent = 0;
+    for (let stuck = 0;;) {
+      try {
+        // Past the engine-wide budget a channel with room of its own is refused too:
+        // then retry gently rather than at once.
+        if (stuck > 0) await new Promise((r) => setTimeout(r, 10));
+        await group.ready(ch);
+      } catch {
+        // Closed, or the group destroyed: what is held can no longer be sent.
+        for (let i = sent; i < held.length; i++) engine.put(held[i]!);
+        waiting.delete(ch);
+        return;
+      }
+      const before = sent;
+      while (sent < held.length && trySend(held[sent]!) !== "full") sent++;
+      if (sent === held.length) {
+        waiting.delete(ch);
+        return;
+      }
+      stuck = sent === before ? stuck + 1 : 0;
+      held.splice(0, sent);
+      sent = 0;
+    }
+  };
+  /** Answers `m` in place with opcode `op`. */
+  const answer = (m: Message, op: number): void => {
+    m.bhdr.opCode = op;
+    const ch = m.bhdr.channelNumber;
+    const held = waiting.get(ch);
+    if (held !== undefined) held.push(m); // behind the answers already waiting for room
+    else if (trySend(m) === "full") {
+      const first = [m];
+      waiting.set(ch, first);
+      void resume(ch, first);
     }
   };
   // Answers handed back per channel, told in one line when the channel closes: a peer that
@@ -77,7 +126,7 @@ export async function serveEcho(engine: Engine, group: ChannelGroup): Promise<nu
         answer(m, OpCode.HelloResponse); // accept every client
         break;
       case OpCode.Request:
-        if (answer(m, OpCode.Response)) echoed++; // same id, headers, body and `more`
+        answer(m, OpCode.Response); // same id, headers, body and `more`
         break;
       case OpCode.ByeRequest:
         answer(m, OpCode.ByeResponse);

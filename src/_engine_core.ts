@@ -117,7 +117,9 @@ export class EngineCore implements EngineHost {
       this.channels.delete(ch.number);
       this.numbers.release(ch.number);
     }
-    (ch.group as GroupCore).channels.delete(ch);
+    // The group keeps it until its reports are out (a closed channel may still be handing
+    // back unsent messages), so that destroy() waits for it.
+    ch.done.then(() => (ch.group as GroupCore).channels.delete(ch));
   }
 
   recycle(m: Message): void {

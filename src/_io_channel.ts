@@ -32,6 +32,9 @@ function cost(size: number): number {
   return size + QUEUED_MESSAGE_OVERHEAD;
 }
 
+/** Unsent messages a closing channel hands back per turn of the event loop. */
+export const HAND_BACK_SLICE = 512;
+
 function isBye(op: number): boolean {
   return op === OpCode.ByeRequest || op === OpCode.ByeResponse || op === OpCode.ByeSignal;
 }
@@ -77,6 +80,7 @@ export class IoChannel implements Channel {
   #closeStatus = 0;
   #closeError: TofuError | null = null;
   #silent = false;
+  #hurry = false;
   #tasks: Promise<void>[] = [];
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
@@ -439,7 +443,10 @@ export class IoChannel implements Channel {
   }
 
   close(status: number, error: TofuError | null, silent = false): void {
-    if (this.#closed) return;
+    if (this.#closed) {
+      if (silent) this.#hurry = true; // destroyed while handing back: the rest at once
+      return;
+    }
     this.#closed = true;
     this.#closeStatus = status;
     // The error outlives the channel (in its reports): format its stack now, so that it
@@ -514,13 +521,15 @@ export class IoChannel implements Channel {
     this.#tasks = [];
     this.#host.charge(-this.#queuedBytes);
     this.#queuedBytes = 0;
+    if (this.#silent) {
+      this.#heldHello = null;
+      urgent.release();
+      normal.release();
+      this.#resolveDone();
+      return;
+    }
+    let handing = false;
     try {
-      if (this.#silent) {
-        this.#heldHello = null;
-        urgent.release();
-        normal.release();
-        return;
-      }
       const status = this.#closeStatus;
       const err = this.#closeError ??
         new TofuError(status, `Cannot send on channel ${this.number}: the channel closed`);
@@ -530,18 +539,37 @@ export class IoChannel implements Channel {
       const held = this.#heldHello;
       this.#heldHello = null;
       if (held !== null && this.#helloWritten && status === Status.connectFailed) back(held);
-      urgent.drain(back);
-      normal.drain(back);
-      this.group.deliver(
-        engineSignal(
-          this.number,
-          Status.channelClosed,
-          this.#hasId ? this.#id : null,
-          this.#closeError,
-        ),
-      );
+      handing = true;
+      this.#handBack(urgent, normal, back);
     } finally {
-      this.#resolveDone();
+      if (!handing) this.#resolveDone();
+    }
+  }
+
+  // Hands back the unsent frames a slice per turn of the event loop: a peer that never
+  // read can leave thousands, and building and delivering them all at once (and the
+  // application's handling of them, in the same macrotask) would hold up every other
+  // channel. A group destroyed meanwhile (close with silent) gets the rest at once.
+  #handBack(urgent: SendLane, normal: SendLane, back: (m: Message) => void): void {
+    let again = false;
+    try {
+      const max = this.#hurry ? Infinity : HAND_BACK_SLICE;
+      const n = urgent.drainSome(max, back);
+      normal.drainSome(max - n, back);
+      again = urgent.frames + normal.frames > 0;
+      if (!again) {
+        this.group.deliver(
+          engineSignal(
+            this.number,
+            Status.channelClosed,
+            this.#hasId ? this.#id : null,
+            this.#closeError,
+          ),
+        );
+      }
+    } finally {
+      if (again) setTimeout(() => this.#handBack(urgent, normal, back), 0);
+      else this.#resolveDone();
     }
   }
 }

@@ -170,15 +170,30 @@ export class SendLane {
 
   /** Calls `each` with a copy of every unsent frame as a new message, oldest first; empties the lane. */
   drain(each: (m: Message, size: number) => void): void {
-    for (let i = this.#head; i < this.#chunks.length; i++) {
-      const c = this.#chunks[i]!;
-      for (let p = c.sent; p < c.len;) {
-        const size = frameSizeAt(c.buf, p);
-        each(frameToMessage(c.buf, p, size), size);
-        p += size;
+    this.drainSome(Infinity, each);
+  }
+
+  /**
+   * Like {@linkcode drain}, for at most `max` frames: the oldest unsent ones, taken off the
+   * lane. Returns how many; the lane is released once it is empty. Only for a closed
+   * channel's lane (nothing is written from it any more).
+   */
+  drainSome(max: number, each: (m: Message, size: number) => void): number {
+    let n = 0;
+    for (; this.#head < this.#chunks.length; this.#head++) {
+      const c = this.#chunks[this.#head]!;
+      while (c.sent < c.len) {
+        if (n === max) return n;
+        const size = frameSizeAt(c.buf, c.sent);
+        const m = frameToMessage(c.buf, c.sent, size);
+        c.sent += size;
+        this.#frames--;
+        n++;
+        each(m, size);
       }
     }
     this.release();
+    return n;
   }
 
   /** Drops every buffer. */

@@ -1,13 +1,13 @@
 // The examples are runnable programs; these tests keep them working.
 
 import { assert, assertEquals } from "@std/assert";
-import { Engine, OpCode, Status } from "../mod.ts";
+import { encodeFrame, Engine, FrameDecoder, Message, OpCode, Status } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { attack, Child, denoRun } from "./_attack.ts";
 import { runEchoClient } from "../examples/echo_client.ts";
 import { serveEcho } from "../examples/echo_server.ts";
 import { ripPool, ripWorker, spoolServer } from "../examples/print_server.ts";
-import { listen, make, transports } from "./_fixtures.ts";
+import { listen, make, rawConnect, transports, writeAll } from "./_fixtures.ts";
 
 for (const t of transports) {
   Deno.test(`${t.name}: examples/echo_server.ts answers examples/echo_client.ts`, async () => {
@@ -19,6 +19,62 @@ for (const t of transports) {
     assertEquals(bodies, ["hello #1", "hello #2", "hello #3"]);
     await serverEngine.close();
     assertEquals(await serving, 3);
+  });
+}
+
+// A peer that sends requests faster than it reads the answers: the echo server holds the
+// answers its full send queue refuses (and so stops reading that peer) instead of dropping
+// them, so the peer gets every answer, in order, once it reads (issue #8: before, each
+// refused answer was dropped, and a peer that never read cost the server a refusal per
+// request, most of its CPU in the soak's hostile mix).
+for (const t of transports) {
+  Deno.test(`${t.name}: examples/echo_server.ts holds the answers of a peer that does not read, drops none`, async () => {
+    // A small send queue and read share, so that the queue fills within the test.
+    const serverEngine = new Engine({ maxQueuedBytes: 256 * 1024, maxChannelHeldMsgs: 64 });
+    const server = await listen(serverEngine, t);
+    const serving = serveEcho(serverEngine, server.group);
+    const n = 1_000;
+    const frame = (op: number, id: number, body = "") => {
+      const m = new Message();
+      m.bhdr.opCode = op;
+      m.bhdr.messageId = BigInt(id);
+      m.body.set(body);
+      return encodeFrame(m);
+    };
+    const body = "x".repeat(16 * 1024); // 16 MiB each way: more than the sockets buffer
+    const conn = await rawConnect(server.bound);
+    // Writes every request, then a ByeRequest, without reading; the writes block once the
+    // server stops reading this peer, until the reading below makes room.
+    const writing = (async () => {
+      await writeAll(conn, frame(OpCode.HelloRequest, 1));
+      for (let id = 2; id < n + 2; id++) await writeAll(conn, frame(OpCode.Request, id, body));
+      await writeAll(conn, frame(OpCode.ByeRequest, n + 2));
+    })();
+    await new Promise((r) => setTimeout(r, 300)); // the server's queue fills meanwhile
+    const ids: number[] = [];
+    const dec = new FrameDecoder();
+    const m = new Message();
+    let bye = false;
+    const deadline = Date.now() + 20_000;
+    while (!bye && Date.now() < deadline) {
+      const got = await Promise.race([
+        conn.read(dec.writable()),
+        new Promise<"idle">((r) => setTimeout(() => r("idle"), 2_000)),
+      ]);
+      if (got === "idle" || got === null) break; // no answer for 2 s: some were dropped
+      dec.commit(got);
+      while (dec.next(m)) {
+        if (m.bhdr.opCode === OpCode.Response) ids.push(Number(m.bhdr.messageId));
+        if (m.bhdr.opCode === OpCode.ByeResponse) bye = true;
+      }
+    }
+    await writing;
+    conn.close();
+    await serverEngine.close();
+    await serving;
+    assertEquals(ids.length, n, `${n - ids.length} answers were dropped`);
+    assert(ids.every((id, i) => id === i + 2), "answers out of order");
+    assert(bye, "no ByeResponse");
   });
 }
 

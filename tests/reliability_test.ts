@@ -15,9 +15,11 @@ import {
   TofuError,
 } from "../mod.ts";
 import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
+import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
 import { Owner, ownerOf } from "../src/message.ts";
 import { tempUdsPath } from "../testing.ts";
 import {
+  assertQuiet,
   connect,
   expect,
   lifecycleTransports,
@@ -487,6 +489,60 @@ for (const t of lifecycleTransports) {
     assert(urgentAt >= 0 && urgentAt < sizes.length, `urgent Signal received at ${urgentAt}`);
   });
 
+  // The soak's hostile mix: a non-reader that leaves has thousands of answers unsent, and
+  // handing them all back in one macrotask held up every other channel's round trips.
+  Deno.test(`${t.name}: a closing channel hands back its unsent messages a slice per turn of the event loop`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    // Posted and aborted in one turn: nothing is written, all n come back.
+    const n = 5_000;
+    for (let i = 0; i < n; i++) {
+      link.client.post(make(engine, link.clientCh, OpCode.Signal, String(i)));
+    }
+    link.client.post(makeAbort(engine, link.clientCh));
+    const bye = await recv(link.client);
+    expect(bye, OpCode.ByeSignal, Status.channelClosed, "the abort");
+    engine.put(bye);
+    // The first slice arrives; the rest is not built yet.
+    const first = [await recv(link.client)];
+    for (let m = link.client.tryReceive(); m !== null; m = link.client.tryReceive()) first.push(m);
+    assert(
+      first.length <= HAND_BACK_SLICE,
+      `${first.length} messages handed back in one turn (at most ${HAND_BACK_SLICE})`,
+    );
+    // All of them come back, in post order, then channel_closed.
+    const got: Message[] = first;
+    while (got.length < n + 1) got.push(await recv(link.client));
+    for (let i = 0; i < n; i++) {
+      expect(got[i]!, OpCode.Signal, Status.channelClosed, `handed back #${i}`);
+      assertEquals(got[i]!.body.text(), String(i));
+    }
+    expect(got[n]!, OpCode.Signal, Status.channelClosed, "channel_closed");
+    assert(got[n]!.body.byteLength === 0 && got[n]!.isFromEngine());
+    for (const m of got) engine.put(m);
+    await assertQuiet(link.client);
+  });
+
+  Deno.test(`${t.name}: destroy() and close() hand back the rest at once and wait for it`, async () => {
+    const engine = new Engine({ maxQueuedBytes: 2 ** 26 });
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    for (let i = 0; i < 50_000; i++) {
+      link.client.post(make(engine, link.clientCh, OpCode.Signal, String(i)));
+    }
+    link.client.post(makeAbort(engine, link.clientCh));
+    engine.put(await recv(link.client)); // the abort
+    engine.put(await recv(link.client)); // the first slice has begun
+    await engine.destroy(link.client);
+    await engine.close();
+    // Nothing of the channel runs after close() resolved: no slice is left on a timer,
+    // delivering into the destroyed group (its messages would go to the pool).
+    const pooled = engine.poolSize;
+    await new Promise((r) => setTimeout(r, 50));
+    assertEquals(engine.poolSize, pooled, "hand-backs went on after close()");
+  });
+
   Deno.test(`${t.name}: closed channels are released: 2,000 held channel_closed Signals keep no buffers`, async () => {
     const out = await new Deno.Command("deno", {
       args: [
@@ -829,6 +885,63 @@ for (const t of transports) {
     for (let closed = 0; closed < 2;) {
       const m = await recv(server.group);
       if (m.bhdr.status === Status.channelClosed) closed++;
+      engine.put(m);
+    }
+  });
+}
+
+for (const t of transports) {
+  // A --cpu-prof of the soak's echo server while new non-readers flooded it: a reader at
+  // its window was woken for each message the application took, read one frame and
+  // waited again, a promise and a clock read per frame (17% of the server's CPU).
+  Deno.test(`${t.name}: a reader at its unread window resumes once half of it is read, not per message`, async () => {
+    await using engine = new Engine({ maxPoolMsgs: 32 });
+    const server = await listen(engine, t);
+    const flooder = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let i = 2; i <= 2000; i++) frames.push(frame(OpCode.Signal, i));
+    const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    const take = () => {
+      const got: Message[] = [];
+      for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+        got.push(m);
+      }
+      return got;
+    };
+    await new Promise((r) => setTimeout(r, 300)); // the window fills: 32 unread
+    const ids: number[] = [];
+    const step = async (n: number) => {
+      // Takes n messages, lets the event loop turn, then counts what is unread.
+      for (let i = 0; i < n; i++) {
+        const m = server.group.tryReceive()!;
+        ids.push(Number(m.bhdr.messageId));
+        engine.put(m);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const unread = take();
+      for (const m of unread) ids.push(Number(m.bhdr.messageId));
+      for (const m of unread) engine.put(m);
+      return unread.length;
+    };
+    // One taken: the reader stays paused (31 unread), it does not top up to 32.
+    assertEquals(await step(1), 31);
+    // The queue is empty now: the reader resumed and filled the window again.
+    await new Promise((r) => setTimeout(r, 100));
+    // 15 taken of 32: still paused (17 unread); 16 taken: down to half, it reads on.
+    assertEquals(await step(15), 17);
+    await new Promise((r) => setTimeout(r, 100));
+    assertEquals(await step(16), 32, "refilled once down to half");
+    while (ids.length < 2000) {
+      const m = await recv(server.group);
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 2000 }, (_, i) => i + 1), "all of it, in order");
+    await writing;
+    flooder.close();
+    for (let closed = false; !closed;) {
+      const m = await recv(server.group);
+      closed = m.bhdr.status === Status.channelClosed;
       engine.put(m);
     }
   });

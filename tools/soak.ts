@@ -134,6 +134,7 @@ while (performance.now() < end) {
     const p99 = Math.max(0, ...snaps.map((h) => h.p99));
     const max = Math.max(0, ...snaps.map((h) => h.max));
     for (const h of snaps) p99s.push(h.p99);
+    const windows = snaps.map((h) => h.p99.toFixed(1)).join(" ");
     goodTrips += trips;
     goodFailures += failures;
     const last = snaps.at(-1);
@@ -143,7 +144,7 @@ while (performance.now() < end) {
     }
     const said = Object.entries(reports).map(([k, v]) => `${k} x${v}`).join(", ") || "nothing";
     console.log(
-      `  hostile: ${trips} good round trips, worst 2-s p99 ${p99.toFixed(1)} ms, ` +
+      `  hostile: ${trips} good round trips, 2-s p99 ${windows} ms (worst ${p99.toFixed(1)}), ` +
         `max ${max.toFixed(0)} ms, ${failures} failed; ${last?.attackers ?? "?"} attackers ` +
         `holding connections; server rss ${last ? mib(last.serverRss) : "?"}, reported ${said}`,
     );
@@ -165,6 +166,7 @@ if (hostile) {
     `hostile mix done: ${goodTrips} good round trips, ${goodFailures} failed; ` +
       `worst 2-s p99 ${Math.max(...p99s).toFixed(1)} ms, ` +
       `median 2-s p99 ${(p99s[p99s.length >> 1] ?? 0).toFixed(1)} ms, ` +
+      `${p99s.filter((p) => p <= 50).length} of ${p99s.length} windows at most 50 ms, ` +
       `95th percentile of the 2-s p99s ${
         (p99s[Math.floor(p99s.length * 0.95)] ?? 0).toFixed(1)
       } ms`,
