@@ -1,0 +1,295 @@
+/**
+ * In-process A/B of two copies of the library: each scenario runs against copy A and copy B
+ * alternately (A, B, B, A, ... so neither always goes first), after one warm-up of each, and
+ * prints the medians of wall-clock throughput and of CPU time per message
+ * (`process.cpuUsage()`: user + system of the whole process, both sides of the socket),
+ * plus the B/A ratio of each round. CPU per message is disturbed less by other load on
+ * the machine than wall time.
+ *
+ * Make the copies with `git archive`:
+ *
+ * ```sh
+ * rm -rf /tmp/ab && mkdir -p /tmp/ab/A /tmp/ab/B
+ * git archive HEAD~1 mod.ts src | tar -x -C /tmp/ab/A
+ * git archive HEAD mod.ts src | tar -x -C /tmp/ab/B   # or: cp -r mod.ts src /tmp/ab/B
+ * deno run --allow-net=127.0.0.1 --allow-read=/tmp/ab --allow-env bench/ab.ts \
+ *   --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
+ * ```
+ *
+ * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
+ * forAwait, wait (await waitReceive() per message), big (65,535-byte bodies, ready sender),
+ * pingpong (round trips: p50 and p99 instead of a rate).
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-console
+
+import process from "node:process";
+import { parseArgs } from "@std/cli/parse-args";
+
+type Tofu = typeof import("../mod.ts");
+type Group = ReturnType<InstanceType<Tofu["Engine"]>["create"]>;
+type Msg = InstanceType<Tofu["Message"]>;
+
+const args = parseArgs(Deno.args, {
+  string: ["a", "b", "scenario", "rounds", "n", "pool", "profile"],
+  default: { scenario: "drain", rounds: "7" },
+});
+const ROUNDS = Number(args.rounds);
+const SCENARIO = args.scenario;
+const BODY = SCENARIO === "big" ? 65535 : 64;
+const N = Number(
+  args.n ??
+    (SCENARIO === "big" ? 20_000 : SCENARIO === "pingpong" ? 10_000 : 400_000),
+);
+const ACK_EVERY = 4096;
+const WINDOW = 8 * ACK_EVERY;
+const POOL = Number(args.pool ?? WINDOW + 1024);
+
+async function load(dir: string): Promise<Tofu> {
+  return await import(`file://${dir}/mod.ts`);
+}
+
+function engineOf(t: Tofu) {
+  // The window sender queues up to 32,768 frames (each charged its size + 512 bytes).
+  return new t.Engine({
+    initialPoolMsgs: POOL,
+    maxPoolMsgs: POOL,
+    maxQueuedBytes: 64 << 20,
+  });
+}
+
+async function server(t: Tofu, engine: InstanceType<Tofu["Engine"]>) {
+  const group = engine.create();
+  group.post(
+    new t.TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!),
+  );
+  const w = (await group.waitReceive(5000))!;
+  if (w.bhdr.status !== 0) throw new Error(`listen: ${w.error?.message}`);
+  const port = Number(w.headers.get("~listen_on")!.split("|")[2]);
+  engine.put(w);
+  return { group, port };
+}
+
+async function connect(
+  t: Tofu,
+  engine: InstanceType<Tofu["Engine"]>,
+  port: number,
+): Promise<[Group, number]> {
+  const group = engine.create();
+  const { channelNumber } = group.post(
+    new t.TcpClientAddress("127.0.0.1", port).format(engine.get("always")!),
+  );
+  const r = (await group.waitReceive(5000))!;
+  if (r.bhdr.opCode !== t.OpCode.HelloResponse) {
+    throw new Error(`connect: ${r.error?.message}`);
+  }
+  engine.put(r);
+  return [group, channelNumber];
+}
+
+async function receiveLoop(
+  group: Group,
+  handle: (m: Msg) => boolean,
+  mode: string,
+): Promise<void> {
+  if (mode === "forAwait") {
+    for await (const m of group) if (handle(m)) return;
+    return;
+  }
+  if (mode === "wait") {
+    for (;;) if (handle((await group.waitReceive())!)) return;
+  }
+  for (;;) {
+    for (
+      let m = group.tryReceive() ?? await group.waitReceive();
+      m !== null;
+      m = group.tryReceive()
+    ) {
+      if (handle(m)) return;
+    }
+  }
+}
+
+/** One round: returns [messages per second, CPU ns per message] or, for pingpong, [p50 us, p99 us]. */
+async function round(t: Tofu): Promise<[number, number]> {
+  const rxE = engineOf(t);
+  const txE = engineOf(t);
+  try {
+    const srv = await server(t, rxE);
+    const rxMode = SCENARIO === "forAwait" || SCENARIO === "wait"
+      ? SCENARIO
+      : "drain";
+    const txMode = SCENARIO === "ready" || SCENARIO === "big"
+      ? "ready"
+      : "window";
+    if (SCENARIO === "pingpong") {
+      return await pingpong(t, rxE, srv.group, srv.port);
+    }
+    const acks = txMode === "window";
+    let link = 0;
+    let got = 0;
+    let t0 = 0;
+    let c0 = process.cpuUsage();
+    const receiving = receiveLoop(srv.group, (m) => {
+      const op = m.bhdr.opCode;
+      if (op === t.OpCode.Request) {
+        if (t0 === 0) {
+          t0 = performance.now();
+          c0 = process.cpuUsage();
+        }
+        got++;
+        rxE.put(m);
+        if (acks && (got % ACK_EVERY === 0 || got === N)) {
+          const ack = rxE.get("always")!;
+          ack.bhdr.channelNumber = link;
+          ack.bhdr.opCode = t.OpCode.Signal;
+          srv.group.post(ack);
+        }
+      } else if (op === t.OpCode.HelloRequest) {
+        link = m.bhdr.channelNumber;
+        m.bhdr.opCode = t.OpCode.HelloResponse;
+        srv.group.post(m);
+      } else rxE.put(m);
+      return got === N;
+    }, rxMode).then(() =>
+      [performance.now() - t0, process.cpuUsage(c0)] as const
+    );
+    const [group, ch] = await connect(t, txE, srv.port);
+    const body = new Uint8Array(BODY).fill(0x61);
+    if (txMode === "ready") {
+      for (let i = 0; i < N; i++) {
+        await group.ready(ch);
+        const m = txE.get("always");
+        m.bhdr.channelNumber = ch;
+        m.body.set(body);
+        group.post(m);
+      }
+    } else {
+      let sent = 0;
+      let acked = 0;
+      while (acked < N) {
+        while (sent < N && sent - acked < WINDOW) {
+          const m = txE.get("always")!;
+          m.bhdr.channelNumber = ch;
+          m.body.set(body);
+          group.post(m);
+          sent++;
+        }
+        const a = group.tryReceive() ?? (await group.waitReceive())!;
+        if (a.bhdr.opCode === t.OpCode.Signal && a.isFromApplication()) {
+          acked = Math.min(N, acked + ACK_EVERY);
+        } else if (a.isFromEngine()) {
+          throw new Error(`sender: status ${a.bhdr.status}`);
+        }
+        txE.put(a);
+      }
+    }
+    const [ms, cpu] = await receiving;
+    return [N / (ms / 1000), ((cpu.user + cpu.system) * 1000) / N];
+  } catch (err) {
+    console.error(err);
+    throw err;
+  } finally {
+    await txE.close();
+    await rxE.close();
+  }
+}
+
+async function pingpong(
+  t: Tofu,
+  engine: InstanceType<Tofu["Engine"]>,
+  sgroup: Group,
+  port: number,
+): Promise<[number, number]> {
+  let answered = 0;
+  const serving = receiveLoop(sgroup, (m) => {
+    if (m.bhdr.opCode === t.OpCode.HelloRequest) {
+      m.bhdr.opCode = t.OpCode.HelloResponse;
+    } else if (m.bhdr.opCode === t.OpCode.Request) {
+      m.bhdr.opCode = t.OpCode.Response;
+      answered++;
+    } else {
+      engine.put(m);
+      return false;
+    }
+    sgroup.post(m);
+    return answered === N;
+  }, "drain");
+  const [group, ch] = await connect(t, engine, port);
+  const body = new Uint8Array(BODY).fill(0x61);
+  const rtts: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const t0 = performance.now();
+    const m = engine.get("always")!;
+    m.bhdr.channelNumber = ch;
+    m.body.set(body);
+    group.post(m);
+    engine.put(group.tryReceive() ?? (await group.waitReceive())!);
+    rtts.push(performance.now() - t0);
+  }
+  await serving;
+  rtts.sort((a, b) => a - b);
+  return [
+    rtts[Math.floor(rtts.length / 2)]! * 1000,
+    rtts[Math.floor(rtts.length * 0.99)]! * 1000,
+  ];
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+if (args.profile) {
+  // Profiles B alone (node:inspector, 200 us sampling) and writes a .cpuprofile.
+  const { Session } = await import("node:inspector");
+  const s = new Session();
+  s.connect();
+  const post = (method: string, params: object = {}) =>
+    new Promise<unknown>((resolve, reject) =>
+      s.post(method, params, (e, r) => e ? reject(e) : resolve(r))
+    );
+  const B = await load(args.b!);
+  await round(B);
+  await post("Profiler.enable");
+  await post("Profiler.setSamplingInterval", { interval: 200 });
+  await post("Profiler.start");
+  for (let r = 0; r < ROUNDS; r++) await round(B);
+  const { profile } = await post("Profiler.stop") as { profile: unknown };
+  Deno.writeTextFileSync(args.profile, JSON.stringify(profile));
+  Deno.exit(0);
+}
+const A = await load(args.a!);
+const B = await load(args.b!);
+await round(A);
+await round(B);
+const ra: Array<[number, number]> = [];
+const rb: Array<[number, number]> = [];
+for (let r = 0; r < ROUNDS; r++) {
+  if (r % 2 === 0) {
+    ra.push(await round(A));
+    rb.push(await round(B));
+  } else {
+    rb.push(await round(B));
+    ra.push(await round(A));
+  }
+}
+const [l1 = NaN] = Deno.loadavg();
+const pp = SCENARIO === "pingpong";
+const f0 = (v: number) =>
+  pp ? `p50 ${v.toFixed(1)} us` : `${(v / 1e6).toFixed(3)} M msg/s`;
+const f1 = (v: number) =>
+  pp ? `p99 ${v.toFixed(1)} us` : `${v.toFixed(0)} ns CPU/msg`;
+const ma = [median(ra.map((r) => r[0])), median(ra.map((r) => r[1]))] as const;
+const mb = [median(rb.map((r) => r[0])), median(rb.map((r) => r[1]))] as const;
+console.log(
+  `${SCENARIO} n=${N} rounds=${ROUNDS} load ${l1.toFixed(2)}\n` +
+    `A: ${f0(ma[0])}, ${f1(ma[1])}\nB: ${f0(mb[0])}, ${f1(mb[1])}\n` +
+    `B/A: ${pp ? "p50" : "rate"} ${(mb[0] / ma[0]).toFixed(3)}x, ${
+      pp ? "p99" : "CPU"
+    } ${(mb[1] / ma[1]).toFixed(3)}x; per round ${
+      ra.map((a, i) => (rb[i]![0] / a[0]).toFixed(2)).join(" ")
+    } (first figure)`,
+);
