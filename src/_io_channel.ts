@@ -303,7 +303,7 @@ export class IoChannel implements Channel {
             if (this.#starvesLoop()) await this.#yield();
             continue;
           }
-          const m = pool.get("always")!;
+          const m = pool.take();
           share.charge(m);
           try {
             dec.next(m);
