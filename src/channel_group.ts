@@ -178,7 +178,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * @throws {TofuError} With status `shutdown_started` once the group is destroyed
    * or the engine closed (pending waits reject too).
    */
-  waitReceive(timeoutMs: number = Infinity, options: WaitReceiveOptions = {}): Promise<
+  waitReceive(timeoutMs: number = Infinity, options?: WaitReceiveOptions): Promise<
     Message | null
   > {
     if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0) {
@@ -186,7 +186,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
         new RangeError(`Cannot wait: timeoutMs ${timeoutMs} is not a number >= 0`),
       );
     }
-    return this.#core.queue.wait(timeoutMs, options.signal);
+    return this.#core.queue.wait(timeoutMs, options?.signal);
   }
 
   /**
