@@ -112,8 +112,11 @@ async function receiveLoop(
   }
 }
 
-/** One round: returns [messages per second, CPU ns per message] or, for pingpong, [p50 us, p99 us]. */
-async function round(t: Tofu): Promise<[number, number]> {
+/**
+ * One round: [messages per second, CPU ns per message, NaN] or, for pingpong,
+ * [p50 us, CPU ns per round trip, p99 us].
+ */
+async function round(t: Tofu): Promise<number[]> {
   const rxE = engineOf(t);
   const txE = engineOf(t);
   try {
@@ -187,7 +190,7 @@ async function round(t: Tofu): Promise<[number, number]> {
       }
     }
     const [ms, cpu] = await receiving;
-    return [N / (ms / 1000), ((cpu.user + cpu.system) * 1000) / N];
+    return [N / (ms / 1000), ((cpu.user + cpu.system) * 1000) / N, NaN];
   } catch (err) {
     console.error(err);
     throw err;
@@ -202,7 +205,7 @@ async function pingpong(
   engine: InstanceType<Tofu["Engine"]>,
   sgroup: Group,
   port: number,
-): Promise<[number, number]> {
+): Promise<number[]> {
   let answered = 0;
   const serving = receiveLoop(sgroup, (m) => {
     if (m.bhdr.opCode === t.OpCode.HelloRequest) {
@@ -220,6 +223,7 @@ async function pingpong(
   const [group, ch] = await connect(t, engine, port);
   const body = new Uint8Array(BODY).fill(0x61);
   const rtts: number[] = [];
+  const c0 = process.cpuUsage();
   for (let i = 0; i < N; i++) {
     const t0 = performance.now();
     const m = engine.get("always")!;
@@ -229,10 +233,12 @@ async function pingpong(
     engine.put(group.tryReceive() ?? (await group.waitReceive())!);
     rtts.push(performance.now() - t0);
   }
+  const cpu = process.cpuUsage(c0);
   await serving;
   rtts.sort((a, b) => a - b);
   return [
     rtts[Math.floor(rtts.length / 2)]! * 1000,
+    ((cpu.user + cpu.system) * 1000) / N,
     rtts[Math.floor(rtts.length * 0.99)]! * 1000,
   ];
 }
@@ -265,8 +271,8 @@ const A = await load(args.a!);
 const B = await load(args.b!);
 await round(A);
 await round(B);
-const ra: Array<[number, number]> = [];
-const rb: Array<[number, number]> = [];
+const ra: number[][] = [];
+const rb: number[][] = [];
 for (let r = 0; r < ROUNDS; r++) {
   if (r % 2 === 0) {
     ra.push(await round(A));
@@ -278,18 +284,20 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const [l1 = NaN] = Deno.loadavg();
 const pp = SCENARIO === "pingpong";
-const f0 = (v: number) =>
-  pp ? `p50 ${v.toFixed(1)} us` : `${(v / 1e6).toFixed(3)} M msg/s`;
-const f1 = (v: number) =>
-  pp ? `p99 ${v.toFixed(1)} us` : `${v.toFixed(0)} ns CPU/msg`;
-const ma = [median(ra.map((r) => r[0])), median(ra.map((r) => r[1]))] as const;
-const mb = [median(rb.map((r) => r[0])), median(rb.map((r) => r[1]))] as const;
+const show = (m: number[]) =>
+  pp
+    ? `p50 ${m[0]!.toFixed(1)} us, p99 ${m[2]!.toFixed(1)} us, ${
+      m[1]!.toFixed(0)
+    } ns CPU/round trip`
+    : `${(m[0]! / 1e6).toFixed(3)} M msg/s, ${m[1]!.toFixed(0)} ns CPU/msg`;
+const ma = [0, 1, 2].map((k) => median(ra.map((r) => r[k]!)));
+const mb = [0, 1, 2].map((k) => median(rb.map((r) => r[k]!)));
 console.log(
   `${SCENARIO} n=${N} rounds=${ROUNDS} load ${l1.toFixed(2)}\n` +
-    `A: ${f0(ma[0])}, ${f1(ma[1])}\nB: ${f0(mb[0])}, ${f1(mb[1])}\n` +
-    `B/A: ${pp ? "p50" : "rate"} ${(mb[0] / ma[0]).toFixed(3)}x, ${
-      pp ? "p99" : "CPU"
-    } ${(mb[1] / ma[1]).toFixed(3)}x; per round ${
-      ra.map((a, i) => (rb[i]![0] / a[0]).toFixed(2)).join(" ")
+    `A: ${show(ma)}\nB: ${show(mb)}\n` +
+    `B/A: ${pp ? "p50" : "rate"} ${(mb[0]! / ma[0]!).toFixed(3)}x, CPU ${
+      (mb[1]! / ma[1]!).toFixed(3)
+    }x${pp ? `, p99 ${(mb[2]! / ma[2]!).toFixed(3)}x` : ""}; per round ${
+      ra.map((a, i) => (rb[i]![0]! / a[0]!).toFixed(2)).join(" ")
     } (first figure)`,
 );

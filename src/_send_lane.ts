@@ -4,7 +4,8 @@
 // the head chunk, while posts append to the tail chunk past them.
 
 import { BinaryHeader } from "./binary_header.ts";
-import { encodeFrameInto } from "./codec.ts";
+import { encodeWithView } from "./codec.ts";
+import { dataViewOf } from "./_bytes.ts";
 import { Message } from "./message.ts";
 
 /** What one queued message is charged beyond its frame bytes (see docs/reliability.md). */
@@ -37,6 +38,8 @@ let spareBytes = 0;
 
 interface Chunk {
   buf: Uint8Array;
+  /** A DataView over exactly `buf` (made when `buf` is set). */
+  view: DataView;
   /** Bytes filled with whole frames. */
   len: number;
   /** Bytes written (always at a frame boundary). */
@@ -80,22 +83,20 @@ export class SendLane {
         // An empty tail is not being written (a write takes unsent bytes): give it a bigger buffer.
         const old = tail.buf;
         tail.buf = this.#alloc(chunkSize(size, old.length));
+        tail.view = dataViewOf(tail.buf);
         this.#spare(old);
         tail.len = tail.sent = 0;
       } else {
-        tail = {
-          buf: this.#alloc(chunkSize(size, tail?.buf.length ?? 0)),
-          len: 0,
-          sent: 0,
-        };
+        const buf = this.#alloc(chunkSize(size, tail?.buf.length ?? 0));
+        tail = { buf, view: dataViewOf(buf), len: 0, sent: 0 };
         this.#chunks.push(tail);
       }
     }
-    // Encoded straight into the chunk (no bounding view: a view and its DataView per frame
-    // cost more than the encoding). Room for `size` bytes was made above; a message whose
-    // real frame is longer either does not fit (encodeFrameInto throws) or is caught by
+    // Encoded straight into the chunk with the chunk's own DataView (no bounding view: a
+    // view and its DataView per frame cost more than the encoding). Room for `size` bytes was made above; a message whose
+    // real frame is longer either does not fit (encodeWithView throws) or is caught by
     // the size check, and tail.len does not move, so nothing is queued.
-    const n = encodeFrameInto(m, tail.buf, tail.len);
+    const n = encodeWithView(m, tail.buf, tail.view, tail.len);
     if (n !== size) {
       throw new RangeError(
         `the message's frame is ${n} bytes, its header says ${size}`,
@@ -135,7 +136,7 @@ export class SendLane {
    * the opcode and size of each; a frame cut by `upTo` stays unsent.
    */
   settle(
-    c: Chunk,
+    c: { buf: Uint8Array; len: number; sent: number },
     upTo: number,
     each: (op: number, size: number) => void,
   ): void {
