@@ -16,6 +16,8 @@
  *   --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
  * ```
  *
+ * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
+ *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
  * forAwait, wait (await waitReceive() per message), big (65,535-byte bodies, ready sender),
  * pingpong (round trips: p50 and p99 instead of a rate).
@@ -34,6 +36,7 @@ type Msg = InstanceType<Tofu["Message"]>;
 
 const args = parseArgs(Deno.args, {
   string: ["a", "b", "scenario", "rounds", "n", "pool", "profile"],
+  boolean: ["heap"],
   default: { scenario: "drain", rounds: "7" },
 });
 const ROUNDS = Number(args.rounds);
@@ -259,11 +262,24 @@ if (args.profile) {
     );
   const B = await load(args.b!);
   await round(B);
-  await post("Profiler.enable");
-  await post("Profiler.setSamplingInterval", { interval: 200 });
-  await post("Profiler.start");
+  // --heap: the sampling heap profiler instead (what allocates, not what runs).
+  const [domain, start, stop] = args.heap
+    ? ["HeapProfiler", "startSampling", "stopSampling"]
+    : ["Profiler", "start", "stop"];
+  await post(`${domain}.enable`);
+  if (!args.heap) await post("Profiler.setSamplingInterval", { interval: 200 });
+  await post(
+    `${domain}.${start}`,
+    args.heap
+      ? {
+        samplingInterval: 256,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      }
+      : {},
+  );
   for (let r = 0; r < ROUNDS; r++) await round(B);
-  const { profile } = await post("Profiler.stop") as { profile: unknown };
+  const { profile } = await post(`${domain}.${stop}`) as { profile: unknown };
   Deno.writeTextFileSync(args.profile, JSON.stringify(profile));
   Deno.exit(0);
 }
