@@ -16,6 +16,7 @@
  *   --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
  * ```
  *
+ * `--two` runs the receiver in a child `deno` process (needs --allow-run too).
  * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
  *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
@@ -35,8 +36,8 @@ type Group = ReturnType<InstanceType<Tofu["Engine"]>["create"]>;
 type Msg = InstanceType<Tofu["Message"]>;
 
 const args = parseArgs(Deno.args, {
-  string: ["a", "b", "scenario", "rounds", "n", "pool", "profile"],
-  boolean: ["heap"],
+  string: ["a", "b", "scenario", "rounds", "n", "pool", "profile", "child"],
+  boolean: ["heap", "two"],
   default: { scenario: "drain", rounds: "7" },
 });
 const ROUNDS = Number(args.rounds);
@@ -115,91 +116,158 @@ async function receiveLoop(
   }
 }
 
+const RX_MODE = SCENARIO === "forAwait" || SCENARIO === "wait"
+  ? SCENARIO
+  : "drain";
+const TX_MODE = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
+
+/** The receiving side: resolves with [ms from the first Request to the last, CPU us]. */
+function receiver(
+  t: Tofu,
+  rxE: InstanceType<Tofu["Engine"]>,
+  group: Group,
+): Promise<[number, number]> {
+  const acks = TX_MODE === "window";
+  let link = 0;
+  let got = 0;
+  let t0 = 0;
+  let c0 = process.cpuUsage();
+  return receiveLoop(group, (m) => {
+    const op = m.bhdr.opCode;
+    if (op === t.OpCode.Request) {
+      if (t0 === 0) {
+        t0 = performance.now();
+        c0 = process.cpuUsage();
+      }
+      got++;
+      rxE.put(m);
+      if (acks && (got % ACK_EVERY === 0 || got === N)) {
+        const ack = rxE.get("always")!;
+        ack.bhdr.channelNumber = link;
+        ack.bhdr.opCode = t.OpCode.Signal;
+        group.post(ack);
+      }
+    } else if (op === t.OpCode.HelloRequest) {
+      link = m.bhdr.channelNumber;
+      m.bhdr.opCode = t.OpCode.HelloResponse;
+      group.post(m);
+    } else rxE.put(m);
+    return got === N;
+  }, RX_MODE).then(() => {
+    const cpu = process.cpuUsage(c0);
+    return [performance.now() - t0, cpu.user + cpu.system];
+  });
+}
+
+/** The sending side: connects to `port` and sends N Requests. */
+async function sender(
+  t: Tofu,
+  txE: InstanceType<Tofu["Engine"]>,
+  port: number,
+): Promise<void> {
+  const [group, ch] = await connect(t, txE, port);
+  const body = new Uint8Array(BODY).fill(0x61);
+  if (TX_MODE === "ready") {
+    for (let i = 0; i < N; i++) {
+      await group.ready(ch);
+      const m = txE.get("always");
+      m.bhdr.channelNumber = ch;
+      m.body.set(body);
+      group.post(m);
+    }
+    return;
+  }
+  let sent = 0;
+  let acked = 0;
+  while (acked < N) {
+    while (sent < N && sent - acked < WINDOW) {
+      const m = txE.get("always")!;
+      m.bhdr.channelNumber = ch;
+      m.body.set(body);
+      group.post(m);
+      sent++;
+    }
+    const a = group.tryReceive() ?? (await group.waitReceive())!;
+    if (a.bhdr.opCode === t.OpCode.Signal && a.isFromApplication()) {
+      acked = Math.min(N, acked + ACK_EVERY);
+    } else if (a.isFromEngine()) {
+      throw new Error(`sender: status ${a.bhdr.status}`);
+    }
+    txE.put(a);
+  }
+}
+
 /**
  * One round: [messages per second, CPU ns per message, NaN] or, for pingpong,
- * [p50 us, CPU ns per round trip, p99 us].
+ * [p50 us, CPU ns per round trip, p99 us]. With --two the receiver runs in a child
+ * process (same copy) and CPU is the sum of both processes.
  */
-async function round(t: Tofu): Promise<number[]> {
+async function round(t: Tofu, dir: string): Promise<number[]> {
+  if (args.two) return await twoProcess(t, dir);
   const rxE = engineOf(t);
   const txE = engineOf(t);
   try {
     const srv = await server(t, rxE);
-    const rxMode = SCENARIO === "forAwait" || SCENARIO === "wait"
-      ? SCENARIO
-      : "drain";
-    const txMode = SCENARIO === "ready" || SCENARIO === "big"
-      ? "ready"
-      : "window";
     if (SCENARIO === "pingpong") {
       return await pingpong(t, rxE, srv.group, srv.port);
     }
-    const acks = txMode === "window";
-    let link = 0;
-    let got = 0;
-    let t0 = 0;
-    let c0 = process.cpuUsage();
-    const receiving = receiveLoop(srv.group, (m) => {
-      const op = m.bhdr.opCode;
-      if (op === t.OpCode.Request) {
-        if (t0 === 0) {
-          t0 = performance.now();
-          c0 = process.cpuUsage();
-        }
-        got++;
-        rxE.put(m);
-        if (acks && (got % ACK_EVERY === 0 || got === N)) {
-          const ack = rxE.get("always")!;
-          ack.bhdr.channelNumber = link;
-          ack.bhdr.opCode = t.OpCode.Signal;
-          srv.group.post(ack);
-        }
-      } else if (op === t.OpCode.HelloRequest) {
-        link = m.bhdr.channelNumber;
-        m.bhdr.opCode = t.OpCode.HelloResponse;
-        srv.group.post(m);
-      } else rxE.put(m);
-      return got === N;
-    }, rxMode).then(() =>
-      [performance.now() - t0, process.cpuUsage(c0)] as const
-    );
-    const [group, ch] = await connect(t, txE, srv.port);
-    const body = new Uint8Array(BODY).fill(0x61);
-    if (txMode === "ready") {
-      for (let i = 0; i < N; i++) {
-        await group.ready(ch);
-        const m = txE.get("always");
-        m.bhdr.channelNumber = ch;
-        m.body.set(body);
-        group.post(m);
-      }
-    } else {
-      let sent = 0;
-      let acked = 0;
-      while (acked < N) {
-        while (sent < N && sent - acked < WINDOW) {
-          const m = txE.get("always")!;
-          m.bhdr.channelNumber = ch;
-          m.body.set(body);
-          group.post(m);
-          sent++;
-        }
-        const a = group.tryReceive() ?? (await group.waitReceive())!;
-        if (a.bhdr.opCode === t.OpCode.Signal && a.isFromApplication()) {
-          acked = Math.min(N, acked + ACK_EVERY);
-        } else if (a.isFromEngine()) {
-          throw new Error(`sender: status ${a.bhdr.status}`);
-        }
-        txE.put(a);
-      }
-    }
-    const [ms, cpu] = await receiving;
-    return [N / (ms / 1000), ((cpu.user + cpu.system) * 1000) / N, NaN];
+    const receiving = receiver(t, rxE, srv.group);
+    await sender(t, txE, srv.port);
+    const [ms, cpuUs] = await receiving;
+    return [N / (ms / 1000), (cpuUs * 1000) / N, NaN];
   } catch (err) {
     console.error(err);
     throw err;
   } finally {
     await txE.close();
     await rxE.close();
+  }
+}
+
+async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      `--allow-read=${dir}`,
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      new URL(import.meta.url).pathname,
+      "--child",
+      dir,
+      "--scenario",
+      SCENARIO,
+      "--n",
+      String(N),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
+  let buffered = "";
+  const nextLine = async (): Promise<string> => {
+    while (!buffered.includes("\n")) {
+      const r = await lines.next();
+      if (r.done) throw new Error("child ended early");
+      buffered += r.value;
+    }
+    const i = buffered.indexOf("\n");
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    return line;
+  };
+  const port = Number(await nextLine());
+  const txE = engineOf(t);
+  const c0 = process.cpuUsage();
+  try {
+    await sender(t, txE, port);
+    const [ms, rxCpuUs] = JSON.parse(await nextLine()) as [number, number];
+    const tx = process.cpuUsage(c0);
+    await child.status;
+    return [N / (ms / 1000), ((rxCpuUs + tx.user + tx.system) * 1000) / N, NaN];
+  } finally {
+    await txE.close();
   }
 }
 
@@ -261,7 +329,7 @@ if (args.profile) {
       s.post(method, params, (e, r) => e ? reject(e) : resolve(r))
     );
   const B = await load(args.b!);
-  await round(B);
+  await round(B, args.b!);
   // --heap: the sampling heap profiler instead (what allocates, not what runs).
   const [domain, start, stop] = args.heap
     ? ["HeapProfiler", "startSampling", "stopSampling"]
@@ -278,24 +346,34 @@ if (args.profile) {
       }
       : {},
   );
-  for (let r = 0; r < ROUNDS; r++) await round(B);
+  for (let r = 0; r < ROUNDS; r++) await round(B, args.b!);
   const { profile } = await post(`${domain}.${stop}`) as { profile: unknown };
   Deno.writeTextFileSync(args.profile, JSON.stringify(profile));
   Deno.exit(0);
 }
+if (args.child) {
+  // The receiving process of --two: prints its port, then [ms, CPU us] once done.
+  const t = await load(args.child);
+  const rxE = engineOf(t);
+  const srv = await server(t, rxE);
+  console.log(srv.port);
+  console.log(JSON.stringify(await receiver(t, rxE, srv.group)));
+  await rxE.close();
+  Deno.exit(0);
+}
 const A = await load(args.a!);
 const B = await load(args.b!);
-await round(A);
-await round(B);
+await round(A, args.a!);
+await round(B, args.b!);
 const ra: number[][] = [];
 const rb: number[][] = [];
 for (let r = 0; r < ROUNDS; r++) {
   if (r % 2 === 0) {
-    ra.push(await round(A));
-    rb.push(await round(B));
+    ra.push(await round(A, args.a!));
+    rb.push(await round(B, args.b!));
   } else {
-    rb.push(await round(B));
-    ra.push(await round(A));
+    rb.push(await round(B, args.b!));
+    ra.push(await round(A, args.a!));
   }
 }
 const [l1 = NaN] = Deno.loadavg();

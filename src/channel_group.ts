@@ -31,10 +31,10 @@ export interface ReadyOptions {
 }
 
 /**
- * The default low-water mark of {@linkcode ChannelGroup.ready}, in charged bytes (1 MiB:
- * about 1,700 queued 64-byte messages, or 15 of 64 KiB).
+ * The default low-water mark of {@linkcode ChannelGroup.ready}, in charged bytes (2 MiB:
+ * about 3,500 queued 64-byte messages, or 31 of 64 KiB; half the default `maxQueuedBytes`).
  */
-export const DEFAULT_LOW_WATER_BYTES = 1024 * 1024;
+export const DEFAULT_LOW_WATER_BYTES = 2 * 1024 * 1024;
 
 let makeGroup: (engine: EngineCore, core: GroupCore) => ChannelGroup;
 
@@ -111,7 +111,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * @example A sender that keeps pace with its peer
    * ```ts ignore
    * for (const body of bodies) {
-   *   await group.ready(ch); // at once while fewer than 1 MiB are queued
+   *   await group.ready(ch); // at once while at most 2 MiB are queued
    *   const m = engine.get("always");
    *   m.bhdr.channelNumber = ch;
    *   m.body.set(body);
