@@ -264,6 +264,13 @@ async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
     await sender(t, txE, port);
     const [ms, rxCpuUs] = JSON.parse(await nextLine()) as [number, number];
     const tx = process.cpuUsage(c0);
+    if (Deno.env.get("AB_SPLIT")) {
+      console.error(
+        `  rx ${(rxCpuUs * 1000 / N).toFixed(0)} ns/msg, tx ${
+          ((tx.user + tx.system) * 1000 / N).toFixed(0)
+        } ns/msg, ${(N / ms / 1000).toFixed(2)} M msg/s`,
+      );
+    }
     await child.status;
     return [N / (ms / 1000), ((rxCpuUs + tx.user + tx.system) * 1000) / N, NaN];
   } finally {
