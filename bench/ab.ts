@@ -116,9 +116,7 @@ async function receiveLoop(
   }
 }
 
-const RX_MODE = SCENARIO === "forAwait" || SCENARIO === "wait"
-  ? SCENARIO
-  : "drain";
+const RX_MODE = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
 const TX_MODE = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
 
 /** The receiving side: resolves with [ms from the first Request to the last, CPU us]. */
