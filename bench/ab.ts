@@ -266,7 +266,9 @@ async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
       console.error(
         `  rx ${(rxCpuUs * 1000 / N).toFixed(0)} ns/msg, tx ${
           ((tx.user + tx.system) * 1000 / N).toFixed(0)
-        } ns/msg, ${(N / ms / 1000).toFixed(2)} M msg/s`,
+        } ns/msg (system ${(tx.system * 1000 / N).toFixed(0)}), ${
+          (N / ms / 1000).toFixed(2)
+        } M msg/s`,
       );
     }
     await child.status;
