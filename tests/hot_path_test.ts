@@ -65,3 +65,40 @@ for (const t of transports) {
     engine.put(b);
   });
 }
+
+for (const t of transports) {
+  Deno.test(`${t.name}: ready() waits only past its default mark of 2 MiB queued`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    const body = new Uint8Array(64).fill(0x61);
+    // Posts of one turn are not written before the turn ends: they stay queued, each
+    // charged its 80-byte frame plus 512 bytes.
+    const postCharged = (bytes: number) => {
+      for (let i = 0; i < Math.ceil(bytes / (80 + 512)); i++) {
+        const m = make(engine, link.clientCh, OpCode.Request);
+        m.body.set(body);
+        link.client.post(m);
+      }
+    };
+    const state = (p: Promise<void>) =>
+      Promise.race([p.then(() => "resolved"), Promise.resolve().then(() => "pending")]);
+    postCharged(1.5 * 1024 * 1024);
+    assertEquals(await state(link.client.ready(link.clientCh)), "resolved", "1.5 MiB queued");
+    postCharged(1024 * 1024);
+    const room = link.client.ready(link.clientCh);
+    assertEquals(await state(room), "pending", "2.5 MiB queued");
+    // The server reads on (the engine stops reading a channel at its read share, so the
+    // application takes the messages), until the writes took the queue down to 2 MiB.
+    const total = Math.ceil(1.5 * 1024 * 1024 / 592) + Math.ceil(1024 * 1024 / 592);
+    const reading = (async () => {
+      for (let got = 0; got < total;) {
+        const m = await recv(server.group);
+        if (m.bhdr.opCode === OpCode.Request) got++;
+        engine.put(m);
+      }
+    })();
+    await room;
+    await reading;
+  });
+}
