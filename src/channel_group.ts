@@ -22,7 +22,8 @@ export interface WaitReceiveOptions {
 export interface ReadyOptions {
   /**
    * Resolve once the channel's queued bytes are at or below this many (default
-   * {@linkcode DEFAULT_LOW_WATER_BYTES}, at most the engine's `maxQueuedBytes`). Bytes are
+   * {@linkcode DEFAULT_LOW_WATER_BYTES}, at most half the engine's `maxQueuedBytes`, so that
+   * the post after it fits the budget as long as a frame costs at most the other half). Bytes are
    * counted as `maxQueuedBytes` counts them: each queued frame plus 512 bytes.
    */
   lowWaterBytes?: number;
@@ -133,7 +134,9 @@ export class ChannelGroup implements AsyncIterable<Message> {
     }
     const engine = this.#engine;
     const max = engine.maxQueuedBytes;
-    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, max);
+    // Half the budget at most: at the budget itself, ready() resolved while the queue was
+    // just under it and the post that followed was refused (allocation_failed).
+    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, Math.floor(max / 2));
     if (typeof mark !== "number" || Number.isNaN(mark) || mark < 0) {
       throw new RangeError(
         `Cannot wait for room on channel ${n}: lowWaterBytes ${mark} is not a number >= 0`,

@@ -2,8 +2,18 @@
 // what was posted, whatever the batching, for TCP and Unix sockets alike.
 
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
-import { Engine, Message, OpCode, Status, TofuError } from "../mod.ts";
-import { connect, expect, listen, make, recv, transports } from "./_fixtures.ts";
+import { delay } from "@std/async/delay";
+import { encodeFrame, Engine, Message, OpCode, Status, TofuError } from "../mod.ts";
+import {
+  connect,
+  expect,
+  listen,
+  make,
+  rawConnect,
+  recv,
+  transports,
+  writeAll,
+} from "./_fixtures.ts";
 import { SendLane } from "../src/_send_lane.ts";
 import { validateForPost } from "../src/_validate.ts";
 
@@ -101,4 +111,54 @@ for (const t of transports) {
     await room;
     await reading;
   });
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a sender awaiting ready() is never refused by a small maxQueuedBytes`, async () => {
+    // The default mark was min(1 MiB, maxQueuedBytes): with maxQueuedBytes at or below it,
+    // ready() resolved while the queue was just under the budget, and the next post past
+    // it was refused with allocation_failed. The mark is at most half the budget now.
+    await using engine = new Engine({ maxQueuedBytes: 256 * 1024 });
+    const server = await listen(engine, t);
+    const conn = await rawConnect(server.bound);
+    try {
+      await writeAll(conn, encodeFrame(helloFrom(1n)));
+      const hello = expect(await recv(server.group), OpCode.HelloRequest, Status.success);
+      const ch = hello.bhdr.channelNumber;
+      hello.bhdr.opCode = OpCode.HelloResponse;
+      server.group.post(hello);
+      // The peer reads slowly, so the socket fills and writes complete a little at a time.
+      let read = 0;
+      let reading = true;
+      const reader = (async () => {
+        const buf = new Uint8Array(16 * 1024);
+        while (reading) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) return;
+          read += n;
+          await delay(1);
+        }
+      })();
+      const body = new Uint8Array(30_000).fill(0x62);
+      const frames = 400; // 12 MB: more than the socket buffers take at once
+      for (let i = 0; i < frames; i++) {
+        await server.group.ready(ch);
+        const m = make(engine, ch, OpCode.Signal);
+        m.body.set(body);
+        server.group.post(m); // throws allocation_failed if ready() let the queue run over
+      }
+      reading = false;
+      await reader;
+      assert(read > 0);
+    } finally {
+      conn.close();
+    }
+  });
+}
+
+function helloFrom(id: bigint): Message {
+  const m = new Message();
+  m.bhdr.opCode = OpCode.HelloRequest;
+  m.bhdr.messageId = id;
+  return m;
 }
