@@ -271,6 +271,7 @@ async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
         } M msg/s`,
       );
     }
+    await txE.close(); // the child waits for this before it closes its side
     await child.status;
     return [N / (ms / 1000), ((rxCpuUs + tx.user + tx.system) * 1000) / N, NaN];
   } finally {
@@ -365,6 +366,16 @@ if (args.child) {
   const srv = await server(t, rxE);
   console.log(srv.port);
   console.log(JSON.stringify(await receiver(t, rxE, srv.group)));
+  // Closing at once could hand back the final ack before it is written: wait until the
+  // sender, which closes its engine once it has every ack, has gone.
+  for (;;) {
+    const m = await srv.group.waitReceive(10_000);
+    if (
+      m === null ||
+      (m.isFromEngine() && m.bhdr.status === t.Status.channelClosed)
+    ) break;
+    rxE.put(m);
+  }
   await rxE.close();
   Deno.exit(0);
 }
