@@ -32,14 +32,6 @@ function cost(size: number): number {
   return size + QUEUED_MESSAGE_OVERHEAD;
 }
 
-// The writer gathers a microtask sender's posts (#gather) once GATHER_STREAK writes in a
-// row were smaller than GATHER_BELOW bytes with posts coming in during each, for at most
-// GATHER_BYTES charged (about 880 small frames). An occasional post during a write (an ack,
-// a reply) is written at once as before.
-const GATHER_STREAK = 4;
-const GATHER_BELOW = 32 * 1024;
-const GATHER_BYTES = 512 * 1024;
-
 function isBye(op: number): boolean {
   return op === OpCode.ByeRequest || op === OpCode.ByeResponse || op === OpCode.ByeSignal;
 }
@@ -192,7 +184,6 @@ export class IoChannel implements Channel {
     }
     if (isBye(op)) this.#sendClosed = opCodeName(op);
     this.#host.recycle(m);
-    this.#posts++;
     this.#kick();
   }
 
@@ -238,23 +229,10 @@ export class IoChannel implements Channel {
   async #flush(): Promise<void> {
     const conn = this.#conn!;
     try {
-      let seen = this.#posts;
-      let streak = 0; // small writes in a row with posts coming in during each
-      let gathered = false;
       while (!this.#closed) {
         const lane = this.#urgent!.frames > 0 ? this.#urgent! : this.#normal!;
         const chunk = lane.next();
         if (chunk === null) break;
-        if (this.#posts === seen) {
-          if (!gathered) streak = 0;
-        } else if (chunk.len - chunk.sent < GATHER_BELOW && ++streak >= GATHER_STREAK) {
-          await this.#gather();
-          seen = this.#posts;
-          gathered = true;
-          continue;
-        }
-        gathered = false;
-        seen = this.#posts;
         const from = chunk.sent;
         const to = chunk.len;
         let off = from;
@@ -281,32 +259,6 @@ export class IoChannel implements Channel {
       this.#writing = false;
       this.#flushTask = null;
     }
-  }
-
-  // Messages posted so far: the writer compares the count across a write (see #gather).
-  #posts = 0;
-
-  // Posts keep coming in while writes are in flight and each write is small: a sender
-  // posting from microtasks, such as `await group.ready(ch)` before each post. A
-  // socket write here completes within microtasks, so the writer used to take the few
-  // frames posted meanwhile: a naive ready() sender made 34,000 writes of 2.3 KB for 1 M
-  // messages of 64 bytes (the window sender 1,300 of 62 KB; 1,800 of 44 KB with this). This
-  // waits while posts keep
-  // coming, checking once per microtask (queueMicrotask: cheaper than an await) and ending
-  // after two checks without a post, or once GATHER_BYTES (charged) were posted.
-  #gather(): Promise<void> {
-    return new Promise((resolve) => {
-      const start = this.#queuedBytes;
-      let seen = this.#posts;
-      let idle = 0;
-      const check = () => {
-        idle = this.#posts === seen ? idle + 1 : 0;
-        seen = this.#posts;
-        if (idle >= 2 || this.#queuedBytes - start >= GATHER_BYTES || this.#closed) resolve();
-        else queueMicrotask(check);
-      };
-      queueMicrotask(check);
-    });
   }
 
   /** Accounts for frames written up to `upTo` in `chunk`. */
