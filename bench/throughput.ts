@@ -319,11 +319,14 @@ async function tofuSender(
 }
 
 // The receiver may hold up to WINDOW unacknowledged messages, so its pool covers the
-// window: with a smaller pool, backpressure (pool_empty) is what gets measured.
+// window: with a smaller pool, backpressure (pool_empty) is what gets measured. The
+// window sender queues up to WINDOW frames, each charged its size + 512 bytes (19 MiB):
+// past the default maxQueuedBytes of 4 MiB, so the budget is raised to 64 MiB.
 function benchEngine(): Engine {
   return new Engine({
     initialPoolMsgs: WINDOW + 1024,
     maxPoolMsgs: WINDOW + 1024,
+    maxQueuedBytes: 64 * 1024 * 1024,
   });
 }
 

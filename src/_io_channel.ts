@@ -150,17 +150,20 @@ export class IoChannel implements Channel {
 
   /** Resolves once the queued bytes are at or below `mark`; see ChannelGroup.ready. */
   ready(mark: number, signal: AbortSignal | undefined): Promise<void> {
-    const action = `wait for room on channel ${this.number}`;
+    // The action's text is made only for an error: a sender may call this per message.
     if (this.#closed) {
       return Promise.reject(
-        new TofuError(Status.invalidChannelNumber, `Cannot ${action}: the channel is closed`),
+        new TofuError(
+          Status.invalidChannelNumber,
+          `Cannot wait for room on channel ${this.number}: the channel is closed`,
+        ),
       );
     }
     if (this.#sendClosed !== null) {
       return Promise.reject(
         new TofuError(
           Status.channelClosed,
-          `Cannot ${action}: the channel is closing (${this.#sendClosed} already posted)`,
+          `Cannot wait for room on channel ${this.number}: the channel is closing (${this.#sendClosed} already posted)`,
         ),
       );
     }
@@ -307,7 +310,7 @@ export class IoChannel implements Channel {
             if (this.#starvesLoop()) await this.#yield();
             continue;
           }
-          const m = pool.get("always")!;
+          const m = pool.take();
           share.charge(m);
           try {
             dec.next(m);

@@ -73,10 +73,26 @@ export class MessagePool {
     if (strategy !== "always") {
       throw new TypeError(`Cannot get message: unknown strategy "${strategy}"`);
     }
+    return this.#fresh();
+  }
+
+  #fresh(): Message {
     if (this.#reserve.length === 0) this.#reserve = slabMessages(RESERVE_BATCH);
     const fresh = this.#reserve.pop()!;
     setHome(fresh, this); // for Message[Symbol.dispose]
     return fresh;
+  }
+
+  /**
+   * A message for a reader to decode a frame into, not reset: decoding overwrites every
+   * field (binary header, text headers, body, error), so a reset would be wasted work.
+   */
+  take(): Message {
+    const m = this.#free.pop();
+    if (m === undefined) return this.#fresh();
+    transfer(m, Owner.Application);
+    setHome(m, this);
+    return m;
   }
 
   /**
@@ -87,7 +103,9 @@ export class MessagePool {
     if (ownerOf(m) !== Owner.Application) return;
     // Engine reports are made without storage; pooling them would only add messages.
     const report = m.bhdr.origin === 1 && isEngineReport(m);
-    m.reset();
+    // Not reset here: get() resets and take() overwrites, so one reset per round trip
+    // through the pool is enough. The error goes now (it may hold a lot).
+    m.error = undefined;
     transfer(m, Owner.Pooled);
     if (!report && this.#free.length < this.#max) this.#free.push(m);
     discharge(m);

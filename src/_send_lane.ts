@@ -4,7 +4,8 @@
 // the head chunk, while posts append to the tail chunk past them.
 
 import { BinaryHeader } from "./binary_header.ts";
-import { encodeFrameInto } from "./codec.ts";
+import { encodeWithView } from "./codec.ts";
+import { dataViewOf } from "./_bytes.ts";
 import { Message } from "./message.ts";
 
 /** What one queued message is charged beyond its frame bytes (see docs/reliability.md). */
@@ -21,15 +22,24 @@ export const ENGINE_BUDGET_ALLOWANCE = 64 * 1024;
 const HDR = BinaryHeader.byteLength;
 const CHUNK_MIN = 1024;
 const CHUNK_MAX = 64 * 1024;
+// A frame above BIG_FRAME gets a chunk with room for BIG_FRAMES_PER_CHUNK like it: one
+// write per 64 KiB frame cost as much as its copy (65,535-byte bodies 1.17x, CPU 0.84x,
+// against one frame per chunk; bench/RESULTS.md).
+const BIG_FRAME = 16 * 1024;
+const BIG_FRAMES_PER_CHUNK = 8;
 // Written full-size (or larger) chunks are kept for reuse in one bounded cache shared by
 // every lane of this isolate (buffers have no identity): a busy lane otherwise allocates a
 // 64 KiB buffer every ~800 small frames, or one per frame of a large body, and the garbage
 // (external memory) drove a fifth of the CPU time into the garbage collector.
-const SPARES = 64; // at most 64 x 64-128 KiB, 4-8 MiB per isolate
+const SPARES = 64; // at most 64 buffers and SPARE_BYTES per isolate
+const SPARE_BYTES = 8 * 1024 * 1024;
 const spares: Uint8Array[] = [];
+let spareBytes = 0;
 
 interface Chunk {
   buf: Uint8Array;
+  /** A DataView over exactly `buf` (made when `buf` is set). */
+  view: DataView;
   /** Bytes filled with whole frames. */
   len: number;
   /** Bytes written (always at a frame boundary). */
@@ -38,7 +48,8 @@ interface Chunk {
 
 /** The size of the frame starting at `p` in `buf` (read from its header). */
 export function frameSizeAt(buf: Uint8Array, p: number): number {
-  return HDR + ((buf[p + 12]! << 8) | buf[p + 13]!) + ((buf[p + 14]! << 8) | buf[p + 15]!);
+  return HDR + ((buf[p + 12]! << 8) | buf[p + 13]!) +
+    ((buf[p + 14]! << 8) | buf[p + 15]!);
 }
 
 /** The opcode of the frame starting at `p` in `buf`. */
@@ -72,20 +83,24 @@ export class SendLane {
         // An empty tail is not being written (a write takes unsent bytes): give it a bigger buffer.
         const old = tail.buf;
         tail.buf = this.#alloc(chunkSize(size, old.length));
+        tail.view = dataViewOf(tail.buf);
         this.#spare(old);
         tail.len = tail.sent = 0;
       } else {
-        tail = { buf: this.#alloc(chunkSize(size, tail?.buf.length ?? 0)), len: 0, sent: 0 };
+        const buf = this.#alloc(chunkSize(size, tail?.buf.length ?? 0));
+        tail = { buf, view: dataViewOf(buf), len: 0, sent: 0 };
         this.#chunks.push(tail);
       }
     }
-    // Encoded straight into the chunk (no bounding view: a view and its DataView per frame
-    // cost more than the encoding). Room for `size` bytes was made above; a message whose
-    // real frame is longer either does not fit (encodeFrameInto throws) or is caught by
+    // Encoded straight into the chunk with the chunk's own DataView (no bounding view: a
+    // view and its DataView per frame cost more than the encoding). Room for `size` bytes was made above; a message whose
+    // real frame is longer either does not fit (encodeWithView throws) or is caught by
     // the size check, and tail.len does not move, so nothing is queued.
-    const n = encodeFrameInto(m, tail.buf, tail.len);
+    const n = encodeWithView(m, tail.buf, tail.view, tail.len);
     if (n !== size) {
-      throw new RangeError(`the message's frame is ${n} bytes, its header says ${size}`);
+      throw new RangeError(
+        `the message's frame is ${n} bytes, its header says ${size}`,
+      );
     }
     tail.buf[tail.len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
     tail.len += size;
@@ -120,7 +135,11 @@ export class SendLane {
    * Marks the frames of `c` ending at or before `upTo` as written and calls `each` with
    * the opcode and size of each; a frame cut by `upTo` stays unsent.
    */
-  settle(c: Chunk, upTo: number, each: (op: number, size: number) => void): void {
+  settle(
+    c: { buf: Uint8Array; len: number; sent: number },
+    upTo: number,
+    each: (op: number, size: number) => void,
+  ): void {
     let p = c.sent;
     const buf = c.buf;
     while (p < c.len) {
@@ -141,7 +160,9 @@ export class SendLane {
       if (this.#head > 0) this.#dropWritten();
       return;
     }
-    for (let i = 0; i < this.#chunks.length - 1; i++) this.#spare(this.#chunks[i]!.buf);
+    for (let i = 0; i < this.#chunks.length - 1; i++) {
+      this.#spare(this.#chunks[i]!.buf);
+    }
     this.#head = 0;
     if (last.buf.length > CHUNK_MAX) {
       this.#spare(last.buf);
@@ -157,6 +178,7 @@ export class SendLane {
   #alloc(want: number): Uint8Array {
     const spare = spares[spares.length - 1];
     if (want >= CHUNK_MAX && spare !== undefined && spare.length >= want) {
+      spareBytes -= spare.length;
       return spares.pop()!;
     }
     return new Uint8Array(want);
@@ -165,7 +187,13 @@ export class SendLane {
   // Keeps a written chunk's buffer for reuse (its write has completed: chunks before the
   // head, and every chunk once all are written).
   #spare(buf: Uint8Array): void {
-    if (buf.length >= CHUNK_MAX && spares.length < SPARES) spares.push(buf);
+    if (
+      buf.length >= CHUNK_MAX && spares.length < SPARES &&
+      spareBytes + buf.length <= SPARE_BYTES
+    ) {
+      spareBytes += buf.length;
+      spares.push(buf);
+    }
   }
 
   /** Calls `each` with a copy of every unsent frame as a new message, oldest first; empties the lane. */
@@ -205,6 +233,7 @@ export class SendLane {
 }
 
 function chunkSize(size: number, previous: number): number {
+  if (size > BIG_FRAME) return Math.max(size * BIG_FRAMES_PER_CHUNK, previous);
   return Math.max(size, Math.min(CHUNK_MAX, Math.max(CHUNK_MIN, previous * 2)));
 }
 

@@ -315,7 +315,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Sends a one-way Signal (or a Request whose answer you read from the iterator).
    * Resolves once every chunk is posted (the engine then owns them and writes them in
    * order). While a reconnecting channel is down, it waits within `timeoutMs`; while more
-   * than 1 MiB is queued unsent on the connection, it waits for room first (backpressure,
+   * than 2 MiB is queued unsent on the connection, it waits for room first (backpressure,
    * see `ChannelGroup.ready`), so a loop of awaited sends keeps pace with the peer.
    *
    * @param body The body, a ready message, or chunks to send as one stream.

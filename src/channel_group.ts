@@ -22,7 +22,8 @@ export interface WaitReceiveOptions {
 export interface ReadyOptions {
   /**
    * Resolve once the channel's queued bytes are at or below this many (default
-   * {@linkcode DEFAULT_LOW_WATER_BYTES}, at most the engine's `maxQueuedBytes`). Bytes are
+   * {@linkcode DEFAULT_LOW_WATER_BYTES}, at most half the engine's `maxQueuedBytes`, so that
+   * the post after it fits the budget as long as a frame costs at most the other half). Bytes are
    * counted as `maxQueuedBytes` counts them: each queued frame plus 512 bytes.
    */
   lowWaterBytes?: number;
@@ -31,10 +32,10 @@ export interface ReadyOptions {
 }
 
 /**
- * The default low-water mark of {@linkcode ChannelGroup.ready}, in charged bytes (1 MiB:
- * about 1,700 queued 64-byte messages, or 15 of 64 KiB).
+ * The default low-water mark of {@linkcode ChannelGroup.ready}, in charged bytes (2 MiB:
+ * about 3,500 queued 64-byte messages, or 31 of 64 KiB; half the default `maxQueuedBytes`).
  */
-export const DEFAULT_LOW_WATER_BYTES = 1024 * 1024;
+export const DEFAULT_LOW_WATER_BYTES = 2 * 1024 * 1024;
 
 let makeGroup: (engine: EngineCore, core: GroupCore) => ChannelGroup;
 
@@ -111,7 +112,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * @example A sender that keeps pace with its peer
    * ```ts ignore
    * for (const body of bodies) {
-   *   await group.ready(ch); // at once while fewer than 1 MiB are queued
+   *   await group.ready(ch); // at once while at most 2 MiB are queued
    *   const m = engine.get("always");
    *   m.bhdr.channelNumber = ch;
    *   m.body.set(body);
@@ -133,7 +134,9 @@ export class ChannelGroup implements AsyncIterable<Message> {
     }
     const engine = this.#engine;
     const max = engine.maxQueuedBytes;
-    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, max);
+    // Half the budget at most: at the budget itself, ready() resolved while the queue was
+    // just under it and the post that followed was refused (allocation_failed).
+    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, Math.floor(max / 2));
     if (typeof mark !== "number" || Number.isNaN(mark) || mark < 0) {
       throw new RangeError(
         `Cannot wait for room on channel ${n}: lowWaterBytes ${mark} is not a number >= 0`,
@@ -178,7 +181,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * @throws {TofuError} With status `shutdown_started` once the group is destroyed
    * or the engine closed (pending waits reject too).
    */
-  waitReceive(timeoutMs: number = Infinity, options: WaitReceiveOptions = {}): Promise<
+  waitReceive(timeoutMs: number = Infinity, options?: WaitReceiveOptions): Promise<
     Message | null
   > {
     if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0) {
@@ -186,7 +189,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
         new RangeError(`Cannot wait: timeoutMs ${timeoutMs} is not a number >= 0`),
       );
     }
-    return this.#core.queue.wait(timeoutMs, options.signal);
+    return this.#core.queue.wait(timeoutMs, options?.signal);
   }
 
   /**

@@ -52,6 +52,19 @@ export function frameLength(msg: Message): number {
  * ```
  */
 export function encodeFrameInto(msg: Message, target: Uint8Array, offset: number): number {
+  return encodeWithView(msg, target, targetView(target), offset);
+}
+
+/**
+ * Library-internal: {@linkcode encodeFrameInto} with the caller's DataView over exactly
+ * `target` (a send lane keeps one per chunk: making one per frame cost more than encoding).
+ */
+export function encodeWithView(
+  msg: Message,
+  target: Uint8Array,
+  view: DataView,
+  offset: number,
+): number {
   const hdrs = textHeadersBytes(msg.headers);
   const body = bodyBytes(msg.body);
   const thl = hdrs.length;
@@ -62,7 +75,6 @@ export function encodeFrameInto(msg: Message, target: Uint8Array, offset: number
     );
   }
   msg.bhdr.encodeWithLengths(target, offset, thl, body.length);
-  const view = targetView(target);
   if (thl > 0) hdrs.copyOut(target, view, offset + HDR);
   body.copyOut(target, view, offset + HDR + thl);
   return total;

@@ -115,7 +115,7 @@ for (const t of transports) {
     });
     const { server, group, ch } = await stuffedChannel(engine, t, 400);
     const room = group.ready(ch, { lowWaterBytes: 1024 });
-    const room2 = group.ready(ch); // the default mark (1 MiB) is far below 24 MB
+    const room2 = group.ready(ch); // the default mark (2 MiB) is far below 24 MB
     assert(!await settledWithin(room, 200), "ready() resolved while megabytes were queued");
     group.post(makeAbort(engine, ch));
     const err = await rejectsWith(room, Status.channelClosed);
@@ -388,7 +388,7 @@ for (const t of transports) {
     const client = await connecting;
     const body = new Uint8Array(BIG).fill(0x64);
     // Without backpressure the sends go through until maxQueuedBytes (64 MiB, about 1,100 of
-    // these) refuses one with allocation_failed; with it, a send waits once 1 MiB is queued.
+    // these) refuses one with allocation_failed; with it, a send waits once 2 MiB is queued.
     let sent = 0;
     let waited: TofuError | null = null;
     while (sent < 4000) {

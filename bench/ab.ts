@@ -1,0 +1,415 @@
+/**
+ * In-process A/B of two copies of the library: each scenario runs against copy A and copy B
+ * alternately (A, B, B, A, ... so neither always goes first), after one warm-up of each, and
+ * prints the medians of wall-clock throughput and of CPU time per message
+ * (`process.cpuUsage()`: user + system of the whole process, both sides of the socket),
+ * plus the B/A ratio of each round. CPU per message is disturbed less by other load on
+ * the machine than wall time.
+ *
+ * Make the copies with `git archive`:
+ *
+ * ```sh
+ * rm -rf /tmp/ab && mkdir -p /tmp/ab/A /tmp/ab/B
+ * git archive HEAD~1 mod.ts src | tar -x -C /tmp/ab/A
+ * git archive HEAD mod.ts src | tar -x -C /tmp/ab/B   # or: cp -r mod.ts src /tmp/ab/B
+ * deno run --allow-net=127.0.0.1 --allow-read=/tmp/ab --allow-env bench/ab.ts \
+ *   --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
+ * ```
+ *
+ * `--two` runs the receiver in a child `deno` process (needs --allow-run too).
+ * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
+ *
+ * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
+ * forAwait, wait (await waitReceive() per message), big (65,535-byte bodies, ready sender),
+ * pingpong (round trips: p50 and p99 instead of a rate).
+ *
+ * @module
+ */
+
+// deno-lint-ignore-file no-console
+
+import process from "node:process";
+import { parseArgs } from "@std/cli/parse-args";
+
+type Tofu = typeof import("../mod.ts");
+type Group = ReturnType<InstanceType<Tofu["Engine"]>["create"]>;
+type Msg = InstanceType<Tofu["Message"]>;
+
+const args = parseArgs(Deno.args, {
+  string: ["a", "b", "scenario", "rounds", "n", "pool", "profile", "child"],
+  boolean: ["heap", "two"],
+  default: { scenario: "drain", rounds: "7" },
+});
+const ROUNDS = Number(args.rounds);
+const SCENARIO = args.scenario;
+const BODY = SCENARIO === "big" ? 65535 : 64;
+const N = Number(
+  args.n ??
+    (SCENARIO === "big" ? 20_000 : SCENARIO === "pingpong" ? 10_000 : 400_000),
+);
+const ACK_EVERY = 4096;
+const WINDOW = 8 * ACK_EVERY;
+const POOL = Number(args.pool ?? WINDOW + 1024);
+
+async function load(dir: string): Promise<Tofu> {
+  return await import(`file://${dir}/mod.ts`);
+}
+
+function engineOf(t: Tofu) {
+  // The window sender queues up to 32,768 frames (each charged its size + 512 bytes).
+  return new t.Engine({
+    initialPoolMsgs: POOL,
+    maxPoolMsgs: POOL,
+    maxQueuedBytes: 64 << 20,
+  });
+}
+
+async function server(t: Tofu, engine: InstanceType<Tofu["Engine"]>) {
+  const group = engine.create();
+  group.post(
+    new t.TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!),
+  );
+  const w = (await group.waitReceive(5000))!;
+  if (w.bhdr.status !== 0) throw new Error(`listen: ${w.error?.message}`);
+  const port = Number(w.headers.get("~listen_on")!.split("|")[2]);
+  engine.put(w);
+  return { group, port };
+}
+
+async function connect(
+  t: Tofu,
+  engine: InstanceType<Tofu["Engine"]>,
+  port: number,
+): Promise<[Group, number]> {
+  const group = engine.create();
+  const { channelNumber } = group.post(
+    new t.TcpClientAddress("127.0.0.1", port).format(engine.get("always")!),
+  );
+  const r = (await group.waitReceive(5000))!;
+  if (r.bhdr.opCode !== t.OpCode.HelloResponse) {
+    throw new Error(`connect: ${r.error?.message}`);
+  }
+  engine.put(r);
+  return [group, channelNumber];
+}
+
+async function receiveLoop(
+  group: Group,
+  handle: (m: Msg) => boolean,
+  mode: string,
+): Promise<void> {
+  if (mode === "forAwait") {
+    for await (const m of group) if (handle(m)) return;
+    return;
+  }
+  if (mode === "wait") {
+    for (;;) if (handle((await group.waitReceive())!)) return;
+  }
+  for (;;) {
+    for (
+      let m = group.tryReceive() ?? await group.waitReceive();
+      m !== null;
+      m = group.tryReceive()
+    ) {
+      if (handle(m)) return;
+    }
+  }
+}
+
+const RX_MODE = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
+const TX_MODE = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
+
+/** The receiving side: resolves with [ms from the first Request to the last, CPU us]. */
+function receiver(
+  t: Tofu,
+  rxE: InstanceType<Tofu["Engine"]>,
+  group: Group,
+): Promise<[number, number]> {
+  const acks = TX_MODE === "window";
+  let link = 0;
+  let got = 0;
+  let t0 = 0;
+  let c0 = process.cpuUsage();
+  return receiveLoop(group, (m) => {
+    const op = m.bhdr.opCode;
+    if (op === t.OpCode.Request) {
+      if (t0 === 0) {
+        t0 = performance.now();
+        c0 = process.cpuUsage();
+      }
+      got++;
+      rxE.put(m);
+      if (acks && (got % ACK_EVERY === 0 || got === N)) {
+        const ack = rxE.get("always")!;
+        ack.bhdr.channelNumber = link;
+        ack.bhdr.opCode = t.OpCode.Signal;
+        group.post(ack);
+      }
+    } else if (op === t.OpCode.HelloRequest) {
+      link = m.bhdr.channelNumber;
+      m.bhdr.opCode = t.OpCode.HelloResponse;
+      group.post(m);
+    } else rxE.put(m);
+    return got === N;
+  }, RX_MODE).then(() => {
+    const cpu = process.cpuUsage(c0);
+    return [performance.now() - t0, cpu.user + cpu.system];
+  });
+}
+
+/** The sending side: connects to `port` and sends N Requests. */
+async function sender(
+  t: Tofu,
+  txE: InstanceType<Tofu["Engine"]>,
+  port: number,
+): Promise<void> {
+  const [group, ch] = await connect(t, txE, port);
+  const body = new Uint8Array(BODY).fill(0x61);
+  if (TX_MODE === "ready") {
+    for (let i = 0; i < N; i++) {
+      await group.ready(ch);
+      const m = txE.get("always");
+      m.bhdr.channelNumber = ch;
+      m.body.set(body);
+      group.post(m);
+    }
+    return;
+  }
+  let sent = 0;
+  let acked = 0;
+  while (acked < N) {
+    while (sent < N && sent - acked < WINDOW) {
+      const m = txE.get("always")!;
+      m.bhdr.channelNumber = ch;
+      m.body.set(body);
+      group.post(m);
+      sent++;
+    }
+    const a = group.tryReceive() ?? (await group.waitReceive())!;
+    if (a.bhdr.opCode === t.OpCode.Signal && a.isFromApplication()) {
+      acked = Math.min(N, acked + ACK_EVERY);
+    } else if (a.isFromEngine()) {
+      throw new Error(`sender: status ${a.bhdr.status}`);
+    }
+    txE.put(a);
+  }
+}
+
+/**
+ * One round: [messages per second, CPU ns per message, NaN] or, for pingpong,
+ * [p50 us, CPU ns per round trip, p99 us]. With --two the receiver runs in a child
+ * process (same copy) and CPU is the sum of both processes.
+ */
+async function round(t: Tofu, dir: string): Promise<number[]> {
+  if (args.two) return await twoProcess(t, dir);
+  const rxE = engineOf(t);
+  const txE = engineOf(t);
+  try {
+    const srv = await server(t, rxE);
+    if (SCENARIO === "pingpong") {
+      return await pingpong(t, rxE, srv.group, srv.port);
+    }
+    const receiving = receiver(t, rxE, srv.group);
+    await sender(t, txE, srv.port);
+    const [ms, cpuUs] = await receiving;
+    return [N / (ms / 1000), (cpuUs * 1000) / N, NaN];
+  } catch (err) {
+    console.error(err);
+    throw err;
+  } finally {
+    await txE.close();
+    await rxE.close();
+  }
+}
+
+async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--config",
+      new URL("../deno.json", import.meta.url).pathname,
+      `--allow-read=${dir}`,
+      "--allow-net=127.0.0.1",
+      "--allow-env",
+      new URL(import.meta.url).pathname,
+      "--child",
+      dir,
+      "--scenario",
+      SCENARIO,
+      "--n",
+      String(N),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
+  let buffered = "";
+  const nextLine = async (): Promise<string> => {
+    while (!buffered.includes("\n")) {
+      const r = await lines.next();
+      if (r.done) throw new Error("child ended early");
+      buffered += r.value;
+    }
+    const i = buffered.indexOf("\n");
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    return line;
+  };
+  const port = Number(await nextLine());
+  const txE = engineOf(t);
+  const c0 = process.cpuUsage();
+  try {
+    await sender(t, txE, port);
+    const [ms, rxCpuUs] = JSON.parse(await nextLine()) as [number, number];
+    const tx = process.cpuUsage(c0);
+    if (Deno.env.get("AB_SPLIT")) {
+      console.error(
+        `  rx ${(rxCpuUs * 1000 / N).toFixed(0)} ns/msg, tx ${
+          ((tx.user + tx.system) * 1000 / N).toFixed(0)
+        } ns/msg (system ${(tx.system * 1000 / N).toFixed(0)}), ${
+          (N / ms / 1000).toFixed(2)
+        } M msg/s`,
+      );
+    }
+    await txE.close(); // the child waits for this before it closes its side
+    await child.status;
+    return [N / (ms / 1000), ((rxCpuUs + tx.user + tx.system) * 1000) / N, NaN];
+  } finally {
+    await txE.close();
+  }
+}
+
+async function pingpong(
+  t: Tofu,
+  engine: InstanceType<Tofu["Engine"]>,
+  sgroup: Group,
+  port: number,
+): Promise<number[]> {
+  let answered = 0;
+  const serving = receiveLoop(sgroup, (m) => {
+    if (m.bhdr.opCode === t.OpCode.HelloRequest) {
+      m.bhdr.opCode = t.OpCode.HelloResponse;
+    } else if (m.bhdr.opCode === t.OpCode.Request) {
+      m.bhdr.opCode = t.OpCode.Response;
+      answered++;
+    } else {
+      engine.put(m);
+      return false;
+    }
+    sgroup.post(m);
+    return answered === N;
+  }, "drain");
+  const [group, ch] = await connect(t, engine, port);
+  const body = new Uint8Array(BODY).fill(0x61);
+  const rtts: number[] = [];
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < N; i++) {
+    const t0 = performance.now();
+    const m = engine.get("always")!;
+    m.bhdr.channelNumber = ch;
+    m.body.set(body);
+    group.post(m);
+    engine.put(group.tryReceive() ?? (await group.waitReceive())!);
+    rtts.push(performance.now() - t0);
+  }
+  const cpu = process.cpuUsage(c0);
+  await serving;
+  rtts.sort((a, b) => a - b);
+  return [
+    rtts[Math.floor(rtts.length / 2)]! * 1000,
+    ((cpu.user + cpu.system) * 1000) / N,
+    rtts[Math.floor(rtts.length * 0.99)]! * 1000,
+  ];
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+if (args.profile) {
+  // Profiles B alone (node:inspector, 200 us sampling) and writes a .cpuprofile.
+  const { Session } = await import("node:inspector");
+  const s = new Session();
+  s.connect();
+  const post = (method: string, params: object = {}) =>
+    new Promise<unknown>((resolve, reject) =>
+      s.post(method, params, (e, r) => e ? reject(e) : resolve(r))
+    );
+  const B = await load(args.b!);
+  await round(B, args.b!);
+  // --heap: the sampling heap profiler instead (what allocates, not what runs).
+  const [domain, start, stop] = args.heap
+    ? ["HeapProfiler", "startSampling", "stopSampling"]
+    : ["Profiler", "start", "stop"];
+  await post(`${domain}.enable`);
+  if (!args.heap) await post("Profiler.setSamplingInterval", { interval: 200 });
+  await post(
+    `${domain}.${start}`,
+    args.heap
+      ? {
+        samplingInterval: 256,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      }
+      : {},
+  );
+  for (let r = 0; r < ROUNDS; r++) await round(B, args.b!);
+  const { profile } = await post(`${domain}.${stop}`) as { profile: unknown };
+  Deno.writeTextFileSync(args.profile, JSON.stringify(profile));
+  Deno.exit(0);
+}
+if (args.child) {
+  // The receiving process of --two: prints its port, then [ms, CPU us] once done.
+  const t = await load(args.child);
+  const rxE = engineOf(t);
+  const srv = await server(t, rxE);
+  console.log(srv.port);
+  console.log(JSON.stringify(await receiver(t, rxE, srv.group)));
+  // Closing at once could hand back the final ack before it is written: wait until the
+  // sender, which closes its engine once it has every ack, has gone.
+  for (;;) {
+    const m = await srv.group.waitReceive(10_000);
+    if (
+      m === null ||
+      (m.isFromEngine() && m.bhdr.status === t.Status.channelClosed)
+    ) break;
+    rxE.put(m);
+  }
+  await rxE.close();
+  Deno.exit(0);
+}
+const A = await load(args.a!);
+const B = await load(args.b!);
+await round(A, args.a!);
+await round(B, args.b!);
+const ra: number[][] = [];
+const rb: number[][] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  if (r % 2 === 0) {
+    ra.push(await round(A, args.a!));
+    rb.push(await round(B, args.b!));
+  } else {
+    rb.push(await round(B, args.b!));
+    ra.push(await round(A, args.a!));
+  }
+}
+const [l1 = NaN] = Deno.loadavg();
+const pp = SCENARIO === "pingpong";
+const show = (m: number[]) =>
+  pp
+    ? `p50 ${m[0]!.toFixed(1)} us, p99 ${m[2]!.toFixed(1)} us, ${
+      m[1]!.toFixed(0)
+    } ns CPU/round trip`
+    : `${(m[0]! / 1e6).toFixed(3)} M msg/s, ${m[1]!.toFixed(0)} ns CPU/msg`;
+const ma = [0, 1, 2].map((k) => median(ra.map((r) => r[k]!)));
+const mb = [0, 1, 2].map((k) => median(rb.map((r) => r[k]!)));
+console.log(
+  `${SCENARIO} n=${N} rounds=${ROUNDS} load ${l1.toFixed(2)}\n` +
+    `A: ${show(ma)}\nB: ${show(mb)}\n` +
+    `B/A: ${pp ? "p50" : "rate"} ${(mb[0]! / ma[0]!).toFixed(3)}x, CPU ${
+      (mb[1]! / ma[1]!).toFixed(3)
+    }x${pp ? `, p99 ${(mb[2]! / ma[2]!).toFixed(3)}x` : ""}; per round ${
+      ra.map((a, i) => (rb[i]![0]! / a[0]!).toFixed(2)).join(" ")
+    } (first figure)`,
+);
