@@ -135,6 +135,8 @@ export class GoodClients {
  */
 export async function spawnGoodClients(o: GoodOptions): Promise<{
   take(): Promise<GoodFigures>;
+  /** Set once the process has ended before stop(): how. */
+  died(): string | null;
   stop(): Promise<void>;
 }> {
   const child = new Deno.Command("deno", {
@@ -150,6 +152,15 @@ export async function spawnGoodClients(o: GoodOptions): Promise<{
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const writer = child.stdin.getWriter();
   const waiting: ((f: GoodFigures) => void)[] = [];
+  let stopping = false;
+  let died: string | null = null;
+  child.status.then((st) => {
+    if (!stopping) {
+      died = `the good clients' process ended (exit code ${st.code}${
+        st.signal ? `, ${st.signal}` : ""
+      })`;
+    }
+  });
   let started!: () => void;
   let failed!: (e: Error) => void;
   const ready = new Promise<void>((ok, fail) => {
@@ -187,7 +198,9 @@ export async function spawnGoodClients(o: GoodOptions): Promise<{
       });
       return answer;
     },
+    died: () => died,
     async stop(): Promise<void> {
+      stopping = true;
       await writer.close().catch(() => {});
       await reading;
       await child.status;

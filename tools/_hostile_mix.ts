@@ -44,7 +44,10 @@ export interface HostileSnapshot {
   serverRss: number;
   /** Reports the server printed since the last snapshot, by status (accept_failed, ...). */
   serverReports: Record<string, number>;
-  /** Set once the server child has ended while attacked: how, and its other stderr lines. */
+  /**
+   * Set once the server child has ended while attacked (how, and its other stderr lines), or
+   * once the good clients' own process has ended early: either ends the run as a failure.
+   */
   serverDied: string | null;
 }
 
@@ -80,7 +83,11 @@ export class HostileMix {
   #otherStderr: string[] = [];
   #serverDied: string | null = null;
   #attackers = 0;
-  #good: { take(): GoodFigures | Promise<GoodFigures>; stop(): Promise<void> } | null = null;
+  #good: {
+    take(): GoodFigures | Promise<GoodFigures>;
+    died?: () => string | null;
+    stop(): Promise<void>;
+  } | null = null;
 
   constructor(o: HostileOptions) {
     this.#o = o;
@@ -173,7 +180,7 @@ export class HostileMix {
       attackers: this.#attackers,
       serverRss,
       serverReports: this.#takeReports(),
-      serverDied: this.#serverDied,
+      serverDied: this.#serverDied ?? this.#good!.died?.() ?? null,
     };
   }
 
