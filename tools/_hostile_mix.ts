@@ -4,8 +4,11 @@
 // - stalled frames: send a HelloRequest and half a frame, then nothing;
 // - silent peers: connect and send nothing;
 // - connect storms: bursts of clients that send Hello+Request and leave at once;
-// while good clients (one engine, persistent channels) do request/response round trips
-// whose latency is recorded. Every attacker is bounded in count and lifetime.
+// while good clients (tools/_good_clients.ts: one engine, persistent channels) do
+// request/response round trips whose latency is recorded. Every attacker is bounded in count
+// and lifetime. The good clients run in a process of their own (spawned here), so the
+// attackers' work in this event loop does not delay their reads and timestamps;
+// `goodInMix: true` runs them in this process instead, as before.
 //
 // tools/soak.ts runs this file as its own process (so that the load scenario, which keeps
 // the soak's event loop busy, does not inflate the good clients' latency): it takes its
@@ -14,7 +17,8 @@
 
 // deno-lint-ignore-file no-console
 
-import { encodeFrame, Engine, type Message, OpCode, Status, TcpClientAddress } from "../mod.ts";
+import { encodeFrame, Engine, OpCode } from "../mod.ts";
+import { GoodClients, type GoodFigures, spawnGoodClients } from "./_good_clients.ts";
 
 export interface HostileOptions {
   /** `ulimit -n` of the server child. */
@@ -25,6 +29,8 @@ export interface HostileOptions {
   silent: number;
   /** Clients per connect storm (one storm every 2 s). */
   storm: number;
+  /** Runs the good clients in this process rather than in one of their own (default false). */
+  goodInMix?: boolean;
 }
 
 export interface HostileSnapshot {
@@ -38,7 +44,10 @@ export interface HostileSnapshot {
   serverRss: number;
   /** Reports the server printed since the last snapshot, by status (accept_failed, ...). */
   serverReports: Record<string, number>;
-  /** Set once the server child has ended while attacked: how, and its other stderr lines. */
+  /**
+   * Set once the server child has ended while attacked (how, and its other stderr lines), or
+   * once the good clients' own process has ended early: either ends the run as a failure.
+   */
   serverDied: string | null;
 }
 
@@ -61,11 +70,6 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
 export class HostileMix {
   readonly #o: HostileOptions;
   #child: Deno.ChildProcess | null = null;
@@ -78,10 +82,12 @@ export class HostileMix {
   /** The server's stderr lines that are not reports (a panic message, ...). */
   #otherStderr: string[] = [];
   #serverDied: string | null = null;
-  #rtts: number[] = [];
-  #failures = 0;
   #attackers = 0;
-  #engine = new Engine({ initialPoolMsgs: 64, maxPoolMsgs: 256 });
+  #good: {
+    take(): GoodFigures | Promise<GoodFigures>;
+    died?: () => string | null;
+    stop(): Promise<void>;
+  } | null = null;
 
   constructor(o: HostileOptions) {
     this.#o = o;
@@ -143,7 +149,14 @@ export class HostileMix {
       while (!(await reader.read()).done);
     })();
     const o = this.#o;
-    for (let i = 0; i < o.goodClients; i++) this.#tasks.push(this.#good(i));
+    const good = { port: this.#port, goodClients: o.goodClients };
+    if (o.goodInMix) {
+      const inMix = new GoodClients(good);
+      inMix.start();
+      this.#good = inMix;
+    } else {
+      this.#good = await spawnGoodClients(good);
+    }
     for (let i = 0; i < o.nonReaders; i++) this.#tasks.push(this.#loop(() => this.#nonReader()));
     for (let i = 0; i < o.stalled; i++) this.#tasks.push(this.#loop(() => this.#hold(HALF)));
     for (let i = 0; i < o.silent; i++) this.#tasks.push(this.#loop(() => this.#hold(null)));
@@ -151,11 +164,8 @@ export class HostileMix {
   }
 
   /** Figures since the last snapshot. */
-  snapshot(): HostileSnapshot {
-    const sorted = this.#rtts.sort((a, b) => a - b);
-    this.#rtts = [];
-    const failures = this.#failures;
-    this.#failures = 0;
+  async snapshot(): Promise<HostileSnapshot> {
+    const good = await this.#good!.take();
     let serverRss = 0;
     try {
       // /proc/<pid> needs --allow-all in Deno; ps needs only --allow-run=ps.
@@ -166,15 +176,11 @@ export class HostileMix {
       // No ps, or the child is gone.
     }
     return {
-      roundTrips: sorted.length,
-      p50: percentile(sorted, 0.5),
-      p99: percentile(sorted, 0.99),
-      max: sorted.at(-1) ?? 0,
-      failures,
+      ...good,
       attackers: this.#attackers,
       serverRss,
       serverReports: this.#takeReports(),
-      serverDied: this.#serverDied,
+      serverDied: this.#serverDied ?? this.#good!.died?.() ?? null,
     };
   }
 
@@ -187,7 +193,7 @@ export class HostileMix {
   async stop(): Promise<void> {
     this.#running = false;
     await Promise.all(this.#tasks);
-    await this.#engine.close();
+    await this.#good?.stop();
     try {
       this.#child?.kill("SIGINT");
     } catch {
@@ -264,67 +270,23 @@ export class HostileMix {
     }));
     for (let t = 0; t < 4 && this.#running; t++) await sleep(500);
   }
-
-  /** A good client: round trips one at a time; reconnects if its channel closes. */
-  async #good(i: number): Promise<void> {
-    const engine = this.#engine;
-    const take = async (group: ReturnType<Engine["create"]>, want: (m: Message) => boolean) => {
-      for (;;) {
-        const m = await group.waitReceive(10_000);
-        if (m === null) return false;
-        const closed = m.isFromEngine() && m.bhdr.opCode === OpCode.Signal &&
-          m.bhdr.status === Status.channelClosed;
-        const ok = !m.isFromEngine() && want(m);
-        engine.put(m);
-        if (ok) return true;
-        if (closed || m.isFromEngine()) return false;
-      }
-    };
-    while (this.#running) {
-      const group = engine.create();
-      try {
-        const hello = new TcpClientAddress("127.0.0.1", this.#port).format(engine.get("always")!);
-        hello.headers.append("good", String(i));
-        const { channelNumber } = group.post(hello);
-        if (!await take(group, (m) => m.bhdr.opCode === OpCode.HelloResponse)) {
-          this.#failures++;
-          continue;
-        }
-        while (this.#running) {
-          const req = engine.get("always")!;
-          req.bhdr.channelNumber = channelNumber;
-          req.bhdr.opCode = OpCode.Request;
-          req.body.set(`good ${i} ${"g".repeat(100)}`);
-          const t0 = performance.now();
-          const { messageId } = group.post(req);
-          const answered = await take(
-            group,
-            (m) => m.bhdr.opCode === OpCode.Response && m.bhdr.messageId === messageId,
-          );
-          if (!answered) {
-            this.#failures++;
-            break;
-          }
-          this.#rtts.push(performance.now() - t0);
-          await sleep(10);
-        }
-      } catch {
-        this.#failures++;
-      } finally {
-        await engine.destroy(group);
-      }
-      if (this.#running) await sleep(100); // only after a failure: reconnect gently
-    }
-  }
 }
 
 if (import.meta.main) {
   const mix = new HostileMix(JSON.parse(Deno.args[0] ?? "{}"));
   await mix.start();
   console.log(JSON.stringify({ started: true }));
-  const timer = setInterval(() => console.log(JSON.stringify(mix.snapshot())), 2000);
+  // One snapshot every 2 s (the good clients' figures may come from their own process).
+  let taking: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    taking ??= mix.snapshot().then((s) => {
+      console.log(JSON.stringify(s));
+      taking = null;
+    });
+  }, 2000);
   // Runs until the parent closes stdin.
   for await (const _ of Deno.stdin.readable);
   clearInterval(timer);
+  await taking;
   await mix.stop();
 }

@@ -11,7 +11,10 @@
  * process under `ulimit -n` (default 128), attacked by non-reading peers, stalled frames,
  * silent peers and connect storms, while good clients do round trips; after each cycle
  * the good clients' round-trip p50/p99/max, failures and the server's RSS are printed.
- * `--no-hostile` runs the load alone.
+ * The good clients (tools/_good_clients.ts) run in a process of their own, so that the
+ * attackers' work does not delay their reads and timestamps (attackers and good clients
+ * are different machines in a real deployment); `--good-in-mix` runs them in the mix's
+ * process instead, as before, for comparison. `--no-hostile` runs the load alone.
  *
  *   deno task soak --seconds 240 --fd-limit 128 --storm 200
  *
@@ -93,9 +96,13 @@ const hostile = Deno.args.includes("--no-hostile") ? null : await startHostile({
   stalled: arg("stalled", 20),
   silent: arg("silent", 20),
   storm: arg("storm", 200),
+  goodInMix: Deno.args.includes("--good-in-mix"),
 });
 if (hostile) {
-  console.log("hostile mix: echo server child under ulimit -n, attacked; good clients measured");
+  console.log(
+    "hostile mix: echo server child under ulimit -n, attacked; good clients measured " +
+      (Deno.args.includes("--good-in-mix") ? "in the mix's process" : "in their own process"),
+  );
 }
 const p99s: number[] = [];
 let goodTrips = 0;
