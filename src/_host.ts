@@ -42,6 +42,18 @@ export interface EngineHost {
   register(ch: Channel): void;
   /** Returns a message the engine is done with to the pool. */
   recycle(m: Message): void;
+  /** Queues a closed channel's hand-backs: all closing channels share one slice per turn. */
+  handBack(job: HandBack): void;
+  /** Withdraws a queued `job` (its group was destroyed: nothing more is handed back). */
+  withdrawHandBack(job: HandBack): void;
+}
+
+/** A closed channel's unsent messages, handed back a part at a time (see EngineCore). */
+export interface HandBack {
+  /** Hands back at most `max` messages (then channel_closed once all are); returns how many. */
+  step(max: number): number;
+  /** True once the channel_closed Signal is out (or the job was withdrawn). */
+  readonly finished: boolean;
 }
 
 export interface Channel {

@@ -1,0 +1,82 @@
+// Issue #8, review of the p99 change (one-turn hand-backs sliced, half-window resume).
+// Each test here failed on 754dcd8 (main after the p99 merge) unless it says otherwise.
+
+import { assert, assertEquals } from "@std/assert";
+import { Engine, type Message, OpCode, Status } from "../mod.ts";
+import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
+import { listen, make, makeAbort, recv, transports } from "./_fixtures.ts";
+
+/** Lets the event loop turn once (a macrotask). */
+const turn = () => new Promise((r) => setTimeout(r, 0));
+
+/** The final channel_closed Signal (a handed-back Signal of these tests has a body). */
+const isClosed = (m: Message | undefined) =>
+  m !== undefined && m.isFromEngine() && m.bhdr.opCode === OpCode.Signal &&
+  m.bhdr.status === Status.channelClosed && m.body.byteLength === 0;
+
+for (const t of transports) {
+  // Slicing a closing channel's hand-backs was meant to bound the work done in one turn of
+  // the event loop; with a slice per channel, k channels closing at once did k slices per
+  // turn (4 x 512 here), and with hundreds of non-readers leaving at once, as unbounded as
+  // before.
+  Deno.test(`${t.name}: channels closing at once hand back at most one slice per turn in all, each in order, channel_closed last`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 2 ** 26 });
+    const server = await listen(engine, t);
+    const client = engine.create();
+    const k = 4;
+    const n = 2_000;
+    const chs: number[] = [];
+    for (let i = 0; i < k; i++) {
+      const hello = t.connectTo(server.bound).format(engine.get("always")!);
+      chs.push(client.post(hello).channelNumber);
+      const req = await recv(server.group);
+      req.bhdr.opCode = OpCode.HelloResponse;
+      server.group.post(req);
+      engine.put(await recv(client));
+    }
+    // Posted and aborted in one turn: nothing is written, every message comes back.
+    for (const ch of chs) {
+      for (let i = 0; i < n; i++) client.post(make(engine, ch, OpCode.Signal, `${ch}:${i}`));
+    }
+    for (const ch of chs) client.post(makeAbort(engine, ch));
+    const got = new Map<number, Message[]>(chs.map((ch) => [ch, []]));
+    let most = 0;
+    let closed = 0;
+    const deadline = Date.now() + 20_000;
+    while (closed < k && Date.now() < deadline) {
+      await turn();
+      let inTurn = 0;
+      for (let m = client.tryReceive(); m !== null; m = client.tryReceive()) {
+        const list = got.get(m.bhdr.channelNumber)!;
+        assert(list !== undefined, `a message of channel ${m.bhdr.channelNumber}`);
+        assert(
+          !isClosed(list.at(-1)),
+          `channel ${m.bhdr.channelNumber}: a message after its channel_closed`,
+        );
+        if (m.bhdr.opCode === OpCode.Signal) inTurn++;
+        if (isClosed(m)) closed++;
+        list.push(m);
+      }
+      most = Math.max(most, inTurn);
+    }
+    assertEquals(closed, k, "every channel_closed arrived");
+    for (const ch of chs) {
+      const list = got.get(ch)!;
+      // The abort's own ByeSignal, the n Signals in post order, then channel_closed.
+      assertEquals(list.length, n + 2, `channel ${ch}: messages back`);
+      assertEquals(list[0]!.bhdr.opCode, OpCode.ByeSignal);
+      for (let i = 0; i < n; i++) {
+        const m = list[i + 1]!;
+        assertEquals(m.bhdr.status, Status.channelClosed);
+        assertEquals(m.body.text(), `${ch}:${i}`);
+      }
+      assert(isClosed(list[n + 1]), `channel ${ch}: channel_closed last`);
+      for (const m of list) engine.put(m);
+    }
+    // One more message than a slice: a turn may end with one channel's channel_closed.
+    assert(
+      most <= HAND_BACK_SLICE + 1,
+      `${most} messages handed back in one turn (at most ${HAND_BACK_SLICE})`,
+    );
+  });
+}
