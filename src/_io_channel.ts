@@ -523,9 +523,16 @@ export class IoChannel implements Channel {
     this.#decoder = null;
     this.#conn = null;
     this.#tasks = [];
-    this.#host.charge(-this.#queuedBytes);
+    // The unsent frames stay charged to the engine until they are handed back (or dropped):
+    // they are in memory until then, over as many turns as that takes.
+    let unsent = this.#queuedBytes;
     this.#queuedBytes = 0;
+    const uncharge = (bytes: number) => {
+      unsent -= bytes;
+      this.#host.charge(-bytes);
+    };
     if (this.#silent || this.#dropReports) {
+      uncharge(unsent);
       this.#heldHello = null;
       urgent.release();
       normal.release();
@@ -539,11 +546,16 @@ export class IoChannel implements Channel {
         new TofuError(status, `Cannot send on channel ${this.number}: the channel closed`);
       void err.stack;
       const back = (m: Message) => this.group.deliver(handBack(m, status, err));
+      const backUnsent = (m: Message, size: number) => {
+        uncharge(cost(size));
+        back(m);
+      };
       // A HelloRequest written but never answered comes back first when the connect failed.
       const held = this.#heldHello;
       this.#heldHello = null;
       if (held !== null && this.#helloWritten && status === Status.connectFailed) back(held);
       if (urgent.frames + normal.frames === 0) {
+        uncharge(unsent);
         this.#deliverClosed();
         return;
       }
@@ -554,9 +566,10 @@ export class IoChannel implements Channel {
       const job = {
         finished: false,
         step: (max: number): number => {
-          const n = urgent.drainSome(max, back);
-          const total = n + normal.drainSome(max - n, back);
+          const n = urgent.drainSome(max, backUnsent);
+          const total = n + normal.drainSome(max - n, backUnsent);
           if (urgent.frames + normal.frames === 0) {
+            uncharge(unsent);
             job.finished = true;
             this.#handing = null;
             try {
@@ -572,6 +585,7 @@ export class IoChannel implements Channel {
         job,
         drop: () => {
           job.finished = true;
+          uncharge(unsent);
           urgent.release();
           normal.release();
         },
@@ -579,7 +593,10 @@ export class IoChannel implements Channel {
       this.#host.handBack(job);
       handing = true;
     } finally {
-      if (!handing) this.#resolveDone();
+      if (!handing) {
+        uncharge(unsent);
+        this.#resolveDone();
+      }
     }
   }
 

@@ -4,6 +4,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { Engine, type Message, OpCode, Status } from "../mod.ts";
 import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
+import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
 import { listen, make, makeAbort, recv, transports } from "./_fixtures.ts";
 
 /** Lets the event loop turn once (a macrotask). */
@@ -78,5 +79,86 @@ for (const t of transports) {
       most <= HAND_BACK_SLICE + 1,
       `${most} messages handed back in one turn (at most ${HAND_BACK_SLICE})`,
     );
+  });
+}
+
+/** Opens `k` client channels in `client` to `server`; returns their numbers. */
+async function openChannels(
+  engine: Engine,
+  t: (typeof transports)[number],
+  server: Awaited<ReturnType<typeof listen>>,
+  client: ReturnType<Engine["create"]>,
+  k: number,
+): Promise<number[]> {
+  const chs: number[] = [];
+  for (let i = 0; i < k; i++) {
+    const hello = t.connectTo(server.bound).format(engine.get("always")!);
+    chs.push(client.post(hello).channelNumber);
+    const req = await recv(server.group);
+    req.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(req);
+    engine.put(await recv(client));
+  }
+  return chs;
+}
+
+/** Posts Signals with a `size`-byte body on `ch` until the engine refuses; returns how many. */
+function fill(engine: Engine, group: ReturnType<Engine["create"]>, ch: number, size: number) {
+  const body = "x".repeat(size);
+  for (let n = 0;; n++) {
+    const m = make(engine, ch, OpCode.Signal, body);
+    try {
+      group.post(m);
+    } catch (err) {
+      engine.put(m);
+      assertEquals((err as { status?: number }).status, Status.allocationFailed);
+      return n;
+    }
+  }
+}
+
+for (const t of transports) {
+  // The bytes of a closed channel's unsent frames stay in memory until they are handed
+  // back, which now takes many turns; they were uncharged from the engine-wide budget at
+  // the close, so other channels could queue the whole budget again meanwhile (about twice
+  // maxEngineQueuedBytes here).
+  Deno.test(`${t.name}: a channel handing back still counts its unsent bytes against maxEngineQueuedBytes`, async () => {
+    const max = 4 * 1024 * 1024;
+    await using engine = new Engine({ maxEngineQueuedBytes: max, maxQueuedBytes: 2 ** 26 });
+    const server = await listen(engine, t);
+    const client = engine.create();
+    const [a, b] = await openChannels(engine, t, server, client, 2);
+    const size = 1000;
+    const cost = 16 + size + QUEUED_MESSAGE_OVERHEAD;
+    const posted = fill(engine, client, a!, size); // nothing written yet: all of it queued
+    assert(posted * cost > max - ENGINE_BUDGET_ALLOWANCE, `only ${posted} posted on a`);
+    client.post(makeAbort(engine, a!));
+    engine.put(await recv(client)); // the abort's ByeSignal
+    let back = 0;
+    const first = await recv(client); // the first slice has begun
+    back++;
+    engine.put(first);
+    for (let m = client.tryReceive(); m !== null; m = client.tryReceive()) {
+      back++;
+      engine.put(m);
+    }
+    assert(back < posted, "all of a came back in one turn");
+    // a still holds posted - back frames; b may add its allowance, not the budget again.
+    const onB = fill(engine, client, b!, size);
+    const inMemory = (posted - back + onB) * cost;
+    assert(
+      inMemory <= max + ENGINE_BUDGET_ALLOWANCE + cost,
+      `${inMemory} bytes queued or being handed back (maxEngineQueuedBytes ${max})`,
+    );
+    // Everything of a still comes back, then channel_closed.
+    for (let closed = false; !closed;) {
+      const m = await recv(client);
+      if (m.bhdr.channelNumber === a) {
+        if (isClosed(m)) closed = true;
+        else back++;
+      }
+      engine.put(m);
+    }
+    assertEquals(back, posted, "messages of a handed back");
   });
 }
