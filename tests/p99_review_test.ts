@@ -2,10 +2,11 @@
 // Each test here failed on 754dcd8 (main after the p99 merge) unless it says otherwise.
 
 import { assert, assertEquals } from "@std/assert";
-import { encodeFrame, Engine, Message, OpCode, Status } from "../mod.ts";
+import { encodeFrame, Engine, FrameDecoder, Message, OpCode, Status } from "../mod.ts";
 import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
 import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
 import { listen, make, makeAbort, rawConnect, recv, transports, writeAll } from "./_fixtures.ts";
+import { serveEcho } from "../examples/echo_server.ts";
 
 /** One encoded frame. */
 function frame(op: number, id: number): Uint8Array {
@@ -248,5 +249,157 @@ for (const t of transports) {
         engine.put(m);
       }
     }
+  });
+}
+
+/**
+ * `engine` and `group` as serveEcho sees them, counting every message the group yields
+ * and every message that leaves the application again (a post taken, or a put).
+ */
+function counted(engine: Engine, group: ReturnType<Engine["create"]>) {
+  const n = { received: 0, posted: 0, put: 0 };
+  const e = new Proxy(engine, {
+    get(target, key) {
+      if (key === "put") {
+        return (m: Message) => {
+          n.put++;
+          target.put(m);
+        };
+      }
+      const v = Reflect.get(target, key, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const g = new Proxy(group, {
+    get(target, key) {
+      if (key === "post") {
+        return (m: Message) => {
+          const r = target.post(m);
+          n.posted++;
+          return r;
+        };
+      }
+      if (key === Symbol.asyncIterator) {
+        return async function* () {
+          for await (const m of target) {
+            n.received++;
+            yield m;
+          }
+        };
+      }
+      const v = Reflect.get(target, key, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return { engine: e, group: g, n };
+}
+
+for (const t of transports) {
+  // Passed before too (a guard for examples/echo_server.ts holding answers): a peer that
+  // sends requests, never reads, sends ByeRequests while answers are held, then leaves.
+  // Every message the server received goes back (posted or put), none is kept.
+  Deno.test(`${t.name}: examples/echo_server.ts puts back every held answer when the peer leaves`, async () => {
+    const engine = new Engine({ maxQueuedBytes: 64 * 1024, maxChannelHeldMsgs: 32 });
+    const server = await listen(engine, t);
+    const c = counted(engine, server.group);
+    const serving = serveEcho(c.engine, c.group);
+    const peer = await rawConnect(server.bound);
+    const body = "x".repeat(4096);
+    const req = (id: number) => {
+      const m = new Message();
+      m.bhdr.opCode = OpCode.Request;
+      m.bhdr.messageId = BigInt(id);
+      m.body.set(body);
+      return encodeFrame(m);
+    };
+    await writeAll(peer, frame(OpCode.HelloRequest, 1));
+    // Enough to fill the server's send queue and its read share; the writes may block
+    // once the server stops reading this peer, so they are not awaited.
+    const frames = [];
+    for (let id = 2; id < 400; id++) frames.push(req(id));
+    frames.push(frame(OpCode.ByeRequest, 400), frame(OpCode.ByeRequest, 401));
+    const writing = writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f]))).catch(
+      () => {},
+    );
+    // Wait until the server holds answers (it received more than went back).
+    const held = () => c.n.received - c.n.posted - c.n.put;
+    const deadline = Date.now() + 10_000;
+    while (held() < 16 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert(held() >= 16, `the server holds ${held()} answers (${JSON.stringify(c.n)})`);
+    peer.close();
+    await writing;
+    // Once the server saw the channel close, everything it received has gone back.
+    const until = Date.now() + 10_000;
+    while (c.n.received !== c.n.posted + c.n.put && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(
+      c.n.received,
+      c.n.posted + c.n.put,
+      `received ${c.n.received}, posted ${c.n.posted}, put ${c.n.put}`,
+    );
+    await engine.close();
+    await serving;
+  });
+}
+
+for (const t of transports) {
+  // Passed before too (a guard): two ByeRequests sent while the server holds answers. The
+  // peer reads only afterwards: it gets every answer, one ByeResponse, and the server has
+  // given back every message it received.
+  Deno.test(`${t.name}: examples/echo_server.ts answers two ByeRequests sent while it holds answers`, async () => {
+    const engine = new Engine({ maxQueuedBytes: 64 * 1024, maxChannelHeldMsgs: 32 });
+    const server = await listen(engine, t);
+    const c = counted(engine, server.group);
+    const serving = serveEcho(c.engine, c.group);
+    const peer = await rawConnect(server.bound);
+    const n = 400;
+    const frames = [frame(OpCode.HelloRequest, 1)];
+    for (let id = 2; id < n + 2; id++) {
+      const m = new Message();
+      m.bhdr.opCode = OpCode.Request;
+      m.bhdr.messageId = BigInt(id);
+      m.body.set("x".repeat(16 * 1024)); // more than the sockets buffer
+      frames.push(encodeFrame(m));
+    }
+    frames.push(frame(OpCode.ByeRequest, n + 2), frame(OpCode.ByeRequest, n + 3));
+    const writing = writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+    // The server holds answers its full send queue refused (it received more than went back).
+    const deadline = Date.now() + 10_000;
+    while (c.n.received - c.n.posted - c.n.put < 16 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert(c.n.received - c.n.posted - c.n.put >= 16, JSON.stringify(c.n));
+    const dec = new FrameDecoder();
+    const m = new Message();
+    const ids: number[] = [];
+    let byes = 0;
+    for (let done = false; !done;) {
+      const got = await peer.read(dec.writable());
+      if (got === null) break;
+      dec.commit(got);
+      while (dec.next(m)) {
+        if (m.bhdr.opCode === OpCode.Response) ids.push(Number(m.bhdr.messageId));
+        else if (m.bhdr.opCode === OpCode.ByeResponse) byes++;
+        else if (m.bhdr.opCode === OpCode.HelloResponse) continue;
+        else throw new Error(`unexpected opcode ${m.bhdr.opCode}`);
+      }
+      done = byes > 0 && ids.length === n;
+    }
+    await writing;
+    assertEquals(ids, Array.from({ length: n }, (_, i) => i + 2));
+    assertEquals(byes, 1);
+    // The server closes after its ByeResponse; then everything it received has gone back.
+    assertEquals(await peer.read(new Uint8Array(16)), null);
+    peer.close();
+    const until = Date.now() + 10_000;
+    while (c.n.received !== c.n.posted + c.n.put && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(c.n.received, c.n.posted + c.n.put, JSON.stringify(c.n));
+    await engine.close();
+    await serving;
   });
 }
