@@ -118,13 +118,19 @@ export class EngineCore implements EngineHost {
   }
 
   release(ch: Channel): void {
-    if (this.channels.get(ch.number) === ch) {
-      this.channels.delete(ch.number);
-      this.numbers.release(ch.number);
-    }
-    // The group keeps it until its reports are out (a closed channel may still be handing
-    // back unsent messages), so that destroy() waits for it.
+    if (this.channels.get(ch.number) !== ch) return;
+    this.channels.delete(ch.number);
+    if (!ch.isListener) return; // kept until retire()
+    this.numbers.release(ch.number);
     ch.done.then(() => (ch.group as GroupCore).channels.delete(ch));
+  }
+
+  // The group keeps a closed channel and its number stays taken until its reports are out
+  // (it may be handing back unsent messages over many turns): destroy() waits for it, and
+  // no new channel gets its number while reports of the old one may still come.
+  retire(ch: Channel): void {
+    this.numbers.release(ch.number);
+    (ch.group as GroupCore).channels.delete(ch);
   }
 
   recycle(m: Message): void {

@@ -36,8 +36,13 @@ export interface EngineHost {
   readonly heartbeat: Heartbeat;
   /** Adds `delta` (negative to release) to the engine-wide queued bytes. */
   charge(delta: number): void;
-  /** Removes a closed channel from the engine's tables and releases its number. */
+  /**
+   * Removes a closed channel from the engine's table (posts to it are refused); a listener's
+   * number is released too, an I/O channel's once its reports are out (retire).
+   */
   release(ch: Channel): void;
+  /** A closed I/O channel's reports are out: releases its number and lets go of it. */
+  retire(ch: Channel): void;
   /** Registers a new channel. */
   register(ch: Channel): void;
   /** Returns a message the engine is done with to the pool. */

@@ -87,6 +87,7 @@ export class IoChannel implements Channel {
   #tasks: Promise<void>[] = [];
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
+  #retired = false;
   // Timeouts (src/_deadlines.ts); null when every timeout is off.
   readonly #watch: Watch | null;
   // A copy of the HelloRequest, kept until the peer's first frame: if none comes in time,
@@ -536,7 +537,7 @@ export class IoChannel implements Channel {
       this.#heldHello = null;
       urgent.release();
       normal.release();
-      this.#resolveDone();
+      this.#end();
       return;
     }
     let handing = false;
@@ -575,7 +576,7 @@ export class IoChannel implements Channel {
             try {
               this.#deliverClosed();
             } finally {
-              this.#resolveDone();
+              this.#end();
             }
           }
           return total;
@@ -595,12 +596,13 @@ export class IoChannel implements Channel {
     } finally {
       if (!handing) {
         uncharge(unsent);
-        this.#resolveDone();
+        this.#end();
       }
     }
   }
 
   #deliverClosed(): void {
+    this.#retire();
     this.group.deliver(
       engineSignal(
         this.number,
@@ -611,6 +613,19 @@ export class IoChannel implements Channel {
     );
   }
 
+  // The channel's reports are out (or dropped): its number may be drawn again. Not before:
+  // a new channel with the number would get the old one's hand-backs and channel_closed.
+  #retire(): void {
+    if (this.#retired) return;
+    this.#retired = true;
+    this.#host.retire(this);
+  }
+
+  #end(): void {
+    this.#retire();
+    this.#resolveDone();
+  }
+
   // The group was destroyed after the close: reports would go to the pool, so drop them.
   #withdraw(): void {
     this.#dropReports = true;
@@ -619,6 +634,6 @@ export class IoChannel implements Channel {
     this.#handing = null;
     this.#host.withdrawHandBack(handing.job);
     handing.drop();
-    this.#resolveDone();
+    this.#end();
   }
 }

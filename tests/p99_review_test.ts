@@ -403,3 +403,61 @@ for (const t of transports) {
     await serving;
   });
 }
+
+for (const t of transports) {
+  // A closed channel's number went back to the pool of numbers at the close, while its
+  // hand-backs and channel_closed (now spread over many turns) were still to come: once
+  // 1,024 other numbers were released, a new connection could get the same number, and
+  // the old channel's reports then read as the new channel's (its channel_closed first of
+  // all). Math.random is fixed here so that the numbers are drawn in a known order.
+  Deno.test(`${t.name}: a channel still handing back keeps its number: a new connection never gets it`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 2 ** 26 });
+    const server = await listen(engine, t);
+    const random = Math.random;
+    let a: Deno.Conn | null = null;
+    let b: Deno.Conn | null = null;
+    try {
+      Math.random = () => 0.5;
+      a = await rawConnect(server.bound) as Deno.Conn;
+      await writeAll(a, frame(OpCode.HelloRequest, 1));
+      const hello = await recv(server.group);
+      const x = hello.bhdr.channelNumber;
+      engine.put(hello);
+      // Posted and aborted in one turn: all of it is handed back, over many turns.
+      for (let i = 0; i < 50_000; i++) {
+        server.group.post(make(engine, x, OpCode.Signal, String(i)));
+      }
+      server.group.post(makeAbort(engine, x));
+      // 1,024 connects that fail at once release as many numbers (no socket involved): the
+      // quarantine (the last 1,024 released) no longer holds x's.
+      const client = engine.create();
+      for (let i = 0; i < 1_024; i++) {
+        const bad = engine.get("always")!;
+        bad.bhdr.opCode = OpCode.HelloRequest;
+        bad.headers.append("~connect_to", "nowhere");
+        client.post(bad);
+      }
+      b = await rawConnect(server.bound) as Deno.Conn;
+      await writeAll(b, frame(OpCode.HelloRequest, 2));
+      Math.random = random;
+      let closedX = false;
+      let helloB: number | null = null;
+      for (let i = 0; helloB === null; i++) {
+        const m = await recv(server.group);
+        if (m.bhdr.opCode === OpCode.HelloRequest && !m.isFromEngine()) {
+          helloB = m.bhdr.channelNumber;
+        } else if (m.bhdr.channelNumber === x && isClosed(m)) closedX = true;
+        engine.put(m);
+      }
+      assert(
+        closedX || helloB !== x,
+        `the new connection got channel ${x} while the old one still handed back`,
+      );
+      for (let m = client.tryReceive(); m !== null; m = client.tryReceive()) engine.put(m);
+    } finally {
+      Math.random = random;
+      a?.close();
+      b?.close();
+    }
+  });
+}
