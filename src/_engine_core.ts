@@ -118,10 +118,10 @@ export class EngineCore implements EngineHost {
   }
 
   release(ch: Channel): void {
-    if (this.channels.get(ch.number) !== ch) return;
-    this.channels.delete(ch.number);
-    if (!ch.isListener) return; // kept until retire()
-    this.numbers.release(ch.number);
+    const listed = this.channels.get(ch.number) === ch;
+    if (listed) this.channels.delete(ch.number);
+    if (!ch.isListener) return; // an I/O channel's number and group entry: see retire()
+    if (listed) this.numbers.release(ch.number);
     ch.done.then(() => (ch.group as GroupCore).channels.delete(ch));
   }
 
