@@ -6,8 +6,8 @@ import type { BinaryHeader } from "./binary_header.ts";
 import { ChannelNumbers } from "./_channel_numbers.ts";
 import { Deadlines, type Timeouts } from "./_deadlines.ts";
 import { Heartbeat } from "./_heartbeat.ts";
-import type { Channel, EngineHost, GroupHost } from "./_host.ts";
-import { IoChannel } from "./_io_channel.ts";
+import type { Channel, EngineHost, GroupHost, HandBack } from "./_host.ts";
+import { HAND_BACK_SLICE, IoChannel } from "./_io_channel.ts";
 import { ListenerChannel } from "./_listener.ts";
 import type { Conn, Listener, Transport } from "./_transport.ts";
 import { isolate } from "./_transport_isolate.ts";
@@ -81,6 +81,11 @@ export class EngineCore implements EngineHost {
   readonly channels = new Map<number, Channel>();
   readonly groups = new Set<GroupCore>();
   closed = false;
+  // Closed channels still handing back unsent messages, and the timer of the next turn's
+  // slice. The slice is shared: k channels closing at once hand back HAND_BACK_SLICE
+  // messages per turn in all, not k slices.
+  #handBacks: HandBack[] = [];
+  #handBackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(o: ResolvedOptions) {
     this.pool = new MessagePool(o.initialPoolMsgs, o.maxPoolMsgs);
@@ -113,19 +118,56 @@ export class EngineCore implements EngineHost {
   }
 
   release(ch: Channel): void {
-    if (this.channels.get(ch.number) === ch) {
-      this.channels.delete(ch.number);
-      this.numbers.release(ch.number);
-    }
-    // The group keeps it until its reports are out (a closed channel may still be handing
-    // back unsent messages), so that destroy() waits for it.
+    const listed = this.channels.get(ch.number) === ch;
+    if (listed) this.channels.delete(ch.number);
+    if (!ch.isListener) return; // an I/O channel's number and group entry: see retire()
+    if (listed) this.numbers.release(ch.number);
     ch.done.then(() => (ch.group as GroupCore).channels.delete(ch));
+  }
+
+  // The group keeps a closed channel and its number stays taken until its reports are out
+  // (it may be handing back unsent messages over many turns): destroy() waits for it, and
+  // no new channel gets its number while reports of the old one may still come.
+  retire(ch: Channel): void {
+    this.numbers.release(ch.number);
+    (ch.group as GroupCore).channels.delete(ch);
   }
 
   recycle(m: Message): void {
     transfer(m, Owner.Application);
     this.pool.put(m);
   }
+
+  handBack(job: HandBack): void {
+    this.#handBacks.push(job);
+    this.#handBackTimer ??= setTimeout(this.#handBackSlice, 0);
+  }
+
+  withdrawHandBack(job: HandBack): void {
+    const i = this.#handBacks.indexOf(job);
+    if (i >= 0) this.#handBacks.splice(i, 1);
+    if (this.#handBacks.length === 0 && this.#handBackTimer !== undefined) {
+      clearTimeout(this.#handBackTimer);
+      this.#handBackTimer = undefined;
+    }
+  }
+
+  // One turn's slice, shared evenly by the channels handing back (oldest first).
+  #handBackSlice = (): void => {
+    this.#handBackTimer = undefined;
+    let budget = HAND_BACK_SLICE;
+    while (budget > 0 && this.#handBacks.length > 0) {
+      const jobs = this.#handBacks;
+      const part = Math.max(1, Math.floor(budget / jobs.length));
+      const left: HandBack[] = [];
+      for (const job of jobs) {
+        if (budget > 0 && !job.finished) budget -= job.step(Math.min(part, budget));
+        if (!job.finished) left.push(job);
+      }
+      this.#handBacks = left;
+    }
+    if (this.#handBacks.length > 0) this.#handBackTimer = setTimeout(this.#handBackSlice, 0);
+  };
 
   post(group: GroupCore, msg: Message): BinaryHeader {
     const op = msg.bhdr.opCode;

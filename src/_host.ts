@@ -36,12 +36,29 @@ export interface EngineHost {
   readonly heartbeat: Heartbeat;
   /** Adds `delta` (negative to release) to the engine-wide queued bytes. */
   charge(delta: number): void;
-  /** Removes a closed channel from the engine's tables and releases its number. */
+  /**
+   * Removes a closed channel from the engine's table (posts to it are refused); a listener's
+   * number is released too, an I/O channel's once its reports are out (retire).
+   */
   release(ch: Channel): void;
+  /** A closed I/O channel's reports are out: releases its number and lets go of it. */
+  retire(ch: Channel): void;
   /** Registers a new channel. */
   register(ch: Channel): void;
   /** Returns a message the engine is done with to the pool. */
   recycle(m: Message): void;
+  /** Queues a closed channel's hand-backs: all closing channels share one slice per turn. */
+  handBack(job: HandBack): void;
+  /** Withdraws a queued `job` (its group was destroyed: nothing more is handed back). */
+  withdrawHandBack(job: HandBack): void;
+}
+
+/** A closed channel's unsent messages, handed back a part at a time (see EngineCore). */
+export interface HandBack {
+  /** Hands back at most `max` messages (then channel_closed once all are); returns how many. */
+  step(max: number): number;
+  /** True once the channel_closed Signal is out (or the job was withdrawn). */
+  readonly finished: boolean;
 }
 
 export interface Channel {

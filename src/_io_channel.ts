@@ -18,7 +18,7 @@ import { SendRoom } from "./_send_room.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 import { closeQuietly, type Conn } from "./_transport.ts";
-import type { Channel, EngineHost, GroupHost } from "./_host.ts";
+import type { Channel, EngineHost, GroupHost, HandBack } from "./_host.ts";
 import type { Expiry, Watch } from "./_deadlines.ts";
 
 // Posted messages are validated, which sets both lengths in the binary header; the
@@ -80,10 +80,14 @@ export class IoChannel implements Channel {
   #closeStatus = 0;
   #closeError: TofuError | null = null;
   #silent = false;
-  #hurry = false;
+  // Set when the group is destroyed after the close: no reports any more.
+  #dropReports = false;
+  // The hand-backs queued on the engine (#finish), and how to drop what is left of them.
+  #handing: { job: HandBack; drop: () => void } | null = null;
   #tasks: Promise<void>[] = [];
   #flushTask: Promise<void> | null = null;
   #resolveDone!: () => void;
+  #retired = false;
   // Timeouts (src/_deadlines.ts); null when every timeout is off.
   readonly #watch: Watch | null;
   // A copy of the HelloRequest, kept until the peer's first frame: if none comes in time,
@@ -447,7 +451,8 @@ export class IoChannel implements Channel {
 
   close(status: number, error: TofuError | null, silent = false): void {
     if (this.#closed) {
-      if (silent) this.#hurry = true; // destroyed while handing back: the rest at once
+      // Destroyed while handing back: what is left would only go to the pool.
+      if (silent) this.#withdraw();
       return;
     }
     this.#closed = true;
@@ -522,13 +527,20 @@ export class IoChannel implements Channel {
     this.#decoder = null;
     this.#conn = null;
     this.#tasks = [];
-    this.#host.charge(-this.#queuedBytes);
+    // The unsent frames stay charged to the engine until they are handed back (or dropped):
+    // they are in memory until then, over as many turns as that takes.
+    let unsent = this.#queuedBytes;
     this.#queuedBytes = 0;
-    if (this.#silent) {
+    const uncharge = (bytes: number) => {
+      unsent -= bytes;
+      this.#host.charge(-bytes);
+    };
+    if (this.#silent || this.#dropReports) {
+      uncharge(unsent);
       this.#heldHello = null;
       urgent.release();
       normal.release();
-      this.#resolveDone();
+      this.#end();
       return;
     }
     let handing = false;
@@ -538,41 +550,93 @@ export class IoChannel implements Channel {
         new TofuError(status, `Cannot send on channel ${this.number}: the channel closed`);
       void err.stack;
       const back = (m: Message) => this.group.deliver(handBack(m, status, err));
+      const backUnsent = (m: Message, size: number) => {
+        uncharge(cost(size));
+        back(m);
+      };
       // A HelloRequest written but never answered comes back first when the connect failed.
       const held = this.#heldHello;
       this.#heldHello = null;
       if (held !== null && this.#helloWritten && status === Status.connectFailed) back(held);
+      if (urgent.frames + normal.frames === 0) {
+        uncharge(unsent);
+        this.#deliverClosed();
+        return;
+      }
+      // The unsent frames go back a part of the engine's slice per turn of the event loop:
+      // a peer that never read can leave thousands, and building and delivering them all at
+      // once (and the application's handling of them, in the same macrotask) would hold up
+      // every other channel. The engine shares one slice among the channels handing back.
+      const job = {
+        finished: false,
+        step: (max: number): number => {
+          const n = urgent.drainSome(max, backUnsent);
+          const total = n + normal.drainSome(max - n, backUnsent);
+          if (urgent.frames + normal.frames === 0) {
+            uncharge(unsent);
+            job.finished = true;
+            this.#handing = null;
+            try {
+              this.#deliverClosed();
+            } finally {
+              this.#end();
+            }
+          }
+          return total;
+        },
+      };
+      this.#handing = {
+        job,
+        drop: () => {
+          job.finished = true;
+          uncharge(unsent);
+          urgent.release();
+          normal.release();
+        },
+      };
+      this.#host.handBack(job);
       handing = true;
-      this.#handBack(urgent, normal, back);
     } finally {
-      if (!handing) this.#resolveDone();
+      if (!handing) {
+        uncharge(unsent);
+        this.#end();
+      }
     }
   }
 
-  // Hands back the unsent frames a slice per turn of the event loop: a peer that never
-  // read can leave thousands, and building and delivering them all at once (and the
-  // application's handling of them, in the same macrotask) would hold up every other
-  // channel. A group destroyed meanwhile (close with silent) gets the rest at once.
-  #handBack(urgent: SendLane, normal: SendLane, back: (m: Message) => void): void {
-    let again = false;
-    try {
-      const max = this.#hurry ? Infinity : HAND_BACK_SLICE;
-      const n = urgent.drainSome(max, back);
-      normal.drainSome(max - n, back);
-      again = urgent.frames + normal.frames > 0;
-      if (!again) {
-        this.group.deliver(
-          engineSignal(
-            this.number,
-            Status.channelClosed,
-            this.#hasId ? this.#id : null,
-            this.#closeError,
-          ),
-        );
-      }
-    } finally {
-      if (again) setTimeout(() => this.#handBack(urgent, normal, back), 0);
-      else this.#resolveDone();
-    }
+  #deliverClosed(): void {
+    this.#retire();
+    this.group.deliver(
+      engineSignal(
+        this.number,
+        Status.channelClosed,
+        this.#hasId ? this.#id : null,
+        this.#closeError,
+      ),
+    );
+  }
+
+  // The channel's reports are out (or dropped): its number may be drawn again. Not before:
+  // a new channel with the number would get the old one's hand-backs and channel_closed.
+  #retire(): void {
+    if (this.#retired) return;
+    this.#retired = true;
+    this.#host.retire(this);
+  }
+
+  #end(): void {
+    this.#retire();
+    this.#resolveDone();
+  }
+
+  // The group was destroyed after the close: reports would go to the pool, so drop them.
+  #withdraw(): void {
+    this.#dropReports = true;
+    const handing = this.#handing;
+    if (handing === null) return;
+    this.#handing = null;
+    this.#host.withdrawHandBack(handing.job);
+    handing.drop();
+    this.#end();
   }
 }
