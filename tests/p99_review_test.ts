@@ -313,14 +313,15 @@ for (const t of transports) {
       return encodeFrame(m);
     };
     await writeAll(peer, frame(OpCode.HelloRequest, 1));
-    // Enough to fill the server's send queue and its read share; the writes may block
-    // once the server stops reading this peer, so they are not awaited.
+    // Enough to fill the kernel's socket buffers (loopback TCP may take several MiB), the
+    // server's send queue and its read share: 16 MiB of requests. The writes block once the
+    // server stops reading this peer, so they are not awaited.
     const frames = [];
-    for (let id = 2; id < 400; id++) frames.push(req(id));
-    frames.push(frame(OpCode.ByeRequest, 400), frame(OpCode.ByeRequest, 401));
-    const writing = writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f]))).catch(
-      () => {},
-    );
+    for (let id = 2; id < 4000; id++) frames.push(req(id));
+    frames.push(frame(OpCode.ByeRequest, 4000), frame(OpCode.ByeRequest, 4001));
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    frames.reduce((off, f) => (all.set(f, off), off + f.length), 0);
+    const writing = writeAll(peer, all).catch(() => {});
     // Wait until the server holds answers (it received more than went back).
     const held = () => c.n.received - c.n.posted - c.n.put;
     const deadline = Date.now() + 10_000;
