@@ -6,9 +6,10 @@ import { assert, assertEquals, assertRejects, assertStrictEquals } from "@std/as
 import {
   type Channel,
   connect,
+  encodeFrame,
   Engine,
   listen,
-  type Message,
+  Message,
   OpCode,
   serve,
   Status,
@@ -16,7 +17,9 @@ import {
   TofuError,
 } from "../mod.ts";
 import { Hub } from "../src/_peer_hub.ts";
+import { tempUdsPath } from "../testing.ts";
 import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
+import { rawConnect, writeAll } from "./_fixtures.ts";
 
 /** Whether `m` is in `engine`'s pool now (it was put back). */
 function inPool(engine: Engine, m: Message): boolean {
@@ -146,5 +149,190 @@ for (const t of peerTransports) {
     assert(hub.destroyed);
     assertEquals([a.gone, b.gone, other.gone], [0, 0, 1]);
     for (const f of fallen) engine.put(f);
+  });
+}
+
+Deno.test("listen(): every accepted channel reports the address its peer dialled, of four", async () => {
+  const udsA = `uds|${tempUdsPath()}`;
+  const udsB = `uds|${tempUdsPath()}`;
+  await using listener = await listen(["tcp|127.0.0.1|0", udsA, "tcp|127.0.0.1|0", udsB]);
+  const bound = listener.addresses;
+  assertEquals(bound.length, 4);
+  assertEquals([bound[1], bound[3]], [udsA, udsB]);
+  assert(bound[0] !== bound[2], "two TCP ports");
+  assertEquals(listener.address, bound[0]);
+  const peers = listener[Symbol.asyncIterator]();
+  const clients: Channel[] = [];
+  try {
+    for (const a of [bound[2]!, bound[3]!, bound[0]!, bound[1]!]) {
+      const c = await connect(a);
+      clients.push(c);
+      const accepted = (await peers.next()).value as Channel;
+      assertEquals(accepted.address, a);
+    }
+    assertEquals(listener.peerCount, 4);
+    // A peer that skips the handshake is taken for a peer of the first address.
+    const raw = await rawConnect(bound[2]!);
+    const signal = new Message();
+    signal.bhdr.opCode = OpCode.Signal;
+    signal.body.set("no hello");
+    await writeAll(raw, encodeFrame(signal));
+    const accepted = (await peers.next()).value as Channel;
+    assertEquals(accepted.address, bound[0]);
+    const first = await accepted[Symbol.asyncIterator]().next();
+    assertEquals((first.value as Message).body.text(), "no hello");
+    accepted.engine.put(first.value as Message);
+    raw.close();
+  } finally {
+    for (const c of clients) await c.close();
+  }
+});
+
+Deno.test("listen() checks its addresses, and reports a failure with its reason", async () => {
+  // deno-lint-ignore no-explicit-any
+  const err = await assertRejects(() => listen(["tcp|127.0.0.1|0", 42 as any]), TypeError);
+  assertEquals(
+    err.message,
+    "Cannot listen: give one address string or a non-empty array of them",
+  );
+  await assertRejects(() => listen([]), TypeError);
+  // A malformed address: refused by the post, with the engine's reason.
+  const bad = await expectTofuError(listen("tcp|127.0.0.1|x"), Status.invalidAddress);
+  assert(bad.message.startsWith("Cannot "), bad.message);
+  // An address in use: the engine's WelcomeResponse tells why.
+  await using first = await listen("tcp|127.0.0.1|0");
+  const inUse = await expectTofuError(listen(first.address), Status.listenFailed);
+  assert(inUse.message.includes(first.address.split("|")[2]!), inUse.message);
+});
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: listen() on an engine closed before the bind rejects with shutdown_started`, async () => {
+    const engine = new Engine();
+    const listening = listen(t.any(), { engine });
+    await engine.close();
+    const err = await expectTofuError(listening, Status.shutdownStarted);
+    assertEquals(err.message, "Cannot listen: the engine is closed");
+  });
+
+  Deno.test(`${t.name}: a listener's close() ends its iterator, says bye to its peers and is idempotent`, async () => {
+    await using engine = new Engine();
+    const listener = await listen(t.any(), { engine });
+    assertStrictEquals(listener.engine, engine);
+    const client = await connect(listener.address, { engine });
+    const peers = listener[Symbol.asyncIterator]();
+    const peer = (await peers.next()).value as Channel;
+    assertEquals(listener.peerCount, 1);
+    const closing = listener.close();
+    assertStrictEquals(listener.close(), closing, "close() twice gives the same promise");
+    await within(closing, 20_000, "listener.close()");
+    assertEquals((await peers.next()).done, true, "the iterator ends");
+    assertEquals(statusName(await peer.closed), "success");
+    assertEquals(statusName(await client.closed), "success");
+    assertEquals(listener.peerCount, 0);
+    // Nothing listens any more.
+    await expectTofuError(connect(listener.address, { engine }), t.nobody()[1]);
+    await client.close();
+    assertEquals(engine.channelCount, 0);
+  });
+}
+
+/** Resolves with what `it` has queued now, or "nothing" when it would have to wait. */
+async function queuedNow<T>(it: AsyncIterator<T>): Promise<IteratorResult<T> | "nothing"> {
+  return await Promise.race([
+    it.next(),
+    new Promise<"nothing">((r) => setTimeout(() => r("nothing"), 0)),
+  ]);
+}
+
+Deno.test("serve() checks its handler and maxInFlight", async () => {
+  // deno-lint-ignore no-explicit-any
+  const err = await assertRejects(() => serve("tcp|127.0.0.1|0", "no" as any), TypeError);
+  assertEquals(err.message, "Cannot serve: the handler is not a function");
+  const range = await assertRejects(
+    () => serve("tcp|127.0.0.1|0", () => "", { maxInFlight: 1.5 }),
+    RangeError,
+  );
+  assertEquals(range.message, "Cannot serve: maxInFlight 1.5 is not a positive integer");
+  await assertRejects(() => serve("tcp|127.0.0.1|0", () => "", { maxInFlight: -1 }), RangeError);
+});
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: serve(): Signals reach the handler and are never answered, not even when it throws`, async () => {
+    await using engine = new Engine();
+    const seen: string[] = [];
+    await using server = await serve(t.any(), (req) => {
+      const text = req.body.text();
+      seen.push(`${req.bhdr.opCode}:${text}`);
+      if (text.startsWith("throw")) throw new Error("handler failure");
+      return `answer to ${text}`;
+    }, { engine });
+    assertStrictEquals(server.engine, engine);
+    assertEquals(server.addresses, [server.address]);
+    await using ch = await connect(server.address, { engine });
+    await ch.send("signal");
+    await ch.send("throw on a signal");
+    using r = await ch.request("request", { timeoutMs: 20_000 });
+    assertEquals(r.body.text(), "answer to request");
+    assertEquals(server.peerCount, 1);
+    assertEquals(seen, [
+      `${OpCode.Signal}:signal`,
+      `${OpCode.Signal}:throw on a signal`,
+      `${OpCode.Request}:request`,
+    ]);
+    // Anything answered to the Signals would have arrived before the Request's answer.
+    assertEquals(await queuedNow(ch[Symbol.asyncIterator]()), "nothing");
+  });
+
+  Deno.test(`${t.name}: serve(): a handler may answer with the request itself, another message or nothing`, async () => {
+    await using engine = new Engine({ initialPoolMsgs: 32, maxPoolMsgs: 100_000 });
+    await using server = await serve(t.any(), (req, ch) => {
+      const text = req.body.text();
+      if (text === "echo") {
+        req.headers.append("seen", "yes");
+        return req;
+      }
+      if (text === "other") {
+        const m = ch.engine.get("always")!;
+        m.body.set("a message of its own");
+        return m;
+      }
+      if (text === "nothing") return undefined;
+      if (text === "null") return null;
+      return "text";
+    }, { engine });
+    await using ch = await connect(server.address, { engine });
+    {
+      using echo = await ch.request("echo", { timeoutMs: 20_000 });
+      assertEquals([echo.body.text(), echo.headers.get("seen")], ["echo", "yes"]);
+      using other = await ch.request("other", { timeoutMs: 20_000 });
+      assertEquals(other.body.text(), "a message of its own");
+      using nothing = await ch.request("nothing", { timeoutMs: 20_000 });
+      assertEquals([nothing.body.text(), nothing.bhdr.opCode], ["", OpCode.Response]);
+      using nul = await ch.request("null", { timeoutMs: 20_000 });
+      assertEquals(nul.body.text(), "");
+    }
+    // Every request was put back once (or went out as its answer): the pool holds each
+    // message once, none twice.
+    const out: Message[] = [];
+    for (let m = engine.get("poolOnly"); m !== null; m = engine.get("poolOnly")) out.push(m);
+    assertEquals(new Set(out).size, out.length, "a message is in the pool twice");
+    for (const m of out) engine.put(m);
+  });
+
+  Deno.test(`${t.name}: serve(): a handler that throws a TofuError or a non-Error is reported with its status`, async () => {
+    await using server = await serve(t.any(), (req) => {
+      const text = req.body.text();
+      if (text === "tofu") throw new TofuError(Status.notAllowed, "Cannot print: no paper");
+      if (text === "empty") throw new Error("");
+      throw 42;
+    });
+    await using ch = await connect(server.address);
+    const tofu = await expectTofuError(ch.request("tofu"), Status.notAllowed);
+    assertEquals(tofu.message, "Cannot complete request: the peer failed: Cannot print: no paper");
+    const empty = await expectTofuError(ch.request("empty"), Status.processingFailed);
+    assertEquals(empty.message, "Cannot complete request: the peer failed: processing_failed");
+    const num = await expectTofuError(ch.request("num"), Status.processingFailed);
+    assertEquals(num.message, "Cannot complete request: the peer failed: 42");
+    assert(ch.isOpen, "a failed handler does not close the channel");
   });
 }
