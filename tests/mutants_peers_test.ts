@@ -336,3 +336,150 @@ for (const t of peerTransports) {
     assert(ch.isOpen, "a failed handler does not close the channel");
   });
 }
+
+/** A listener, a client connected to it, and the accepted peer. */
+async function pair(t: { any(): string }, engine?: Engine) {
+  const options = engine ? { engine } : {};
+  const listener = await listen(t.any(), options);
+  const client = await connect(listener.address, options);
+  const peer = (await listener[Symbol.asyncIterator]().next()).value as Channel;
+  return {
+    listener,
+    client,
+    peer,
+    async [Symbol.asyncDispose]() {
+      await client.close();
+      await listener.close();
+    },
+  };
+}
+
+/** The next message `ch` yields. */
+async function nextOf(ch: Channel): Promise<Message> {
+  const r = await within(ch[Symbol.asyncIterator]().next(), 20_000, "the next message");
+  assert(!r.done, "the channel ended");
+  return r.value as Message;
+}
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: Channel: an error Response is read from its headers, whatever they hold`, async () => {
+    await using p = await pair(t);
+    const cases: [Record<string, string>, number, string][] = [
+      [{ "tofu-status": "abc", "tofu-error": "odd status" }, Status.processingFailed, "odd status"],
+      [{ "tofu-status": String(Status.notAllowed) }, Status.notAllowed, "not_allowed"],
+      [{ "tofu-status": "0", "tofu-error": "zero" }, Status.processingFailed, "zero"],
+    ];
+    for (const [headers, status, text] of cases) {
+      const asking = p.client.request("q", { timeoutMs: 20_000 });
+      using req = await nextOf(p.peer);
+      await p.peer.respond(req, "ignored body", { headers });
+      const err = await expectTofuError(asking, status);
+      assertEquals(err.message, `Cannot complete request: the peer failed: ${text}`);
+    }
+    // Without tofu-status, tofu-error alone is an ordinary header.
+    const asking = p.client.request("q", { timeoutMs: 20_000 });
+    using req = await nextOf(p.peer);
+    await p.peer.respond(req.bhdr.messageId, "fine", { headers: { "tofu-error": "not an error" } });
+    using ok = await asking;
+    assertEquals([ok.body.text(), ok.headers.get("tofu-error")], ["fine", "not an error"]);
+  });
+
+  Deno.test(`${t.name}: Channel: respond(), send() and chunks() check their arguments`, async () => {
+    await using p = await pair(t);
+    // deno-lint-ignore no-explicit-any
+    const typeErr = await assertRejects(() => p.peer.respond("x" as any), TypeError);
+    assertEquals(typeErr.message, "Cannot respond: req is not a Message or a message id");
+    const noId = await expectTofuError(p.peer.respond(0n, "x"), Status.invalidMessageId);
+    assertEquals(noId.message, "Cannot respond: the request has no message id");
+    const badOp = await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      () => p.client.send("x", { op: OpCode.Response as any }),
+      TypeError,
+    );
+    assertEquals(
+      badOp.message,
+      `Cannot send: op ${OpCode.Response} is not OpCode.Signal or OpCode.Request`,
+    );
+    for (const body of [42, null, { a: 1 }]) {
+      // deno-lint-ignore no-explicit-any
+      const e = await assertRejects(() => p.client.send(body as any), TypeError);
+      assertEquals(
+        e.message,
+        "Cannot send: the body is not a string, Uint8Array, Message or iterable of chunks",
+      );
+    }
+    // deno-lint-ignore no-explicit-any
+    const badChunk = await assertRejects(() => p.client.send([42] as any), TypeError);
+    assertEquals(badChunk.message, "Cannot send: a chunk is not a string or Uint8Array");
+    // A message with `more` that this channel never received opens no stream here.
+    const stranger = new Message();
+    stranger.bhdr.more = 1;
+    stranger.bhdr.messageId = 99n;
+    const it = p.client.chunks(stranger);
+    const noStream = await expectTofuError(it.next(), Status.invalidMoreUsage);
+    assertEquals(
+      noStream.message,
+      "Cannot read stream: message 99 opens no stream on this channel",
+    );
+    // A message without `more` is a stream of one.
+    const single = new Message();
+    const got: Message[] = [];
+    for await (const c of p.client.chunks(single)) got.push(c);
+    assertEquals(got.length, 1);
+    assertStrictEquals(got[0], single);
+    // Nothing bad was sent: the channels still work both ways.
+    await p.client.send("after", { op: OpCode.Request });
+    using after = await nextOf(p.peer);
+    assertEquals([after.bhdr.opCode, after.body.text()], [OpCode.Request, "after"]);
+  });
+
+  Deno.test(`${t.name}: Channel: a chunk source that fails partway ends the stream with its error`, async () => {
+    await using p = await pair(t);
+    function* failing(): Generator<string> {
+      yield "one";
+      yield "two";
+      throw new TofuError(Status.notAllowed, "Cannot go on: source failed");
+    }
+    const sending = p.client.send(failing());
+    await assertRejects(() => sending, TofuError, "source failed");
+    const first = await nextOf(p.peer);
+    const got: string[] = [];
+    const err = await expectTofuError(
+      (async () => {
+        for await (using c of p.peer.chunks(first)) got.push(c.body.text());
+      })(),
+      Status.notAllowed,
+    );
+    // The sender looks one chunk ahead: "two" was held back when the source failed.
+    assertEquals(got, ["one"]);
+    assertEquals(err.message, "Cannot read stream: the peer failed: Cannot go on: source failed");
+    // A source that fails before its first chunk sends nothing at all.
+    const failsAtOnce = (): Iterable<string> => ({
+      [Symbol.iterator]: () => ({
+        next: () => {
+          throw new Error("nothing to send");
+        },
+      }),
+    });
+    await assertRejects(() => p.client.send(failsAtOnce()), Error, "nothing to send");
+    await p.client.send("next");
+    using next = await nextOf(p.peer);
+    assertEquals([next.body.text(), next.hasMore()], ["next", false]);
+  });
+
+  Deno.test(`${t.name}: Channel: address and channel number, while open and once closed`, async () => {
+    await using p = await pair(t);
+    assertEquals(p.client.address, p.listener.address);
+    assertEquals(p.peer.address, p.listener.address);
+    assert(p.client.channelNumber > 0 && p.peer.channelNumber > 0);
+    assert(p.client.isOpen && p.peer.isOpen);
+    await p.client.close();
+    assertEquals([p.client.channelNumber, p.client.isOpen], [0, false]);
+    assertEquals(statusName(await p.peer.closed), "success");
+    assertEquals([p.peer.channelNumber, p.peer.isOpen], [0, false]);
+    const late = await expectTofuError(p.peer.respond(5n, "x"), Status.channelClosed);
+    assertEquals(late.message, "Cannot respond: the channel is closed");
+    const send = await expectTofuError(p.client.send("x"), Status.channelClosed);
+    assertEquals(send.message, "Cannot send: the channel is closed");
+  });
+}
