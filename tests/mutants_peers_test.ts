@@ -483,3 +483,80 @@ for (const t of peerTransports) {
     assertEquals(send.message, "Cannot send: the channel is closed");
   });
 }
+
+Deno.test("connect() checks the address type, the timeout and each reconnect option", async () => {
+  // deno-lint-ignore no-explicit-any
+  const typeErr = await assertRejects(() => connect(42 as any), TypeError);
+  assertEquals(typeErr.message, "Cannot connect: the address must be a string, got number");
+  const timeout = await assertRejects(
+    () => connect("tcp|127.0.0.1|1", { timeoutMs: -5 }),
+    RangeError,
+  );
+  assertEquals(timeout.message, "Cannot connect: timeoutMs -5 is not a number >= 0");
+  for (const name of ["initialDelayMs", "maxDelayMs", "maxAttempts"]) {
+    for (const v of [-1, NaN, "5"]) {
+      const err = await assertRejects(
+        () => connect("tcp|127.0.0.1|1", { timeoutMs: 200, reconnect: { [name]: v } }),
+        RangeError,
+      );
+      assertEquals(err.message, `Cannot connect: reconnect.${name} ${v} is not a number >= 0`);
+    }
+  }
+});
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: connect(): reconnect options of 0 are valid; maxAttempts 0 gives up after one dial`, async () => {
+    const [nobody, status] = t.nobody();
+    await expectTofuError(
+      connect(nobody, {
+        timeoutMs: 20_000,
+        reconnect: { initialDelayMs: 0, maxDelayMs: 0, maxAttempts: 0 },
+      }),
+      status,
+    );
+  });
+}
+
+/** A TCP listener that accepts and closes every connection at once, counting them. */
+function slammer(): { address: string; count(): number; close(): Promise<void> } {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let n = 0;
+  const loop = (async () => {
+    for await (const c of l) {
+      n++;
+      c.close();
+    }
+  })();
+  return {
+    address: `tcp|127.0.0.1|${(l.addr as Deno.NetAddr).port}`,
+    count: () => n,
+    close: async () => {
+      l.close();
+      await loop;
+    },
+  };
+}
+
+Deno.test("connect(): re-dials wait initialDelayMs first, then back off up to maxDelayMs", async () => {
+  const s = slammer();
+  try {
+    // The first pause is at least 30 s (half of 60 s): within 500 ms only one dial happens.
+    await expectTofuError(
+      connect(s.address, { timeoutMs: 500, reconnect: { initialDelayMs: 60_000 } }),
+      Status.connectFailed,
+      "the last attempt",
+    );
+    assertEquals(s.count(), 1, "one dial before the first pause");
+    // Pauses from 1 ms doubling (at least half of 1, 2, 4, ... ms): within 500 ms the
+    // dials cannot be more than 11 (the first 11 pauses already take 1,023 ms at least).
+    const before = s.count();
+    await expectTofuError(
+      connect(s.address, { timeoutMs: 500, reconnect: { initialDelayMs: 1, maxDelayMs: 60_000 } }),
+      Status.connectFailed,
+    );
+    const dials = s.count() - before;
+    assert(dials >= 1 && dials <= 11, `${dials} dials`);
+  } finally {
+    await s.close();
+  }
+});
