@@ -3,8 +3,17 @@
 // survive. The Workers inherit this process's permissions, so under `deno task mutate`
 // the code they run is mutated too (unlike a child process without env permission).
 
-import { assert, assertEquals } from "@std/assert";
-import { connect, serveWorkers, Status } from "../mod.ts";
+import { assert, assertEquals, assertRejects, assertStrictEquals, assertThrows } from "@std/assert";
+import {
+  connect,
+  isolateListening,
+  linkParent,
+  linkWorker,
+  serve,
+  serveWorkers,
+  Status,
+  statusName,
+} from "../mod.ts";
 import { isKnown } from "../src/_transport_isolate.ts";
 import { expectTofuError, within } from "./_peer_fixtures.ts";
 
@@ -67,4 +76,72 @@ Deno.test("serveWorkers: a handler module that fails to load is reported with it
     Status.listenFailed,
   );
   assertEquals(err2.message, "Cannot serve on Workers: null");
+});
+
+/** A Worker running tests/_isolate_worker.ts, linked, serving Peers requests on `name`. */
+async function servingWorker(name: string) {
+  const worker = new Worker(new URL("./_isolate_worker.ts", import.meta.url), { type: "module" });
+  const link = linkWorker(worker);
+  const answered = new Promise<Record<string, unknown>>((resolve) =>
+    worker.addEventListener("message", (e) => resolve((e as MessageEvent).data), { once: true })
+  );
+  worker.postMessage({ cmd: "serve", name });
+  assertEquals(await within(answered, 20_000, "the Worker serves"), { done: "serve" });
+  await isolateListening(name, { signal: AbortSignal.timeout(20_000) });
+  return { worker, link };
+}
+
+Deno.test("linkWorker() refuses a Worker twice; linkParent() refuses outside a Worker", async () => {
+  const worker = new Worker(new URL("./_isolate_worker.ts", import.meta.url), { type: "module" });
+  try {
+    using link = linkWorker(worker);
+    const err = assertThrows(() => linkWorker(worker), TypeError);
+    assertEquals(err.message, "Cannot link worker: it is already linked");
+    assert(!link.closed);
+  } finally {
+    worker.terminate();
+  }
+  const err = await assertRejects(() => linkParent(), TypeError);
+  assertEquals(err.message, "Cannot link to the parent: not running in a Worker");
+});
+
+Deno.test("isolateListening(): a known name at once; an abort rejects with its reason", async () => {
+  const name = `known-${Deno.pid}`;
+  await using server = await serve(`isolate|${name}`, () => "x");
+  await isolateListening(name); // listened on here: at once
+  const reason = new Error("gave up");
+  const unknown = `unknown-${Deno.pid}`;
+  assertStrictEquals(
+    await assertRejects(() => isolateListening(unknown, { signal: AbortSignal.abort(reason) })),
+    reason,
+  );
+  const ac = new AbortController();
+  const waiting = isolateListening(unknown, { signal: ac.signal });
+  ac.abort(reason);
+  assertStrictEquals(await assertRejects(() => waiting), reason);
+  // A wait that is answered by a listen later.
+  const later = isolateListening(`later-${Deno.pid}`, { signal: AbortSignal.timeout(20_000) });
+  await using _late = await serve(`isolate|later-${Deno.pid}`, () => "y");
+  await later;
+  assertEquals(server.address, `isolate|${name}`);
+});
+
+Deno.test("IsolateLink.close() ends the link: channels across it close, the name goes", async () => {
+  const name = `closing-${Deno.pid}`;
+  const { worker, link } = await servingWorker(name);
+  try {
+    const ch = await connect(`isolate|${name}`, { timeoutMs: 20_000 });
+    using reply = await ch.request("one", { timeoutMs: 20_000 });
+    assertEquals(reply.body.text(), "worker:one");
+    link.close();
+    assert(link.closed);
+    link[Symbol.dispose](); // again: nothing happens
+    assertEquals(await within(link.ended, 20_000, "the link ends"), { reason: "closed" });
+    const status = await within(ch.closed, 20_000, "the channel closes");
+    assertEquals(statusName(status), "peer_disconnected");
+    assert(!isKnown(name), "the Worker's name is no longer reachable");
+    await ch.close();
+  } finally {
+    worker.terminate();
+  }
 });
