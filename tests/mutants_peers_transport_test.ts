@@ -224,6 +224,7 @@ for (const pending of [true, false]) {
     const other = Deno.listen({ transport: "unix", path });
     const ino = Deno.lstatSync(path).ino;
     l.close();
+    l.close(); // twice: the second must not undo what the first kept
     assertEquals(await accepting, null);
     l.ended();
     assertEquals(Deno.lstatSync(path).ino, ino, "the other listener's file is back in place");
@@ -266,4 +267,32 @@ Deno.test("removeSocketFile removes a socket (of the given inode) and nothing el
   await deadSocket(path);
   removeSocketFile(path);
   assert(!exists(path), "without an inode any socket file is removed");
+});
+
+Deno.test("reusePort under --unstable-net: two engines bind one port; serveWorkers picks reusePort", async () => {
+  // The child gets env permission so that, under `deno task mutate`, it runs the mutated code
+  // too (docs/testing.md): this is the only place where reusePort is available.
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-env",
+      new URL("./_mutants_peers_reuse_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, stderr);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  assertEquals(r, {
+    first: "success",
+    second: "success",
+    port: true,
+    mode: "reusePort",
+    workers: 2,
+    reply: "r",
+  });
 });
