@@ -560,3 +560,44 @@ Deno.test("connect(): re-dials wait initialDelayMs first, then back off up to ma
     await s.close();
   }
 });
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: Channel: Message and Uint8Array bodies go out as they are, with the call's opcode`, async () => {
+    await using p = await pair(t);
+    const m = p.client.engine.get("always")!;
+    m.body.set("as a message");
+    m.bhdr.opCode = OpCode.Response; // replaced by the call's opcode
+    m.bhdr.more = 1; // cleared: a ready message is a whole body
+    const asking = p.client.request(m, { headers: { h: "1" }, timeoutMs: 20_000 });
+    using req = await nextOf(p.peer);
+    assertEquals([req.bhdr.opCode, req.hasMore(), req.body.text(), req.headers.get("h")], [
+      OpCode.Request,
+      false,
+      "as a message",
+      "1",
+    ]);
+    // Answer with the request message itself, turned into the response.
+    await p.peer.respond(req, req, { headers: { r: "2" } });
+    using answer = await asking;
+    assertEquals([answer.body.text(), answer.headers.get("r")], ["as a message", "2"]);
+    await p.client.send(new Uint8Array([1, 2, 3]));
+    using bytes = await nextOf(p.peer);
+    assertEquals([bytes.bhdr.opCode, [...bytes.body.bytes()]], [OpCode.Signal, [1, 2, 3]]);
+  });
+
+  Deno.test(`${t.name}: Channel.abort() while re-dialing ends it at once with channel_closed`, async () => {
+    const address = t.fixed();
+    const server = await serve(address, () => "up");
+    const ch = await connect(address, { reconnect: { initialDelayMs: 60_000 } });
+    await server.close();
+    // The server said bye: the channel waits (30 s or more) before it re-dials.
+    for (let i = 0; i < 2000 && ch.isOpen; i++) await new Promise((r) => setTimeout(r, 10));
+    assert(!ch.isOpen, "reconnecting");
+    ch.abort();
+    assertEquals(
+      statusName(await within(ch.closed, 20_000, "closed after abort()")),
+      "channel_closed",
+    );
+    await expectTofuError(ch.request("x"), Status.channelClosed);
+  });
+}
