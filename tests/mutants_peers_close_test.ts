@@ -1,9 +1,20 @@
-// A Channel whose peer never answers its bye (split from tests/mutants_peers_test.ts: each
-// case waits out the two-second close grace, so mutation runs list this file last).
+// Peers that never answer a bye: a Channel's close() and a listener's close() wait out their
+// grace (two seconds, one second) for them, so this file is split from
+// tests/mutants_peers_test.ts and listed last in tools/mutation/map.json.
 
 import { assert, assertEquals } from "@std/assert";
-import { connect, Engine, OpCode, Status, statusName } from "../mod.ts";
+import {
+  connect,
+  encodeFrame,
+  Engine,
+  listen,
+  Message,
+  OpCode,
+  Status,
+  statusName,
+} from "../mod.ts";
 import { peerTransports, within } from "./_peer_fixtures.ts";
+import { rawConnect, readToEnd, writeAll } from "./_fixtures.ts";
 
 /**
  * An engine-level server that answers the Hello and then nothing (not the bye); the
@@ -48,5 +59,36 @@ for (const t of peerTransports) {
     assertEquals(ch.isOpen, false);
     assertEquals(statusName(await ch.closed), "channel_closed");
     assert(deaf.got.includes(OpCode.ByeRequest), "the ByeRequest was sent first");
+  });
+}
+
+function hello(address: string): Uint8Array {
+  const m = new Message();
+  m.bhdr.opCode = OpCode.HelloRequest;
+  m.bhdr.messageId = 1n;
+  m.headers.append("~connect_to", address);
+  return encodeFrame(m);
+}
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: a peer that says hello while the listener closes is refused`, async () => {
+    await using engine = new Engine();
+    const listener = await listen(t.any(), { engine });
+    // A peer that completes the handshake and never answers the bye: the listener's close()
+    // then waits its one-second grace, and the next peer says hello meanwhile.
+    const deaf = await rawConnect(listener.address);
+    await writeAll(deaf, hello(listener.address));
+    await within(listener[Symbol.asyncIterator]().next(), 20_000, "the deaf peer is accepted");
+    const late = await rawConnect(listener.address);
+    for (let i = 0; i < 2000 && engine.channelCount < 3; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assertEquals(engine.channelCount, 3, "the listener, the deaf peer and the late one");
+    const closing = listener.close();
+    await writeAll(late, hello(listener.address));
+    assertEquals(await readToEnd(late), 0, "the late peer gets no HelloResponse");
+    await within(closing, 20_000, "listener.close()");
+    late.close();
+    deaf.close();
   });
 }

@@ -199,10 +199,14 @@ Deno.test("listen() checks its addresses, and reports a failure with its reason"
   // A malformed address: refused by the post, with the engine's reason.
   const bad = await expectTofuError(listen("tcp|127.0.0.1|x"), Status.invalidAddress);
   assert(bad.message.startsWith("Cannot "), bad.message);
-  // An address in use: the engine's WelcomeResponse tells why.
+  // A value the header refuses: wrapped, with the address.
+  const refused = await expectTofuError(listen("tcp|127.0.0.1|0\nx"), Status.invalidAddress);
+  assert(refused.message.startsWith("Cannot listen on tcp|127.0.0.1|0\nx: "), refused.message);
+  // An address in use: the engine's own error, with the system's reason.
   await using first = await listen("tcp|127.0.0.1|0");
   const inUse = await expectTofuError(listen(first.address), Status.listenFailed);
-  assert(inUse.message.includes(first.address.split("|")[2]!), inUse.message);
+  assert(inUse.message.startsWith(`Cannot listen on ${first.address}: `), inUse.message);
+  assert(/in use/i.test(inUse.message), inUse.message);
 });
 
 for (const t of peerTransports) {
@@ -601,3 +605,43 @@ for (const t of peerTransports) {
     await expectTofuError(ch.request("x"), Status.channelClosed);
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: a connection that closes before its first frame is no peer`, async () => {
+    await using engine = new Engine();
+    await using listener = await listen(t.any(), { engine });
+    const raw = await rawConnect(listener.address);
+    for (let i = 0; i < 2000 && engine.channelCount < 2; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    raw.close();
+    // Its channel goes (the engine reports it closed to the listener's group).
+    for (let i = 0; i < 2000 && engine.channelCount > 1; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assertEquals(engine.channelCount, 1, "only the listening channel is left");
+    await using client = await connect(listener.address, { engine });
+    const peer = (await listener[Symbol.asyncIterator]().next()).value as Channel;
+    assert(peer.isOpen, "the first peer yielded is the real client");
+    assertEquals(listener.peerCount, 1);
+    await client.send("hi");
+    using hi = await nextOf(peer);
+    assertEquals(hi.body.text(), "hi");
+  });
+}
+
+Deno.test("listen() on several addresses accepts a HelloRequest without ~connect_to", async () => {
+  await using listener = await listen(["tcp|127.0.0.1|0", `uds|${tempUdsPath()}`]);
+  const raw = await rawConnect(listener.addresses[1]!);
+  const hello = new Message();
+  hello.bhdr.opCode = OpCode.HelloRequest;
+  hello.bhdr.messageId = 1n;
+  await writeAll(raw, encodeFrame(hello));
+  const peer = (await within(listener[Symbol.asyncIterator]().next(), 20_000, "the peer"))
+    .value as Channel;
+  // Nothing tells which socket it came in on: it gets the first address.
+  assertEquals(peer.address, listener.address);
+  assert(peer.isOpen);
+  raw.close();
+  await within(peer.closed, 20_000, "the peer's channel closes");
+});
