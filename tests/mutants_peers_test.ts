@@ -645,3 +645,98 @@ Deno.test("listen() on several addresses accepts a HelloRequest without ~connect
   raw.close();
   await within(peer.closed, 20_000, "the peer's channel closes");
 });
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: serve(): maxInFlight 1 is valid, and handler slots are given back as handlers settle`, async () => {
+    await (await serve(t.any(), () => "", { maxInFlight: 1 })).close();
+    let running = 0;
+    let gate: { wait: Promise<void>; open(): void } | null = null;
+    const gated = () => {
+      let open!: () => void;
+      const wait = new Promise<void>((r) => open = r);
+      return { wait, open };
+    };
+    await using server = await serve(t.any(), async (req) => {
+      running++;
+      // Hold each handler until two run at once.
+      if (running === 2) gate?.open();
+      await gate?.wait;
+      running--;
+      return req.body.text();
+    }, { maxInFlight: 2 });
+    await using ch = await connect(server.address);
+    for (let round = 0; round < 3; round++) {
+      gate = gated();
+      const replies = await within(
+        Promise.all([ch.request(`a${round}`), ch.request(`b${round}`)]),
+        20_000,
+        `round ${round}: two handlers run at once`,
+      );
+      assertEquals(replies.map((m) => m.body.text()), [`a${round}`, `b${round}`]);
+      for (const m of replies) m[Symbol.dispose]();
+    }
+  });
+
+  Deno.test(`${t.name}: serve(): an error Response has an empty body; a stream that failed partway gets none`, async () => {
+    await using server = await serve(t.any(), (req) => {
+      if (req.body.text() === "fail") throw new Error("no");
+      return (function* () {
+        yield "part 1"; // sent once the next one comes (look-ahead)
+        yield "part 2";
+        throw new Error("broken stream");
+      })();
+    });
+    await using ch = await connect(server.address);
+    await ch.send("fail", { op: OpCode.Request });
+    using failed = await nextOf(ch);
+    assertEquals([failed.bhdr.opCode, failed.body.text()], [OpCode.Response, ""]);
+    assertEquals(failed.headers.get("tofu-error"), "no");
+    // A stream that fails after its first chunk ends with an error chunk, and nothing more.
+    const first = await ch.request("stream", { timeoutMs: 20_000 });
+    const err = await expectTofuError(
+      (async () => {
+        for await (using _ of ch.chunks(first)) { /* read */ }
+      })(),
+      Status.processingFailed,
+    );
+    assertEquals(err.message, "Cannot read stream: the peer failed: broken stream");
+    await expectTofuError(ch.request("fail"), Status.processingFailed);
+    // Anything more for the stream's id would have arrived before this answer.
+    assertEquals(await queuedNow(ch[Symbol.asyncIterator]()), "nothing");
+  });
+
+  Deno.test(`${t.name}: serve(): a reply that cannot be sent, and a request the handler put back, end in the pool once`, async () => {
+    await using engine = new Engine({ initialPoolMsgs: 16, maxPoolMsgs: 100_000 });
+    const replies: Message[] = [];
+    const held: Message[] = [];
+    let handled!: () => void;
+    const done = new Promise<void>((r) => handled = r);
+    await using server = await serve(t.any(), async (req, ch) => {
+      if (req.body.text() === "late") {
+        const m = engine.get("always")!;
+        m.body.set("too late");
+        replies.push(m);
+        await ch.closed; // the peer is gone: the reply cannot be sent
+        setTimeout(handled, 0);
+        return m;
+      }
+      // Gives the request back at once, then takes a message (likely the same one) and keeps it.
+      engine.put(req);
+      held.push(engine.get("always")!);
+      return "ok";
+    }, { engine });
+    const ch = await connect(server.address, { engine });
+    using ok = await ch.request("put back", { timeoutMs: 20_000 });
+    assertEquals(ok.body.text(), "ok");
+    assert(!inPool(engine, held[0]!), "a message the handler holds is not in the pool");
+    ch.request("late").catch(() => {});
+    for (let i = 0; i < 2000 && replies.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    ch.abort();
+    await within(done, 20_000, "the late handler settles");
+    await new Promise((r) => setTimeout(r, 0));
+    assert(inPool(engine, replies[0]!), "the reply that could not be sent is back in the pool");
+    engine.put(held.pop());
+  });
+}
