@@ -145,3 +145,17 @@ Deno.test("IsolateLink.close() ends the link: channels across it close, the name
     worker.terminate();
   }
 });
+
+Deno.test("an IsolateLink ends when disposed (using)", async () => {
+  const name = `disposed-${Deno.pid}`;
+  const { worker, link } = await servingWorker(name);
+  try {
+    {
+      using _link = link;
+    }
+    assert(link.closed, "disposing ends the link");
+    assertEquals(await within(link.ended, 20_000, "the link ends"), { reason: "closed" });
+  } finally {
+    worker.terminate();
+  }
+});
