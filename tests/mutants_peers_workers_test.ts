@@ -50,7 +50,11 @@ Deno.test("serveWorkers: maxInFlight reaches each Worker's server", async () => 
     workers: 1,
     maxInFlight: 1,
   });
+  assertEquals([server.mode, server.workers], ["relay", 1]);
   await using ch = await connect(server.address, { timeoutMs: 20_000 });
+  // The relay passes the request's headers on.
+  using echoed = await ch.request("x", { headers: { echo: "passed on" }, timeoutMs: 20_000 });
+  assertEquals(echoed.body.text(), "echo:passed on");
   // Four at once: the relay passes them on together, the Worker runs one at a time.
   const replies = await Promise.all(
     [1, 2, 3, 4].map((i) => ch.request(`r${i}`, { timeoutMs: 20_000 })),
@@ -69,6 +73,7 @@ Deno.test("serveWorkers: a handler module that fails to load is reported with it
     err.message,
     `Cannot serve on Workers: ${vectors} exports no default (or "handler") function`,
   );
+  assert(err.cause instanceof Error, "the Worker's error is the cause");
   // A module that throws something that is not an Error.
   const thrower = new URL("./_mutants_peers_throw_null.ts", import.meta.url);
   const err2 = await expectTofuError(
@@ -158,4 +163,33 @@ Deno.test("an IsolateLink ends when disposed (using)", async () => {
   } finally {
     worker.terminate();
   }
+});
+
+Deno.test("serveWorkers() checks its options: workers, mode and the start timeout", async () => {
+  const range = await assertRejects(
+    () => serveWorkers("tcp|127.0.0.1|0", concurrency, { workers: 0 }),
+    RangeError,
+  );
+  assertEquals(range.message, "Cannot serve on Workers: workers 0 is not a positive integer");
+  const mode = await expectTofuError(
+    serveWorkers("tcp|127.0.0.1|0", concurrency, { workers: 1, mode: "reusePort" }),
+    Status.listenFailed,
+  );
+  assertEquals(
+    mode.message,
+    "Cannot serve on Workers: reusePort needs a tcp address, Linux and --unstable-net",
+  );
+  // No Worker starts within 1 ms: the call fails and leaves nothing running.
+  const slow = await expectTofuError(
+    serveWorkers("tcp|127.0.0.1|0", concurrency, { workers: 1, startTimeoutMs: 1 }),
+    Status.listenFailed,
+  );
+  assertEquals(slow.message, "Cannot serve on Workers: the Worker did not start within 1 ms");
+  // The relay cannot bind: the listen error is passed on as it is.
+  await using taken = await serve("tcp|127.0.0.1|0", () => "");
+  const inUse = await expectTofuError(
+    serveWorkers(taken.address, concurrency, { workers: 1 }),
+    Status.listenFailed,
+  );
+  assert(inUse.message.startsWith(`Cannot listen on ${taken.address}: `), inUse.message);
 });
