@@ -106,9 +106,9 @@ export const uds: Transport<UdsAddress> = {
 /**
  * Closes a Unix listener and removes its socket file, but only if the file is still the
  * one it bound (inode `ino`). Deno unlinks the path when a Unix listener's resource goes
- * away (once its pending accept has ended), whatever the file is by then; a file bound
- * since by someone else is kept under a second name (a hard link) across the close, and
- * the returned function, called once the accept loop has ended, puts it back.
+ * away (at the close, or once an accept pending then has ended), whatever the file is by
+ * then; a file bound since by someone else is kept under a second name (a hard link) across
+ * the close, and the returned function, called once the accept loop has ended, puts it back.
  */
 function closeUnixListener(
   listener: Deno.UnixListener,
@@ -121,17 +121,20 @@ function closeUnixListener(
   } catch {
     // Gone already: nothing to keep.
   }
-  closeQuietly(listener);
   if (!foreign) {
+    closeQuietly(listener);
     removeSocketFile(path, ino);
     return () => removeSocketFile(path, ino);
   }
+  // Linked before the close: with no accept pending, Deno unlinks the path at close().
   const keep = `${path}.${Deno.pid}.${Math.random().toString(36).slice(2)}.keep`;
   try {
     Deno.linkSync(path, keep);
   } catch {
+    closeQuietly(listener);
     return () => {}; // cannot protect it
   }
+  closeQuietly(listener);
   return () => {
     try {
       Deno.renameSync(keep, path);

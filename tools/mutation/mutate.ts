@@ -12,6 +12,7 @@
  *   deno task mutate                       every file in map.json
  *   deno task mutate src/codec.ts ...      only these files
  *   deno task mutate --minutes=10 src/x.ts bound each file's run to 10 minutes
+ *   deno task mutate src/x.ts:1-400       only the mutants of lines 1 to 400 (a big file in parts)
  *
  * Score = (killed + timed out) / (killed + timed out + survived + no coverage), as Stryker
  * computes it; mutants that do not compile or crash the runner are not counted.
@@ -117,7 +118,9 @@ async function runOne(
   minutes: number,
 ): Promise<Outcome> {
   const started = performance.now();
-  const name = file.replace(/^src\//, "").replace(/\.ts$/, "");
+  // `file` may end in `:FIRST-LAST`, a line range (Stryker's own syntax for `mutate`).
+  const [path, range] = file.split(":") as [string, string | undefined];
+  const name = path.replace(/^src\//, "").replace(/\.ts$/, "") + (range ? `.${range}` : "");
   const reportPath = `${reports}${name}.json`;
   const configPath = `${reports}${name}.stryker.json`;
   try {
@@ -190,7 +193,7 @@ async function runOne(
       seconds,
     };
   }
-  return { file, counts: countMutants(reportPath, file), note: "", seconds };
+  return { file, counts: countMutants(reportPath, path), note: "", seconds };
 }
 
 function pad(s: string, n: number): string {
@@ -224,6 +227,7 @@ async function main(): Promise<void> {
     const m = /^--minutes=(\d+(?:\.\d+)?)$/.exec(arg);
     if (m) minutes = Number(m[1]);
     else if (arg.startsWith("-")) usage(`unknown option ${arg}`);
+    else if (!/^[^:]+(:\d+-\d+)?$/.test(arg)) usage(`${arg} is not FILE or FILE:FIRST-LAST`);
     else files.push(arg.replace(/^\.\//, ""));
   }
   if (!(minutes > 0)) usage("--minutes must be positive");
@@ -233,11 +237,11 @@ async function main(): Promise<void> {
   >;
   const mapped = Object.keys(map).filter((k) => k.startsWith("src/"));
   for (const f of files) {
-    if (!mapped.includes(f)) usage(`${f} is not in tools/mutation/map.json`);
+    if (!mapped.includes(f.split(":")[0]!)) usage(`${f} is not in tools/mutation/map.json`);
   }
   const todo = files.length > 0 ? files : mapped;
   for (const f of todo) {
-    for (const t of map[f] as string[]) {
+    for (const t of map[f.split(":")[0]!] as string[]) {
       if (!exists(`${root}${t}`)) usage(`${t} (mapped to ${f}) does not exist`);
     }
   }
@@ -253,7 +257,7 @@ async function main(): Promise<void> {
 
   const outcomes: Outcome[] = [];
   for (const f of todo) {
-    outcomes.push(await runOne(f, map[f] as string[], minutes));
+    outcomes.push(await runOne(f, map[f.split(":")[0]!] as string[], minutes));
   }
 
   const total: Counts = {
