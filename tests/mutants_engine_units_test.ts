@@ -1,0 +1,372 @@
+// Unit tests of the engine's private building blocks (pool, read share, send room, deadlines,
+// heartbeat, receive queue, send lane), written to kill the mutants that the socket tests
+// leave alive (issue #13, docs/testing.md). No socket is involved: each test drives one class
+// directly. Nothing here asserts a duration: waits are for an outcome, and a timer is only
+// used to let a shorter timer fire first.
+
+import {
+  assert,
+  assertEquals,
+  assertFalse,
+  assertInstanceOf,
+  assertNotStrictEquals,
+  assertRejects,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
+import { Message, Status, TofuError } from "../mod.ts";
+import { MessagePool } from "../src/_pool.ts";
+import { dequeued, discharge, enqueued, ReadShare } from "../src/_read_share.ts";
+import { SendRoom } from "../src/_send_room.ts";
+import { checkTimeout, Deadline, sleep } from "../src/_deadline.ts";
+import { Heartbeat } from "../src/_heartbeat.ts";
+import { engineSignal, handBack } from "../src/_report.ts";
+import { Owner, ownerOf, shareOf } from "../src/message.ts";
+
+/** Resolves after `ms` (a timer that fires after every shorter one already armed). */
+function pause(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Awaits `p` while a timer keeps the event loop alive: the timers under test are unref'd,
+ * and a test awaiting only them would end with "the event loop has already resolved".
+ */
+async function alive<T>(p: Promise<T>): Promise<T> {
+  const keep = setInterval(() => {}, 1000);
+  try {
+    return await p;
+  } finally {
+    clearInterval(keep);
+  }
+}
+
+/** The TofuError that `p` rejects with. */
+async function rejection(p: Promise<unknown>): Promise<TofuError> {
+  const e = await alive(p.then(() => null, (e: unknown) => e));
+  if (!(e instanceof TofuError)) throw new Error(`expected a TofuError, got ${e}`);
+  return e;
+}
+
+/** Busy-waits `ms` of wall time without yielding to the event loop. */
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    // Burn time: the heartbeat must see the loop as blocked.
+  }
+}
+
+// ---- MessagePool ----------------------------------------------------------------------
+
+Deno.test("MessagePool: initial and max must be integers >= 0, with the option named", () => {
+  for (const bad of [-1, 1.5, NaN]) {
+    assertThrows(
+      () => new MessagePool(bad, 4),
+      RangeError,
+      `Cannot create pool: initialPoolMsgs ${bad} is not an integer >= 0`,
+    );
+    assertThrows(
+      () => new MessagePool(0, bad),
+      RangeError,
+      `Cannot create pool: maxPoolMsgs ${bad} is not an integer >= 0`,
+    );
+  }
+  assertEquals(new MessagePool(0, 0).max, 0, "0 and 0 are allowed");
+  assertEquals(new MessagePool(0, 0).size, 0);
+});
+
+Deno.test("MessagePool: messages of one slab do not share storage", () => {
+  const pool = new MessagePool(3, 3);
+  const ms = [0, 1, 2].map(() => pool.get("poolOnly")!);
+  ms.forEach((m, i) => {
+    m.headers.append(`k${i}`, `v${i}`);
+    m.body.set(`body-${i}`);
+  });
+  ms.forEach((m, i) => {
+    assertEquals(m.headers.get(`k${i}`), `v${i}`);
+    assertEquals(new TextDecoder().decode(m.body.bytes()), `body-${i}`);
+  });
+});
+
+Deno.test("MessagePool: get('always') on an empty pool draws from one reserve slab", () => {
+  const pool = new MessagePool(0, 8);
+  const a = pool.get("always")!;
+  const b = pool.get("always")!;
+  assertNotStrictEquals(a, b);
+  assertStrictEquals(a.body.bytes().buffer, b.body.bytes().buffer, "one slab for the reserve");
+  a.body.set("aaaa");
+  b.body.set("bbbb");
+  assertEquals(new TextDecoder().decode(a.body.bytes()), "aaaa");
+  assertEquals(ownerOf(a), Owner.Application);
+  // A message from the pool or the reserve goes back to this pool on dispose.
+  a[Symbol.dispose]();
+  assertEquals(pool.size, 1);
+  assertStrictEquals(pool.get("poolOnly"), a);
+});
+
+Deno.test("MessagePool: an unknown strategy is a TypeError on an empty pool", () => {
+  const pool = new MessagePool(0, 2);
+  assertThrows(
+    () => pool.get("sometimes" as "always"),
+    TypeError,
+    'Cannot get message: unknown strategy "sometimes"',
+  );
+});
+
+Deno.test("MessagePool: engine reports are dropped, messages handed back are pooled", () => {
+  const pool = new MessagePool(0, 4);
+  const report = engineSignal(7, Status.channelClosed, null, null);
+  assertEquals(ownerOf(report), Owner.Application);
+  pool.put(report);
+  assertEquals(pool.size, 0, "an engine report is not pooled");
+  const back = handBack(new Message(), Status.channelClosed, null);
+  assertEquals(back.bhdr.origin, 1);
+  pool.put(back);
+  assertEquals(pool.size, 1, "a message handed back (origin engine, not a report) is pooled");
+  pool.clear();
+  assertEquals(pool.size, 0);
+  assertEquals(pool.get("poolOnly"), null);
+});
+
+Deno.test("MessagePool: clear() drops the reserve too", () => {
+  const pool = new MessagePool(0, 4);
+  const a = pool.get("always")!;
+  pool.clear();
+  const b = pool.get("always")!;
+  assertNotStrictEquals(a.body.bytes().buffer, b.body.bytes().buffer, "a new reserve slab");
+});
+
+// ---- ReadShare ------------------------------------------------------------------------
+
+Deno.test("ReadShare: atLimit and full at exactly the limit and the window", () => {
+  const share = new ReadShare(2, 2);
+  const [a, b] = [new Message(), new Message()];
+  share.charge(a);
+  assertEquals([share.held, share.atLimit, share.full], [1, false, false]);
+  assertStrictEquals(shareOf(a), share);
+  share.charge(b);
+  assertEquals([share.held, share.atLimit, share.full], [2, true, true]);
+  discharge(a);
+  assertEquals([share.held, share.atLimit, share.full], [1, false, false]);
+  assertEquals(shareOf(a), null);
+  discharge(a); // charged to no share any more: nothing changes
+  assertEquals(share.held, 1);
+
+  const win = new ReadShare(100, 1);
+  const m = new Message();
+  win.charge(m);
+  enqueued(m);
+  assertEquals([win.queued, win.full, win.atLimit], [1, true, false]);
+  dequeued(m);
+  assertEquals([win.queued, win.full], [0, false]);
+  dequeued(m); // never below zero
+  assertEquals(win.queued, 0);
+  enqueued(new Message()); // a message charged to no share: ignored
+  dequeued(new Message());
+  assertEquals(win.queued, 0);
+});
+
+Deno.test("ReadShare: the waiting reader is woken once, only when no longer full", () => {
+  const share = new ReadShare(1, 1);
+  const m = new Message();
+  share.charge(m);
+  enqueued(m);
+  let woken = 0;
+  share.whenFree(() => woken++);
+  share.check();
+  assertEquals(woken, 0, "still full: not woken");
+  dequeued(m); // the window frees, the share is still held
+  assertEquals(woken, 0, "held at its limit: not woken");
+  share.release();
+  assertEquals(woken, 1);
+  share.check();
+  share.release();
+  assertEquals(woken, 1, "woken once");
+  // A withdrawn wait is not called; withdrawing after a newer wait leaves the newer one.
+  const s2 = new ReadShare(1, 10);
+  s2.charge(new Message());
+  const first = s2.whenFree(() => woken += 100);
+  const second = s2.whenFree(() => woken += 10);
+  first();
+  s2.release();
+  assertEquals(woken, 11, "the newer wait survives the older one's withdrawal");
+  second();
+});
+
+// ---- SendRoom -------------------------------------------------------------------------
+
+Deno.test("SendRoom: room at or below the mark at once; waits wake at their own marks", async () => {
+  const room = new SendRoom();
+  await room.wait(10, 10, undefined); // at the mark: room at once
+  assertFalse(room.waiting);
+  const order: string[] = [];
+  const low = room.wait(50, 5, undefined).then(() => order.push("low"));
+  const high = room.wait(50, 20, undefined).then(() => order.push("high"));
+  assert(room.waiting);
+  room.update(21);
+  await pause(0);
+  assertEquals(order, []);
+  room.update(20); // exactly the high mark
+  await high;
+  assertEquals(order, ["high"]);
+  assert(room.waiting, "the low-mark sender still waits");
+  room.update(5);
+  await low;
+  assertEquals(order, ["high", "low"]);
+  assertFalse(room.waiting);
+});
+
+Deno.test("SendRoom: an abort rejects that wait only, with the signal's reason", async () => {
+  const room = new SendRoom();
+  const ac = new AbortController();
+  const reason = new Error("stop");
+  const aborted = room.wait(100, 1, ac.signal);
+  const other = room.wait(100, 1, undefined);
+  ac.abort(reason);
+  assertStrictEquals(await aborted.catch((e) => e), reason);
+  assert(room.waiting, "the other sender still waits");
+  room.update(0);
+  await other;
+  assertFalse(room.waiting);
+  // Already aborted: rejected before looking at the room.
+  assertStrictEquals(await room.wait(0, 10, ac.signal).catch((e) => e), reason);
+});
+
+Deno.test("SendRoom: close rejects every sender, now and later, with the first error", async () => {
+  const room = new SendRoom();
+  const ac = new AbortController();
+  const err = new TofuError(Status.channelClosed, "Cannot send: closed");
+  const a = room.wait(100, 1, ac.signal);
+  const b = room.wait(100, 1, undefined);
+  room.close(err);
+  room.close(new TofuError(Status.shutdownStarted, "Cannot send: later"));
+  assertStrictEquals(await a.catch((e) => e), err);
+  assertStrictEquals(await b.catch((e) => e), err);
+  assertFalse(room.waiting);
+  assertStrictEquals(await room.wait(0, 10, undefined).catch((e) => e), err);
+  ac.abort(); // its listener was removed: nothing happens
+});
+
+// ---- Deadline -------------------------------------------------------------------------
+
+Deno.test("checkTimeout: undefined, 0 and Infinity pass; others are a RangeError", () => {
+  checkTimeout("act", undefined);
+  checkTimeout("act", 0);
+  checkTimeout("act", Infinity);
+  for (const bad of [-1, NaN, "5" as unknown as number]) {
+    assertThrows(
+      () => checkTimeout("act", bad),
+      RangeError,
+      `Cannot act: timeoutMs ${bad} is not a number >= 0`,
+    );
+  }
+  assertThrows(() => new Deadline("act", -1, undefined), RangeError, "Cannot act: timeoutMs -1");
+});
+
+Deno.test("Deadline: a timeout rejects with the status and the limit in the message", async () => {
+  using d = new Deadline("wait for it", 5, undefined);
+  assertFalse(d.expired);
+  const e = await rejection(d.race(new Promise(() => {})));
+  assertInstanceOf(e, TofuError);
+  assertEquals(e.status, Status.communicationFailed, "the default status");
+  assertEquals(e.message, "Cannot wait for it: no answer within 5 ms");
+  assert(d.expired);
+  // Once expired, it wins even against a settled promise.
+  await assertRejects(() => d.race(Promise.resolve(1)), TofuError, "no answer within 5 ms");
+});
+
+Deno.test("Deadline: an abort rejects with the given status and the reason as cause", async () => {
+  const ac = new AbortController();
+  using d = new Deadline("connect", Infinity, ac.signal, Status.notAllowed);
+  assertEquals(await d.race(Promise.resolve("early")), "early");
+  const raced = d.race(new Promise(() => {}));
+  const reason = new Error("user");
+  ac.abort(reason);
+  const e = await rejection(raced);
+  assertInstanceOf(e, TofuError);
+  assertEquals([e.status, e.message], [Status.notAllowed, "Cannot connect: aborted"]);
+  assertStrictEquals(e.cause, reason);
+  assert(d.expired);
+
+  // A signal aborted before the deadline is made: expired at once, nobody needs to race it.
+  using before = new Deadline("send", 1000, ac.signal);
+  assert(before.expired);
+  const e2 = await rejection(before.promise);
+  assertEquals(e2.message, "Cannot send: aborted");
+  assertStrictEquals(e2.cause, reason);
+});
+
+Deno.test("Deadline: an expiry nobody races is not an unhandled rejection", async () => {
+  const ac = new AbortController();
+  ac.abort();
+  {
+    using _d = new Deadline("x", undefined, ac.signal);
+  }
+  {
+    using _t = new Deadline("y", 1, undefined);
+    await pause(20);
+  }
+  await pause(0);
+});
+
+Deno.test("Deadline: without a finite timeout nothing fires; dispose stops the timer and the signal", async () => {
+  using never = new Deadline("a", Infinity, undefined);
+  using none = new Deadline("b", undefined, undefined);
+  const ac = new AbortController();
+  const d = new Deadline("c", 5, ac.signal);
+  d[Symbol.dispose]();
+  d[Symbol.dispose](); // twice is harmless
+  await pause(30);
+  ac.abort();
+  assertFalse(never.expired);
+  assertFalse(none.expired);
+  assertFalse(d.expired, "disposed: neither its timer nor the abort reaches it");
+  assertEquals(await d.race(Promise.resolve(2)), 2);
+});
+
+Deno.test("sleep: ends after its time, or at wake() (which clears its timer)", async () => {
+  const short = sleep(1);
+  await alive(short.done);
+  const long = sleep(60_000, true);
+  let done = false;
+  long.done.then(() => done = true);
+  await pause(0);
+  assertFalse(done);
+  long.wake();
+  await long.done;
+  assert(done);
+  // The test's timer sanitizer fails this test if the 60 s timer was left armed.
+});
+
+// ---- Heartbeat ------------------------------------------------------------------------
+
+Deno.test("Heartbeat: the first call arms it; a reader is starved only after 64 spins and 2 ms", async () => {
+  const hb = new Heartbeat();
+  assertFalse(hb.starved(1000), "arming never asks to wait");
+  spin(5);
+  assertFalse(hb.starved(63), "63 spins: not starved yet");
+  assert(hb.starved(64), "64 spins with the beat pending for 5 ms: starved");
+  assert(hb.starved(65));
+  assertEquals(hb.epoch, 0);
+  let called = 0;
+  const cancel = hb.wait(() => called += 100);
+  hb.wait(() => called++);
+  cancel();
+  await pause(10);
+  assertEquals([hb.epoch, called], [1, 1], "one beat; the cancelled waiter is not called");
+  assertFalse(hb.starved(1000), "re-armed after the beat");
+  hb.stop();
+  assertEquals(hb.epoch, 2, "stop() beats once more");
+});
+
+Deno.test("Heartbeat: wait() arms the timer; stop() calls the waiters and clears the timer", async () => {
+  const hb = new Heartbeat();
+  let called = 0;
+  hb.wait(() => called++);
+  await pause(10);
+  assertEquals([hb.epoch, called], [1, 1], "wait() alone armed a beat");
+  hb.wait(() => called++);
+  hb.stop();
+  assertEquals([hb.epoch, called], [2, 2]);
+  // The sanitizer fails this test if stop() left the armed timer pending.
+});
