@@ -14,12 +14,14 @@ import {
   assertStrictEquals,
   assertThrows,
 } from "@std/assert";
-import { Message, Status, TofuError } from "../mod.ts";
+import { Message, OpCode, Status, TofuError } from "../mod.ts";
 import { MessagePool } from "../src/_pool.ts";
 import { dequeued, discharge, enqueued, ReadShare } from "../src/_read_share.ts";
 import { SendRoom } from "../src/_send_room.ts";
 import { checkTimeout, Deadline, sleep } from "../src/_deadline.ts";
 import { Heartbeat } from "../src/_heartbeat.ts";
+import { frameSizeAt, opCodeAt, SendLane } from "../src/_send_lane.ts";
+import { frameLength } from "../src/codec.ts";
 import { engineSignal, handBack } from "../src/_report.ts";
 import { Owner, ownerOf, shareOf } from "../src/message.ts";
 
@@ -370,3 +372,182 @@ Deno.test("Heartbeat: wait() arms the timer; stop() calls the waiters and clears
   assertEquals([hb.epoch, called], [2, 2]);
   // The sanitizer fails this test if stop() left the armed timer pending.
 });
+
+// ---- SendLane -------------------------------------------------------------------------
+
+/** A message with `body` bytes of body and one text header, on channel `ch`. */
+function framed(ch: number, id: number, body: number, op: number = OpCode.Request): Message {
+  const m = new Message();
+  m.bhdr.opCode = op;
+  m.bhdr.channelNumber = ch;
+  m.bhdr.messageId = BigInt(id);
+  m.headers.append("n", String(id));
+  m.body.set(new Uint8Array(body).fill(id & 0xff));
+  return m;
+}
+
+/** Drains `lane` into [channel, id, opcode, body length, header n] tuples. */
+function drained(lane: SendLane): Array<[number, number, number, number, string | undefined]> {
+  const out: Array<[number, number, number, number, string | undefined]> = [];
+  lane.drain((m, size) => {
+    assertEquals(size, frameLength(m));
+    out.push([
+      m.bhdr.channelNumber,
+      Number(m.bhdr.messageId),
+      m.bhdr.opCode,
+      m.body.byteLength,
+      m.headers.get("n"),
+    ]);
+  });
+  return out;
+}
+
+Deno.test("SendLane: frames come back whole and in order, across chunks of every size", () => {
+  const lane = new SendLane();
+  const sizes = [0, 10, 1000, 1100, 5000, 60_000, 3, 65_535, 0, 20_000];
+  sizes.forEach((b, i) => {
+    const m = framed(i + 1, i + 1, b, i % 2 === 0 ? OpCode.Request : OpCode.Signal);
+    lane.append(m, frameLength(m));
+  });
+  assertEquals(lane.frames, sizes.length);
+  assert(lane.chunkCount > 1, "several chunks");
+  const got = drained(lane);
+  assertEquals(
+    got,
+    sizes.map((b, i) => [
+      i + 1,
+      i + 1,
+      i % 2 === 0 ? OpCode.Request : OpCode.Signal,
+      b,
+      String(i + 1),
+    ]),
+  );
+  assertEquals([lane.frames, lane.chunkCount], [0, 0], "drain empties the lane");
+  assertEquals(lane.next(), null);
+});
+
+Deno.test("SendLane: a message whose real size is not the given one is refused, nothing queued", () => {
+  const lane = new SendLane();
+  const ok = framed(1, 1, 10);
+  lane.append(ok, frameLength(ok));
+  const bad = framed(1, 2, 10);
+  assertThrows(
+    () => lane.append(bad, frameLength(bad) + 1),
+    RangeError,
+    `the message's frame is ${frameLength(bad)} bytes, its header says ${frameLength(bad) + 1}`,
+  );
+  assertThrows(() => lane.append(bad, frameLength(bad) - 1), RangeError);
+  assertEquals(lane.frames, 1);
+  assertEquals(drained(lane).map((f) => f[1]), [1]);
+});
+
+Deno.test("SendLane: internalA and internalB are cleared in the queued bytes, other bits kept", () => {
+  const lane = new SendLane();
+  const m = framed(2, 7, 4, OpCode.Signal);
+  m.bhdr.internalA = 1;
+  m.bhdr.internalB = 1;
+  m.bhdr.more = 1;
+  m.bhdr.origin = 1;
+  lane.append(m, frameLength(m));
+  const c = lane.next()!;
+  assertEquals(c.buf[c.sent + 2], OpCode.Signal | 0x10 | 0x20);
+  assertEquals(opCodeAt(c.buf, c.sent), OpCode.Signal);
+  assertEquals(frameSizeAt(c.buf, c.sent), frameLength(m));
+});
+
+Deno.test("SendLane: settle() takes whole frames only; a cut frame stays unsent", () => {
+  const lane = new SendLane();
+  const ms = [framed(1, 1, 100), framed(1, 2, 200), framed(1, 3, 300)];
+  const sizes = ms.map(frameLength);
+  for (const m of ms) lane.append(m, frameLength(m));
+  const c = lane.next()!;
+  assertEquals([c.sent, c.len], [0, sizes[0]! + sizes[1]! + sizes[2]!]);
+  const seen: Array<[number, number]> = [];
+  lane.settle(c, sizes[0]! + sizes[1]! - 1, (op, size) => seen.push([op, size]));
+  assertEquals(seen, [[OpCode.Request, sizes[0]!]], "the second frame is cut: not settled");
+  assertEquals([c.sent, lane.frames], [sizes[0], 2]);
+  assertStrictEquals(lane.next(), c, "the same chunk, with its unsent bytes");
+  lane.settle(c, sizes[0]! + sizes[1]!, (op, size) => seen.push([op, size]));
+  assertEquals(seen.length, 2);
+  assertEquals([c.sent, lane.frames], [sizes[0]! + sizes[1]!, 1]);
+  lane.settle(c, c.len, (op, size) => seen.push([op, size]));
+  assertEquals(seen.map((s) => s[1]), sizes);
+  assertEquals(lane.frames, 0);
+  assertEquals(lane.chunkCount, 1, "the written chunk is kept for reuse");
+  assertEquals([c.sent, c.len], [0, 0], "and emptied");
+  assertEquals(lane.next(), null);
+  // The emptied chunk takes the next frames.
+  const m = framed(1, 4, 10);
+  lane.append(m, frameLength(m));
+  assertStrictEquals(lane.next(), c);
+  assertEquals(lane.chunkCount, 1);
+});
+
+Deno.test("SendLane: written chunks are dropped as the writer moves on", () => {
+  const lane = new SendLane();
+  const big = (id: number) => framed(1, id, 40_000);
+  // Three 40 KB frames: each needs its own chunk (64 KiB at most per chunk unless larger).
+  for (let i = 1; i <= 3; i++) lane.append(big(i), frameLength(big(i)));
+  const n0 = lane.chunkCount;
+  assert(n0 >= 2, `${n0} chunks`);
+  const first = lane.next()!;
+  lane.settle(first, first.len, () => {});
+  const second = lane.next()!;
+  assertNotStrictEquals(second, first);
+  assert(lane.chunkCount < n0, "the written head chunk is dropped when the writer moves on");
+  lane.settle(second, second.len, () => {});
+  for (let c = lane.next(); c !== null; c = lane.next()) lane.settle(c, c.len, () => {});
+  assertEquals(lane.frames, 0);
+  assert(lane.chunkCount <= 1);
+  // A new frame after everything was written goes into a fresh or reused chunk at offset 0.
+  const m = framed(1, 9, 1);
+  lane.append(m, frameLength(m));
+  const c = lane.next()!;
+  assertEquals([c.sent, c.len], [0, frameLength(m)]);
+});
+
+Deno.test("SendLane: an empty tail too small for the next frame gets a bigger buffer", () => {
+  const lane = new SendLane();
+  const small = framed(1, 1, 10);
+  lane.append(small, frameLength(small));
+  const c = lane.next()!;
+  const before = c.buf.length;
+  lane.settle(c, c.len, () => {});
+  assertEquals(lane.chunkCount, 1);
+  const big = framed(1, 2, before + 100);
+  lane.append(big, frameLength(big));
+  assertEquals(lane.chunkCount, 1, "the empty chunk was given a bigger buffer, not a second chunk");
+  const c2 = lane.next()!;
+  assertStrictEquals(c2, c);
+  assert(c2.buf.length >= frameLength(big));
+  assertEquals(drained(lane).map((f) => f[1]), [2]);
+});
+
+Deno.test("SendLane: a written chunk over 64 KiB is let go, and its buffer is reused", () => {
+  const lane = new SendLane();
+  const m = framed(1, 1, 65_000);
+  m.headers.append("pad", "x".repeat(30_000));
+  const size = frameLength(m);
+  assert(size > 64 * 1024);
+  lane.append(m, size);
+  const c = lane.next()!;
+  const buf = c.buf;
+  assertEquals(buf.length, size, "a chunk exactly as large as the frame");
+  lane.settle(c, c.len, () => {});
+  assertEquals(lane.chunkCount, 0, "a chunk over 64 KiB is not kept by the lane");
+  // The next large chunk (of any lane) reuses the spare buffer.
+  const other = new SendLane();
+  const m2 = framed(1, 2, 65_000);
+  m2.headers.append("pad", "y".repeat(29_000));
+  other.append(m2, frameLength(m2));
+  assertStrictEquals(other.next()!.buf, buf, "the spare buffer is reused");
+  assertEquals(drained(other).map((f) => f[1]), [2]);
+  // A small chunk never takes a large spare.
+  const third = new SendLane();
+  third.append(small1(), frameLength(small1()));
+  assert(third.next()!.buf.length < 64 * 1024);
+});
+
+function small1(): Message {
+  return framed(1, 1, 1);
+}
