@@ -18,8 +18,10 @@ import { Message, OpCode, Status, TofuError } from "../mod.ts";
 import { MessagePool } from "../src/_pool.ts";
 import { dequeued, discharge, enqueued, ReadShare } from "../src/_read_share.ts";
 import { SendRoom } from "../src/_send_room.ts";
+import { ReceiveQueue } from "../src/_receive_queue.ts";
 import { checkTimeout, Deadline, sleep } from "../src/_deadline.ts";
 import { Heartbeat } from "../src/_heartbeat.ts";
+import { Deadlines, type Expiry, type Timeouts } from "../src/_deadlines.ts";
 import { frameSizeAt, opCodeAt, SendLane } from "../src/_send_lane.ts";
 import { frameLength } from "../src/codec.ts";
 import { engineSignal, handBack } from "../src/_report.ts";
@@ -551,3 +553,246 @@ Deno.test("SendLane: a written chunk over 64 KiB is let go, and its buffer is re
 function small1(): Message {
   return framed(1, 1, 1);
 }
+
+// ---- ReceiveQueue ---------------------------------------------------------------------
+
+Deno.test("ReceiveQueue: full at its limit; paused readers resume at half of it", () => {
+  const q = new ReceiveQueue(4);
+  const calls: string[] = [];
+  q.whenRoom(() => calls.push("at once"));
+  assertEquals(calls, ["at once"], "not full: called at once");
+  const ms = [0, 1, 2, 3].map(() => new Message());
+  for (const m of ms.slice(0, 3)) assert(q.push(m));
+  assertFalse(q.full, "3 of 4");
+  q.push(ms[3]!);
+  assert(q.full, "4 of 4");
+  assertEquals(q.length, 4);
+  const cancel = q.whenRoom(() => calls.push("cancelled"));
+  q.whenRoom(() => calls.push("a"));
+  q.whenRoom(() => calls.push("b"));
+  cancel();
+  assertStrictEquals(q.tryShift(), ms[0]);
+  assertEquals(calls, ["at once"], "3 left: above half the limit");
+  assertStrictEquals(q.tryShift(), ms[1]);
+  assertEquals(calls, ["at once", "a", "b"], "2 left: resumed, every waiter once");
+  q.tryShift();
+  q.tryShift();
+  assertEquals(q.tryShift(), null);
+  assertEquals(calls.length, 3);
+  assertFalse(new ReceiveQueue().full, "no limit: never full");
+});
+
+Deno.test("ReceiveQueue: an async receive at half the limit also resumes paused readers", async () => {
+  const q = new ReceiveQueue(2);
+  q.push(new Message());
+  q.push(new Message());
+  let resumed = 0;
+  q.whenRoom(() => resumed++);
+  await q.wait(0, undefined);
+  assertEquals(resumed, 1, "1 left of 2: half the limit");
+});
+
+Deno.test("ReceiveQueue: waits are served in call order; settled waits are skipped", async () => {
+  const q = new ReceiveQueue();
+  const ac = new AbortController();
+  const a = q.wait(Infinity, ac.signal);
+  const b = q.wait(Infinity, undefined);
+  const c = q.wait(Infinity, undefined);
+  ac.abort(new Error("gone"));
+  await assertRejects(() => a, Error, "gone");
+  const [m1, m2] = [new Message(), new Message()];
+  assert(q.push(m1));
+  assert(q.push(m2));
+  assertStrictEquals(await b, m1, "the aborted wait is skipped");
+  assertStrictEquals(await c, m2);
+  assertEquals(q.length, 0, "both went to waiters, none queued");
+  // A message queued before the wait is taken at once.
+  const m3 = new Message();
+  q.push(m3);
+  assertStrictEquals(await q.wait(Infinity, undefined), m3);
+  // No wait: null at once (0 or negative), queued nothing.
+  assertEquals(await q.wait(0, undefined), null);
+  assertEquals(await q.wait(-5, undefined), null);
+  // An already aborted signal rejects even with a message queued.
+  q.push(new Message());
+  await assertRejects(() => q.wait(Infinity, ac.signal), Error, "gone");
+  assertEquals(q.length, 1);
+});
+
+Deno.test("ReceiveQueue: timed waits end with null in deadline order; the earlier one re-arms for the later", async () => {
+  const q = new ReceiveQueue();
+  const order: string[] = [];
+  const late = q.wait(60, undefined).then((m) => order.push(`late:${m}`));
+  const early = q.wait(5, undefined).then((m) => order.push(`early:${m}`));
+  const untimed = q.wait(Infinity, undefined);
+  await alive(early);
+  assertEquals(order, ["early:null"]);
+  await alive(late);
+  assertEquals(order, ["early:null", "late:null"]);
+  // The untimed wait is still live and takes the next message.
+  const m = new Message();
+  q.push(m);
+  assertStrictEquals(await untimed, m);
+  // A timed wait served before its deadline resolves with the message, not null later.
+  const served = q.wait(10_000, undefined);
+  const m2 = new Message();
+  q.push(m2);
+  assertStrictEquals(await served, m2);
+  q.shutdown(new TofuError(Status.shutdownStarted, "Cannot receive: done"));
+});
+
+Deno.test("ReceiveQueue: a timed wait that was aborted does not block the ones behind it", async () => {
+  const q = new ReceiveQueue();
+  const ac = new AbortController();
+  const first = q.wait(30, ac.signal);
+  const second = q.wait(40, undefined);
+  ac.abort(new Error("x"));
+  await assertRejects(() => first, Error, "x");
+  assertEquals(await alive(second), null);
+  const m = new Message();
+  assert(q.push(m));
+  assertEquals(q.length, 1, "no live waiter left: queued");
+});
+
+Deno.test("ReceiveQueue: shutdown rejects waiters now and later, resumes readers, hands back messages", async () => {
+  const q = new ReceiveQueue(1);
+  const share = new ReadShare(10, 10);
+  const queued = new Message();
+  share.charge(queued);
+  q.push(queued);
+  assertEquals(share.queued, 1);
+  let resumed = 0;
+  q.whenRoom(() => resumed++);
+  const err = new TofuError(Status.shutdownStarted, "Cannot receive: closing");
+  const out = q.shutdown(err);
+  assertEquals(out.length, 1);
+  assertStrictEquals(out[0], queued);
+  assertEquals([resumed, share.queued, q.length], [1, 0, 0]);
+  assertFalse(q.push(new Message()), "a shut down queue takes nothing");
+  assertStrictEquals(await q.wait(Infinity, undefined).catch((e) => e), err);
+  q.shutdown(new TofuError(Status.shutdownStarted, "Cannot receive: again"));
+  assertStrictEquals(await q.wait(0, undefined).catch((e) => e), err, "the first error stays");
+
+  const q2 = new ReceiveQueue();
+  const w1 = q2.wait(Infinity, undefined);
+  const w2 = q2.wait(50, undefined);
+  q2.shutdown(err);
+  assertStrictEquals(await w1.catch((e) => e), err);
+  assertStrictEquals(await w2.catch((e) => e), err);
+});
+
+// ---- Deadlines ------------------------------------------------------------------------
+
+/** A watched channel that records its expiry. */
+class Owned {
+  expired: Array<[Expiry, number]> = [];
+  #done!: () => void;
+  readonly done = new Promise<void>((r) => this.#done = r);
+  expire(what: Expiry, limitMs: number): void {
+    this.expired.push([what, limitMs]);
+    this.#done();
+  }
+}
+
+function limits(o: Partial<Timeouts>): Timeouts {
+  return { handshake: 0, frame: 0, idle: 0, writeStall: 0, ...o };
+}
+
+Deno.test("Deadlines: each limit must be an integer >= 0, named in the error", () => {
+  for (const name of ["handshake", "frame", "idle", "writeStall"] as const) {
+    for (const bad of [-1, 1.5]) {
+      assertThrows(
+        () => new Deadlines(limits({ [name]: bad })),
+        RangeError,
+        `Cannot create engine: ${name}TimeoutMs ${bad} is not a non-negative integer (0 turns it off)`,
+      );
+    }
+  }
+  const off = new Deadlines(limits({}));
+  assertEquals(off.watch(new Owned()), null, "every limit off: nothing is watched");
+  off.unwatch(null);
+});
+
+Deno.test("Deadlines: the handshake limit fires once, then the channel is no longer watched", async () => {
+  const d = new Deadlines(limits({ handshake: 30, frame: 10_000, writeStall: 10_000 }));
+  const a = new Owned();
+  const b = new Owned();
+  const wa = d.watch(a)!;
+  const wb = d.watch(b)!;
+  wb.frameDone(); // b completed its handshake
+  await alive(a.done);
+  assertEquals(a.expired, [["handshake", 30]]);
+  await alive(pause(80));
+  assertEquals(a.expired.length, 1, "expired once");
+  assertEquals(b.expired, [], "a channel past its handshake does not expire");
+  d.unwatch(wa); // already unwatched: harmless
+  d.unwatch(wb); // the last one: the sweep stops (the sanitizer checks the interval is gone)
+});
+
+Deno.test("Deadlines: a frame left unfinished fires the frame limit; a finished one does not", async () => {
+  const d = new Deadlines(limits({ frame: 30 }));
+  const a = new Owned();
+  const b = new Owned();
+  const wa = d.watch(a)!;
+  const wb = d.watch(b)!;
+  wa.beforeRead(true); // bytes of a frame are buffered
+  wb.beforeRead(true);
+  wb.beforeRead(false); // b's frame completed before its next read
+  await alive(a.done);
+  assertEquals(a.expired, [["frame", 30]]);
+  await alive(pause(60));
+  assertEquals(b.expired, []);
+  wb.beforeRead(true);
+  await alive(b.done);
+  assertEquals(b.expired, [["frame", 30]]);
+  d.unwatch(wa);
+  d.unwatch(wb);
+});
+
+Deno.test("Deadlines: a write the socket takes nothing of fires writeStall, before the handshake", async () => {
+  const d = new Deadlines(limits({ writeStall: 30, handshake: 50 }));
+  const a = new Owned();
+  const b = new Owned();
+  const wa = d.watch(a)!;
+  const wb = d.watch(b)!;
+  wa.beforeWrite();
+  wb.frameDone();
+  wb.beforeWrite();
+  wb.afterWrite(); // b's write took bytes
+  await alive(a.done);
+  assertEquals(a.expired, [["writeStall", 30]]);
+  await alive(pause(80));
+  assertEquals(b.expired, []);
+  d.unwatch(wb);
+});
+
+Deno.test("Deadlines: idle fires without reads or writes, never while a write waits", async () => {
+  const d = new Deadlines(limits({ idle: 30 }));
+  const a = new Owned();
+  const b = new Owned();
+  const wa = d.watch(a)!;
+  const wb = d.watch(b)!;
+  wb.beforeWrite(); // b has a write in flight: not idle
+  await alive(a.done);
+  assertEquals(a.expired, [["idle", 30]]);
+  await alive(pause(60));
+  assertEquals(b.expired, []);
+  wb.afterWrite();
+  await alive(b.done);
+  assertEquals(b.expired, [["idle", 30]]);
+  d.unwatch(wa);
+});
+
+Deno.test("Deadlines: reads keep a channel from going idle", async () => {
+  const d = new Deadlines(limits({ idle: 300 }));
+  const a = new Owned();
+  const wa = d.watch(a)!;
+  // Reads every 10 ms for 800 ms: more than twice the idle limit without an expiry.
+  for (let i = 0; i < 80; i++) {
+    await pause(10);
+    wa.afterRead();
+  }
+  assertEquals(a.expired, []);
+  await alive(a.done);
+  assertEquals(a.expired, [["idle", 300]]);
+});
