@@ -796,3 +796,26 @@ Deno.test("Deadlines: reads keep a channel from going idle", async () => {
   await alive(a.done);
   assertEquals(a.expired, [["idle", 300]]);
 });
+
+// ---- Timers that must not keep a process alive ----------------------------------------
+
+Deno.test("unref'd deadlines, sleeps and sweeps let a process exit; ref'd waits finish first", async () => {
+  const child = new Deno.Command("deno", {
+    // Env permission for Stryker's variable lets a mutant be active in the child too.
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-env=__STRYKER_ACTIVE_MUTANT__",
+      new URL("./_timers_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  // A child kept alive by an hour-long timer is killed after 60 s and the test fails.
+  const guard = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const out = await child.output();
+  clearTimeout(guard);
+  const text = new TextDecoder().decode(out.stdout);
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assertEquals(text.trim().split("\n").sort(), ["served", "slept", "timed wait ended: null"]);
+});
