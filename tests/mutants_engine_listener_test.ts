@@ -1,0 +1,208 @@
+// Listener behaviour that mutation testing found unchecked (issue #13, docs/testing.md): the
+// reports of accept errors (one per episode), of a failed listener, of maxConnections and
+// of exhausted channel numbers, and a close while the listener backs off. Accept errors are
+// made by wrapping the real TCP and Unix listeners (the sockets stay real): a process cannot
+// run out of descriptors on cue without a low `ulimit -n` (tests/resilience_test.ts does that
+// in a child process).
+
+import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import { type ChannelGroup, Engine, type Message, OpCode, Status } from "../mod.ts";
+import {
+  expect,
+  listen,
+  makeAbort,
+  rawConnect,
+  readToEnd,
+  recv,
+  type Server,
+  type SocketTransport,
+  transports,
+  writeAll,
+} from "./_fixtures.ts";
+import { frame } from "./_attack.ts";
+import { tcp } from "../src/_transport_tcp.ts";
+import { uds } from "../src/_transport_uds.ts";
+import type { Listener } from "../src/_transport.ts";
+
+type Fault = Error | "accept";
+
+/**
+ * Makes the next listener of transport `t` fail its accepts as scripted: each accept takes
+ * the next entry (an error to reject with, or "accept" for a real accept); once the script
+ * is used up every accept is real. Restores the transport when disposed.
+ */
+function faultyListen(t: SocketTransport, script: Fault[]): Disposable {
+  const transport = t.name === "tcp" ? tcp : uds;
+  const listenReal = transport.listen;
+  // deno-lint-ignore no-explicit-any
+  (transport as any).listen = async (addr: any): Promise<Listener> => {
+    const real = await listenReal.call(transport, addr);
+    return {
+      get address() {
+        return real.address;
+      },
+      accept() {
+        const next = script.shift();
+        return next === undefined || next === "accept" ? real.accept() : Promise.reject(next);
+      },
+      close: () => real.close(),
+      ended: () => real.ended(),
+    };
+  };
+  return {
+    [Symbol.dispose]() {
+      // deno-lint-ignore no-explicit-any
+      (transport as any).listen = listenReal;
+    },
+  };
+}
+
+/** An accept error that passes (the process ran out of descriptors). */
+function emfile(): Error {
+  return Object.assign(new Error("Too many open files (os error 24)"), { code: "EMFILE" });
+}
+
+/** Starts a listener and returns it with the WelcomeRequest's message id. */
+async function listenWithId(engine: Engine, t: SocketTransport): Promise<Server & { id: bigint }> {
+  const group = engine.create();
+  const req = t.listenAt().format(engine.get("always")!);
+  req.bhdr.messageId = 314n;
+  const { channelNumber } = group.post(req);
+  const welcome = expect(await recv(group), OpCode.WelcomeResponse, Status.success, "welcome");
+  const bound = welcome.headers.get("~listen_on")!;
+  engine.put(welcome);
+  return { group, channel: channelNumber, bound, id: 314n };
+}
+
+/** A raw client sends a HelloRequest and the server group receives it. */
+async function served(engine: Engine, group: ChannelGroup, bound: string): Promise<Deno.Conn> {
+  const conn = await rawConnect(bound) as Deno.Conn;
+  await writeAll(conn, frame(OpCode.HelloRequest));
+  const hello = expect(await recv(group), OpCode.HelloRequest, Status.success, "hello");
+  engine.put(hello);
+  return conn;
+}
+
+/** Asserts `m` is an engine report on the listener channel with the Welcome's id. */
+function listenerReport(m: Message, server: { channel: number; id: bigint }, status: number): void {
+  expect(m, OpCode.Signal, status, "listener report");
+  assert(m.isFromEngine());
+  assertEquals(m.bhdr.channelNumber, server.channel);
+  assertEquals(m.bhdr.messageId, server.id);
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: accept errors that pass are reported once per episode; the listener keeps accepting`, async () => {
+    const first = emfile();
+    using _f = faultyListen(t, [first, emfile(), emfile(), "accept", emfile()]);
+    await using engine = new Engine();
+    const server = await listenWithId(engine, t);
+    const report = await recv(server.group);
+    listenerReport(report, server, Status.acceptFailed);
+    assertEquals(report.error?.status, Status.acceptFailed);
+    assertEquals(
+      report.error?.message,
+      `Cannot accept on channel ${server.channel}: Too many open files (os error 24); the listener keeps accepting, retrying every 10-100 ms`,
+    );
+    assertStrictEquals(report.error?.cause, first);
+    engine.put(report);
+    // The three errors were one episode; a served connection ends it, and the next error
+    // (at the accept right after it) starts a new episode: reported again.
+    const a = await rawConnect(server.bound);
+    await writeAll(a, frame(OpCode.HelloRequest));
+    const two = [await recv(server.group), await recv(server.group)];
+    two.sort((x, y) => x.bhdr.opCode - y.bhdr.opCode);
+    listenerReport(two[0]!, server, Status.acceptFailed);
+    expect(two[1]!, OpCode.HelloRequest, Status.success, "hello");
+    for (const m of two) engine.put(m);
+    const b = await served(engine, server.group, server.bound);
+    assertEquals(server.group.tryReceive(), null, "nothing else was reported");
+    a.close();
+    b.close();
+  });
+
+  Deno.test(`${t.name}: an accept error that does not pass closes the listener with accept_failed`, async () => {
+    const boom = new Error("boom");
+    using _f = faultyListen(t, [boom]);
+    await using engine = new Engine();
+    const server = await listenWithId(engine, t);
+    const closed = await recv(server.group);
+    listenerReport(closed, server, Status.channelClosed);
+    assertEquals(closed.error?.status, Status.acceptFailed);
+    assertEquals(closed.error?.message, `Cannot accept on channel ${server.channel}: boom`);
+    assertStrictEquals(closed.error?.cause, boom);
+    assertEquals(engine.channelCount, 0, "the listener is gone");
+    assertEquals(server.group.tryReceive(), null);
+  });
+
+  Deno.test(`${t.name}: closing a listener while it backs off ends at once, with one channel_closed`, async () => {
+    // Errors enough to keep the listener pausing between accepts when it is closed.
+    using _f = faultyListen(t, Array.from({ length: 9 }, emfile));
+    await using engine = new Engine();
+    const server = await listenWithId(engine, t);
+    const report = await recv(server.group);
+    listenerReport(report, server, Status.acceptFailed);
+    engine.put(report);
+    server.group.post(makeAbort(engine, server.channel));
+    const back = expect(await recv(server.group), OpCode.ByeSignal, Status.channelClosed, "bye");
+    assertEquals(
+      back.error?.message,
+      `Cannot accept on channel ${server.channel}: the application closed the listener`,
+    );
+    const closed = await recv(server.group);
+    listenerReport(closed, server, Status.channelClosed);
+    assertEquals(closed.error?.message, back.error?.message);
+    assertEquals(server.group.tryReceive(), null);
+    // The test's sanitizers fail it if the backoff timer was left armed.
+  });
+
+  Deno.test(`${t.name}: maxConnections: refused connections are closed at once, reported once per episode`, async () => {
+    await using engine = new Engine({ maxConnections: 1 });
+    const server = await listenWithId(engine, t);
+    const a = await served(engine, server.group, server.bound);
+    const refused = await rawConnect(server.bound);
+    assertEquals(await readToEnd(refused), 0, "closed at once");
+    refused.close();
+    const report = await recv(server.group);
+    listenerReport(report, server, Status.allocationFailed);
+    assertEquals(
+      report.error?.message,
+      `Cannot accept a connection on channel ${server.channel}: 1 connections are open (maxConnections 1); new ones are closed until some close`,
+    );
+    engine.put(report);
+    const refused2 = await rawConnect(server.bound);
+    assertEquals(await readToEnd(refused2), 0);
+    refused2.close();
+    assertEquals(server.group.tryReceive(), null, "the same episode: not reported again");
+    // The served connection closes: a new one is served, and a later refusal is reported.
+    a.close();
+    const closed = expect(await recv(server.group), OpCode.Signal, Status.channelClosed, "a");
+    engine.put(closed);
+    const b = await served(engine, server.group, server.bound);
+    const refused3 = await rawConnect(server.bound);
+    assertEquals(await readToEnd(refused3), 0);
+    refused3.close();
+    listenerReport(await recv(server.group), server, Status.allocationFailed);
+    b.close();
+  });
+
+  Deno.test(`${t.name}: channel numbers used up: refused connections are reported once, with the limit`, async () => {
+    await using engine = new Engine({ maxChannels: 2 });
+    const server = await listenWithId(engine, t);
+    const a = await served(engine, server.group, server.bound); // the second number
+    const refused = await rawConnect(server.bound);
+    assertEquals(await readToEnd(refused), 0, "closed at once");
+    refused.close();
+    const report = await recv(server.group);
+    listenerReport(report, server, Status.allocationFailed);
+    assertEquals(
+      report.error?.message,
+      `Cannot accept a connection on channel ${server.channel}: all 2 channel numbers are in use`,
+    );
+    const refused2 = await rawConnect(server.bound);
+    assertEquals(await readToEnd(refused2), 0);
+    refused2.close();
+    assertEquals(server.group.tryReceive(), null, "reported once");
+    a.close();
+  });
+}
