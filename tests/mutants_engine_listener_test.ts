@@ -9,7 +9,6 @@ import { assert, assertEquals, assertStrictEquals } from "@std/assert";
 import { type ChannelGroup, Engine, type Message, OpCode, Status } from "../mod.ts";
 import {
   expect,
-  listen,
   makeAbort,
   rawConnect,
   readToEnd,
