@@ -205,3 +205,62 @@ for (const t of transports) {
     a.close();
   });
 }
+
+/**
+ * How many file descriptors this process has open (Linux), counted by a child process: a
+ * test's permissions do not reach /proc. The pipes to the child count the same every time.
+ */
+async function openFds(): Promise<number> {
+  const code = `let n = 0; for (const _ of Deno.readDirSync("/proc/${Deno.pid}/fd")) n++; ` +
+    `console.log(n);`;
+  const out = await new Deno.Command("deno", { args: ["eval", code], stderr: "inherit" })
+    .output();
+  return Number(new TextDecoder().decode(out.stdout));
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a listener holds one reserve descriptor, takes it back after accept errors, frees it on close`, async () => {
+    await using engine = new Engine();
+    // A listener without trouble: its socket and its reserve.
+    const quiet = await listenWithId(engine, t);
+    const listening = await openFds();
+    quiet.group.post(makeAbort(engine, quiet.channel));
+    expect(await recv(quiet.group), OpCode.ByeSignal, Status.channelClosed, "bye");
+    listenerReport(await recv(quiet.group), quiet, Status.channelClosed);
+    assertEquals(listening - await openFds(), 2, "the socket and the reserve are closed");
+
+    // An accept error frees the reserve; the next accept takes it back first.
+    using _f = faultyListen(t, [emfile()]);
+    const server = await listenWithId(engine, t);
+    listenerReport(await recv(server.group), server, Status.acceptFailed);
+    const conn = await served(engine, server.group, server.bound);
+    const serving = await openFds();
+    conn.close();
+    expect(await recv(server.group), OpCode.Signal, Status.channelClosed, "the client's channel");
+    server.group.post(makeAbort(engine, server.channel));
+    expect(await recv(server.group), OpCode.ByeSignal, Status.channelClosed, "bye");
+    listenerReport(await recv(server.group), server, Status.channelClosed);
+    assertEquals(
+      serving - await openFds(),
+      4,
+      "the client's socket, the accepted one, the listener's socket and its reserve",
+    );
+  });
+}
+
+Deno.test("a listener without read permission for /dev/null (no reserve) accepts as before", async () => {
+  const out = await new Deno.Command("deno", {
+    // Env permission for Stryker's variable lets a mutant be active in the child too.
+    args: [
+      "run",
+      "--no-prompt",
+      "--allow-net=127.0.0.1",
+      "--allow-env=__STRYKER_ACTIVE_MUTANT__",
+      new URL("./_no_reserve_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  assertEquals(new TextDecoder().decode(out.stdout).trim(), "served 3");
+});
