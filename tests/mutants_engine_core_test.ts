@@ -12,9 +12,12 @@ import {
   listen,
   make,
   makeAbort,
+  rawConnect,
   recv,
   transports,
+  writeAll,
 } from "./_fixtures.ts";
+import { frame } from "./_attack.ts";
 
 /** Posts `m` and returns the TofuError it is refused with; `m` stays the caller's. */
 function refused(group: ChannelGroup, m: Message): TofuError {
@@ -273,3 +276,110 @@ Deno.test("tcp: only the ~listen_on line is rewritten; the lines around it are k
   assert(/^~listen_on:tcp\|127\.0\.0\.1\|[1-9]\d*$/.test(lines[1]!), lines[1]);
   assertEquals(lines[2], "x-b:2");
 });
+
+Deno.test("a HelloRequest on a channel number is not a new channel: that channel must be open", async () => {
+  await using engine = new Engine();
+  const g = engine.create();
+  const hello = transports[0]!.nobody().format(engine.get("always")!);
+  hello.bhdr.channelNumber = 7;
+  const e = refused(g, hello);
+  assertEquals([e.status, e.message], [
+    Status.invalidChannelNumber,
+    "Cannot post HelloRequest: channel 7 is not open",
+  ]);
+  assertEquals(engine.channelCount, 0);
+});
+
+Deno.test("a pending waitReceive is rejected when its group is destroyed", async () => {
+  await using engine = new Engine();
+  const g = engine.create();
+  const waiting = g.waitReceive();
+  await engine.destroy(g);
+  const e = await waiting.then(() => null, (e: unknown) => e);
+  if (!(e instanceof TofuError)) throw new Error(`expected a TofuError, got ${e}`);
+  assertEquals([e.status, e.message], [
+    Status.shutdownStarted,
+    "Cannot receive: the group is destroyed",
+  ]);
+});
+
+Deno.test("reusePort: a TCP listen without --unstable-net fails listen_failed; a Unix one is unaffected", async () => {
+  await using engine = new Engine({ reusePort: true });
+  const g = engine.create();
+  const { channelNumber: ch } = g.post(transports[0]!.listenAt().format(engine.get("always")!));
+  const back = expect(await recv(g), OpCode.WelcomeResponse, Status.listenFailed, "tcp welcome");
+  assert(
+    back.error!.message.includes("reusePort needs Linux and --unstable-net"),
+    back.error!.message,
+  );
+  expectClosed(await recv(g), ch);
+  await listen(engine, transports[1]!); // uds: a plain listen
+});
+
+Deno.test("tcp: a header line without a colon that starts like ~listen_on is left alone", async () => {
+  await using engine = new Engine();
+  const g = engine.create();
+  const w = engine.get("always")!;
+  w.bhdr.opCode = OpCode.WelcomeRequest;
+  w.headers.setRaw(new TextEncoder().encode("~listen_onX\r\n~listen_on:tcp|127.0.0.1|0"));
+  g.post(w);
+  const welcome = expect(await recv(g), OpCode.WelcomeResponse, Status.success, "welcome");
+  const lines = new TextDecoder().decode(welcome.headers.raw()).split("\r\n");
+  assertEquals(lines[0], "~listen_onX");
+  assert(/^~listen_on:tcp\|127\.0\.0\.1\|[1-9]\d*$/.test(lines[1]!), lines[1]);
+});
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a group's receive queue bound stops its channels reading; taking messages resumes them`, async () => {
+    await using engine = new Engine({ maxReceiveQueueMsgs: 4 });
+    const server = await listen(engine, t);
+    const conn = await rawConnect(server.bound);
+    const frames = [frame(OpCode.HelloRequest)];
+    for (let i = 0; i < 19; i++) frames.push(frame(OpCode.Request, `m${i}`, BigInt(i + 2)));
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    frames.reduce((off, f) => (all.set(f, off), off + f.length), 0);
+    await writeAll(conn, all);
+    // Each synchronous drain finds at most the bound: the reader stops there, and taking
+    // messages resumes it. All 20 arrive, in order.
+    const got: string[] = [];
+    let most = 0;
+    for (let round = 0; got.length < 20; round++) {
+      assert(round < 500, `${got.length} of 20 messages arrived`);
+      await new Promise((r) => setTimeout(r, 20));
+      let n = 0;
+      for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+        n++;
+        got.push(
+          m.bhdr.opCode === OpCode.HelloRequest
+            ? "hello"
+            : new TextDecoder().decode(m.body.bytes()),
+        );
+        engine.put(m);
+      }
+      most = Math.max(most, n);
+      assert(n <= 4, `${n} messages were queued at once (maxReceiveQueueMsgs 4)`);
+    }
+    assertEquals(got, ["hello", ...Array.from({ length: 19 }, (_, i) => `m${i}`)]);
+    conn.close();
+  });
+
+  Deno.test(`${t.name}: destroy() resolves once its channels are done: their queued bytes are released`, async () => {
+    await using engine = new Engine({ maxEngineQueuedBytes: 100_000 });
+    const server = await listen(engine, t);
+    const a = await connect(engine, t, server);
+    const b = await connect(engine, t, server);
+    // A queues 60 KB and its group is destroyed in the same turn: nothing is written.
+    a.client.post(make(engine, a.clientCh, OpCode.Request, "a".repeat(60_000)));
+    await engine.destroy(a.client);
+    // Once destroy() has resolved, A's bytes no longer count against the engine's budget:
+    // B may queue more than its own allowance (64 KiB).
+    b.client.post(make(engine, b.clientCh, OpCode.Request, "b".repeat(65_100)));
+    // The server sees A's channel close and B's request, in either order.
+    const two = [await recv(server.group), await recv(server.group)];
+    two.sort((x, y) => x.bhdr.opCode - y.bhdr.opCode);
+    expect(two[0]!, OpCode.Request, Status.success, "b's request");
+    assertEquals(two[0]!.body.byteLength, 65_100);
+    expect(two[1]!, OpCode.Signal, Status.channelClosed, "a closed");
+    assertEquals(two[1]!.bhdr.channelNumber, a.serverCh);
+  });
+}
