@@ -232,6 +232,12 @@ Deno.test("SendRoom: an abort rejects that wait only, with the signal's reason",
   room.update(0);
   await other;
   assertFalse(room.waiting);
+  // The only sender, or the first of several, aborts: it no longer waits.
+  const ac2 = new AbortController();
+  const only = room.wait(100, 1, ac2.signal);
+  ac2.abort(reason);
+  assertStrictEquals(await only.catch((e) => e), reason);
+  assertFalse(room.waiting, "an aborted sender is removed");
   // Already aborted: rejected before looking at the room.
   assertStrictEquals(await room.wait(0, 10, ac.signal).catch((e) => e), reason);
 });
