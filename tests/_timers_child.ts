@@ -15,8 +15,8 @@ new Deadline("wait", HOUR, undefined);
 sleep(HOUR);
 new Deadlines({ handshake: HOUR, frame: 0, idle: 0, writeStall: 0 }).watch({ expire() {} });
 
-// A ref'd pause keeps the process alive until it ends.
-sleep(30, true).done.then(() => console.log("slept"));
+// A ref'd pause keeps the process alive until it ends (it outlasts every other wait here).
+sleep(300, true).done.then(() => console.log("slept"));
 
 // A timed wait keeps the process alive until it ends, even when the queue's timer was
 // armed (unref'd) by an earlier wait that was served.

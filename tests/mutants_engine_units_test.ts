@@ -186,7 +186,15 @@ Deno.test("ReadShare: the waiting reader is woken once, only when no longer full
   share.check();
   share.release();
   assertEquals(woken, 1, "woken once");
-  // A withdrawn wait is not called; withdrawing after a newer wait leaves the newer one.
+  // A withdrawn wait is not called.
+  const s1 = new ReadShare(1, 10);
+  s1.charge(new Message());
+  let withdrawn = 0;
+  const withdraw = s1.whenFree(() => withdrawn++);
+  withdraw();
+  s1.release();
+  assertEquals(withdrawn, 0, "withdrawn before the share came back");
+  // Withdrawing after a newer wait leaves the newer one.
   const s2 = new ReadShare(1, 10);
   s2.charge(new Message());
   const first = s2.whenFree(() => woken += 100);
@@ -378,7 +386,28 @@ Deno.test("Heartbeat: wait() arms the timer; stop() calls the waiters and clears
   hb.wait(() => called++);
   hb.stop();
   assertEquals([hb.epoch, called], [2, 2]);
-  // The sanitizer fails this test if stop() left the armed timer pending.
+  await pause(10);
+  assertEquals(hb.epoch, 2, "the stopped timer does not beat later");
+});
+
+Deno.test("Heartbeat: starved only from 2 ms after arming (a fake clock)", () => {
+  let now = 1000;
+  const real = Object.getOwnPropertyDescriptor(performance, "now");
+  Object.defineProperty(performance, "now", { value: () => now, configurable: true });
+  try {
+    const hb = new Heartbeat();
+    assertFalse(hb.starved(64), "arming");
+    assertFalse(hb.starved(64), "64 spins, no time passed");
+    now = 1001.5;
+    assertFalse(hb.starved(1000), "under 2 ms");
+    now = 1002;
+    assert(hb.starved(64), "exactly 2 ms");
+    assertFalse(hb.starved(63), "2 ms, 63 spins");
+    hb.stop();
+  } finally {
+    if (real) Object.defineProperty(performance, "now", real);
+    else delete (performance as { now?: unknown }).now;
+  }
 });
 
 // ---- SendLane -------------------------------------------------------------------------
