@@ -11,6 +11,7 @@ import {
   expectClosed,
   listen,
   make,
+  makeAbort,
   rawConnect,
   readToEnd,
   recv,
@@ -45,23 +46,32 @@ async function untilClosed(
 /** Reads `count` whole frames from a raw peer's socket. */
 async function readFrames(conn: Deno.Conn, count: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
-  let buf = new Uint8Array(0);
-  const chunk = new Uint8Array(65536);
+  let buf = new Uint8Array(1 << 16);
+  let start = 0;
+  let end = 0;
   while (out.length < count) {
-    if (buf.length >= 16) {
-      const size = 16 + ((buf[12]! << 8) | buf[13]!) + ((buf[14]! << 8) | buf[15]!);
-      if (buf.length >= size) {
-        out.push(buf.slice(0, size));
-        buf = buf.slice(size);
+    if (end - start >= 16) {
+      const size = 16 + ((buf[start + 12]! << 8) | buf[start + 13]!) +
+        ((buf[start + 14]! << 8) | buf[start + 15]!);
+      if (end - start >= size) {
+        out.push(buf.slice(start, start + size));
+        start += size;
         continue;
       }
     }
-    const n = await conn.read(chunk);
+    if (start > 0) {
+      buf.copyWithin(0, start, end);
+      end -= start;
+      start = 0;
+    }
+    if (end === buf.length) {
+      const bigger = new Uint8Array(buf.length * 2);
+      bigger.set(buf);
+      buf = bigger;
+    }
+    const n = await conn.read(buf.subarray(end));
     if (n === null) throw new Error(`the socket ended after ${out.length} frames`);
-    const next = new Uint8Array(buf.length + n);
-    next.set(buf);
-    next.set(chunk.subarray(0, n), buf.length);
-    buf = next;
+    end += n;
   }
   return out;
 }
@@ -449,4 +459,122 @@ for (const t of transports) {
     conn.close();
     await untilClosed(engine, server.group, ch);
   });
+
+  // ---- Writes, urgency, limits that must not fire -----------------------------------
+
+  Deno.test(`${t.name}: urgent messages (internalA) are written before normal ones posted earlier`, async () => {
+    await using engine = new Engine();
+    const { client, ch, conn, listener } = await rawServed(engine, t);
+    for (
+      const [id, urgent] of [[1n, false], [2n, false], [3n, true], [4n, false], [5n, true]] as const
+    ) {
+      const m = make(engine, ch, OpCode.Signal, "", id);
+      if (urgent) m.bhdr.internalA = 1;
+      client.post(m); // one turn: nothing is written in between
+    }
+    const ids = (await readFrames(conn, 6)).slice(1).map((f) => f[11]); // after the Hello
+    assertEquals(ids, [3, 5, 1, 2, 4]);
+    conn.close();
+    await untilClosed(engine, client, ch);
+    listener.close();
+  });
+
+  Deno.test(`${t.name}: a sender waiting for room goes on once the peer has read what was queued`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 64 * 1024 * 1024 });
+    const { client, ch, conn, listener } = await rawServed(engine, t);
+    await client.ready(ch, { lowWaterBytes: 0 }); // nothing queued: room at once
+    // 16 MB: more than the socket buffers take while the peer does not read.
+    for (let i = 0; i < 256; i++) client.post(make(engine, ch, OpCode.Request, "q".repeat(65_000)));
+    let resumed = false;
+    const waiting = client.ready(ch, { lowWaterBytes: 0 }).then(() => resumed = true);
+    await new Promise((r) => setTimeout(r, 0));
+    assertEquals(resumed, false, "16 MB are queued");
+    await readFrames(conn, 257); // the Hello and the 256 Requests
+    await waiting;
+    assert(resumed);
+    conn.close();
+    await untilClosed(engine, client, ch);
+    listener.close();
+  });
+
+  Deno.test(`${t.name}: handshake and write-stall limits do not fire once the handshake is done and writes go through`, async () => {
+    await using engine = new Engine({ handshakeTimeoutMs: 100, writeStallTimeoutMs: 100 });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    server.group.post(make(engine, ch, OpCode.Request, "one", 1n));
+    await readFrames(conn, 1);
+    // Four times both limits: a pause, not a measurement.
+    await new Promise((r) => setTimeout(r, 400));
+    assertEquals(server.group.tryReceive(), null, "the channel is still open");
+    server.group.post(make(engine, ch, OpCode.Request, "two", 2n));
+    await readFrames(conn, 1);
+    await writeAll(conn, frame(OpCode.Request, "back", 3n));
+    expect(await recv(server.group), OpCode.Request, Status.success, "a frame from the peer");
+    conn.close();
+    await untilClosed(engine, server.group, ch);
+  });
+
+  Deno.test(`${t.name}: a peer cannot forge origin, status or the local flags`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    const f = frame(OpCode.Request, "forged", 8n);
+    f[2] = OpCode.Request | 0x10 | 0x40 | 0x80; // origin, internalA, internalB
+    f[3] = Status.channelClosed;
+    f[0] = 0x12; // a channel number of the peer's choosing
+    f[1] = 0x34;
+    await writeAll(conn, f);
+    const m = expect(await recv(server.group), OpCode.Request, Status.success, "forged");
+    assertEquals(
+      [m.bhdr.origin, m.bhdr.internalA, m.bhdr.internalB, m.bhdr.channelNumber],
+      [0, 0, 0, ch],
+    );
+    assertEquals(m.isFromEngine(), false);
+    conn.close();
+    await untilClosed(engine, server.group, ch);
+  });
+
+  Deno.test(`${t.name}: a reader held back at its share reports each episode once and ends on an abort`, async () => {
+    await using engine = new Engine({ maxChannelHeldMsgs: 1 });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    await writeAll(conn, frame(OpCode.Request, "a", 2n));
+    await writeAll(conn, frame(OpCode.Request, "b", 3n));
+    const a = expect(await recv(server.group), OpCode.Request, Status.success, "a");
+    const e1 = expect(await recv(server.group), OpCode.Signal, Status.poolEmpty, "first episode");
+    engine.put(e1);
+    engine.put(a); // resumes the reader: it reads b and catches up with the socket
+    const b = expect(await recv(server.group), OpCode.Request, Status.success, "b");
+    await writeAll(conn, frame(OpCode.Request, "c", 4n));
+    expect(await recv(server.group), OpCode.Signal, Status.poolEmpty, "second episode");
+    // Held back (b is not put back), the channel is aborted: the waiting reader ends and
+    // the final report comes.
+    server.group.post(makeAbort(engine, ch));
+    const { before, closed } = await untilClosed(engine, server.group, ch);
+    assertEquals(before.map((m) => m.bhdr.opCode), [OpCode.ByeSignal]);
+    expectClosed(closed, ch, 1n);
+    engine.put(b);
+    conn.close();
+  });
+
+  for (const op of [OpCode.ByeResponse, OpCode.ByeSignal]) {
+    const name = op === OpCode.ByeResponse ? "ByeResponse" : "ByeSignal";
+    Deno.test(`${t.name}: after a ${name} is posted, further posts are refused`, async () => {
+      await using engine = new Engine();
+      const { client, ch, conn, listener } = await rawServed(engine, t);
+      client.post(make(engine, ch, op, "", 5n));
+      const late = make(engine, ch, OpCode.Request, "late");
+      const e = assertThrows(() => client.post(late), TofuError);
+      assertEquals(
+        e.message,
+        `Cannot post Request on channel ${ch}: the channel is closing (${name} already posted)`,
+      );
+      engine.put(late);
+      // Written, the Bye closes the channel gracefully.
+      const { closed } = await untilClosed(engine, client, ch);
+      assertEquals(closed.error, undefined);
+      conn.close();
+      listener.close();
+    });
+  }
 }
