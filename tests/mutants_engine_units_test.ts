@@ -689,6 +689,51 @@ Deno.test("ReceiveQueue: a timed wait that was aborted does not block the ones b
   assertEquals(q.length, 1, "no live waiter left: queued");
 });
 
+Deno.test("ReceiveQueue: a settled wait behind a live one is skipped; the message goes on", async () => {
+  const q = new ReceiveQueue();
+  const ac = new AbortController();
+  const a = q.wait(Infinity, undefined);
+  const b = q.wait(Infinity, ac.signal);
+  const c = q.wait(Infinity, undefined);
+  ac.abort(new Error("b gone"));
+  await assertRejects(() => b, Error, "b gone");
+  const [m1, m2] = [new Message(), new Message()];
+  q.push(m1);
+  q.push(m2);
+  assertStrictEquals(await a, m1);
+  assertStrictEquals(await c, m2, "not lost to the aborted wait");
+  assertEquals(q.length, 0);
+});
+
+Deno.test("ReceiveQueue: a wait of 0 ms ends at once and does not take a later message", async () => {
+  const q = new ReceiveQueue();
+  const zero = q.wait(0, undefined);
+  const m = new Message();
+  q.push(m);
+  assertEquals(await zero, null);
+  assertEquals(q.length, 1, "the message was queued, not given to the ended wait");
+  assertStrictEquals(q.tryShift(), m);
+});
+
+Deno.test("ReceiveQueue: each timed wait ends at its own deadline, whatever the order of the calls", async () => {
+  const q = new ReceiveQueue();
+  const order: string[] = [];
+  const note = (name: string) => (m: Message | null) => order.push(`${name}:${m}`);
+  // A later wait must not push back the timer of an earlier one; after the earliest ends,
+  // the timer is armed for the next earliest, not for the last one called.
+  const waits = [
+    q.wait(5, undefined).then(note("5")),
+    q.wait(30, undefined).then(note("30")),
+    q.wait(100, undefined).then(note("100")),
+    q.wait(60, undefined).then(note("60")),
+  ];
+  const markers = [20, 45, 80].map((ms) =>
+    new Promise<void>((r) => setTimeout(() => (order.push(`t${ms}`), r()), ms))
+  );
+  await Promise.all([...waits, ...markers]);
+  assertEquals(order, ["5:null", "t20", "30:null", "t45", "60:null", "t80", "100:null"]);
+});
+
 Deno.test("ReceiveQueue: shutdown rejects waiters now and later, resumes readers, hands back messages", async () => {
   const q = new ReceiveQueue(1);
   const share = new ReadShare(10, 10);
@@ -852,5 +897,10 @@ Deno.test("unref'd deadlines, sleeps and sweeps let a process exit; ref'd waits 
   clearTimeout(guard);
   const text = new TextDecoder().decode(out.stdout);
   assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-  assertEquals(text.trim().split("\n").sort(), ["served", "slept", "timed wait ended: null"]);
+  assertEquals(text.trim().split("\n").sort(), [
+    "served",
+    "slept",
+    "the other timed wait ended: null",
+    "timed wait ended: null",
+  ]);
 });
