@@ -215,6 +215,22 @@ for (const t of transports) {
   });
 }
 
+for (const t of transports) {
+  Deno.test(`${t.name}: a refusal before any connection was served is reported too`, async () => {
+    await using engine = new Engine({ maxChannels: 1 }); // the listener takes the only number
+    const server = await listenWithId(engine, t);
+    const refused = await rawConnect(server.bound);
+    assertEquals(await readToEnd(refused), 0, "closed at once");
+    refused.close();
+    const report = await recv(server.group);
+    listenerReport(report, server, Status.allocationFailed);
+    assertEquals(
+      report.error?.message,
+      `Cannot accept a connection on channel ${server.channel}: all 1 channel numbers are in use`,
+    );
+  });
+}
+
 /**
  * How many file descriptors this process has open (Linux), counted by a child process: a
  * test's permissions do not reach /proc. The pipes to the child count the same every time.
