@@ -522,9 +522,10 @@ Deno.test("SendLane: settle() takes whole frames only; a cut frame stays unsent"
 
 Deno.test("SendLane: written chunks are dropped as the writer moves on", () => {
   const lane = new SendLane();
-  const big = (id: number) => framed(1, id, 40_000);
-  // Three 40 KB frames: each needs its own chunk (64 KiB at most per chunk unless larger).
-  for (let i = 1; i <= 3; i++) lane.append(big(i), frameLength(big(i)));
+  const big = (id: number) => framed(1, id, 10_000);
+  // Twenty 10 KB frames: a chunk of frames this small holds 64 KiB at most, so they need
+  // several chunks.
+  for (let i = 1; i <= 20; i++) lane.append(big(i), frameLength(big(i)));
   const n0 = lane.chunkCount;
   assert(n0 >= 2, `${n0} chunks`);
   const first = lane.next()!;
@@ -569,7 +570,7 @@ Deno.test("SendLane: a written chunk over 64 KiB is let go, and its buffer is re
   lane.append(m, size);
   const c = lane.next()!;
   const buf = c.buf;
-  assertEquals(buf.length, size, "a chunk exactly as large as the frame");
+  assertEquals(buf.length, size * 8, "a chunk with room for 8 frames as large as this one");
   lane.settle(c, c.len, () => {});
   assertEquals(lane.chunkCount, 0, "a chunk over 64 KiB is not kept by the lane");
   // The next large chunk (of any lane) reuses the spare buffer.
