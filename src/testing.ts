@@ -40,7 +40,9 @@ function tmpDir(): string {
 }
 
 /**
- * Returns a unique Unix socket path `<tmpdir>/tofu_<pid>_<n>.port` (not created).
+ * Returns a unique Unix socket path `<tmpdir>/tofu_<pid>_<n>.port` (not created). A path
+ * that already exists (left by an earlier process with the same pid) is skipped when the
+ * process may read it.
  *
  * @returns The path.
  *
@@ -53,5 +55,18 @@ function tmpDir(): string {
  * ```
  */
 export function tempUdsPath(): string {
-  return `${tmpDir().replace(/\/+$/, "")}/tofu_${Deno.pid}_${counter++}.port`;
+  const dir = tmpDir().replace(/\/+$/, "");
+  // Never prompt for read permission: without it, paths are not checked.
+  const mayRead = Deno.permissions.querySync({ name: "read", path: dir }).state === "granted";
+  for (;;) {
+    const path = `${dir}/tofu_${Deno.pid}_${counter++}.port`;
+    // A file left by an earlier process with the same pid (killed before it removed its
+    // socket) would make the listen fail: skip it.
+    if (!mayRead) return path;
+    try {
+      Deno.lstatSync(path);
+    } catch {
+      return path;
+    }
+  }
 }

@@ -75,3 +75,19 @@ Deno.test("tempUdsPath follows TMPDIR, without trailing slashes, and /tmp when i
     assertMatch(tempUdsPath(), /^\/tmp\/tofu_/);
   });
 });
+
+// A path left behind by an earlier process with the same pid (killed before it could
+// remove its socket file; pids are reused) made the next listen fail with AddrInUse.
+Deno.test("tempUdsPath skips a path that already exists (left by an earlier process with this pid)", () => {
+  withTmpdir(undefined, () => {
+    const a = tempUdsPath();
+    const n = Number(a.slice(a.lastIndexOf("_") + 1, -".port".length));
+    const stale = [1, 2].map((k) => `/tmp/tofu_${Deno.pid}_${n + k}.port`);
+    for (const p of stale) Deno.writeTextFileSync(p, "");
+    try {
+      assertEquals(tempUdsPath(), `/tmp/tofu_${Deno.pid}_${n + 3}.port`);
+    } finally {
+      for (const p of stale) Deno.removeSync(p);
+    }
+  });
+});
