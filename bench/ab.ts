@@ -12,11 +12,12 @@
  * rm -rf /tmp/ab && mkdir -p /tmp/ab/A /tmp/ab/B
  * git archive HEAD~1 mod.ts src | tar -x -C /tmp/ab/A
  * git archive HEAD mod.ts src | tar -x -C /tmp/ab/B   # or: cp -r mod.ts src /tmp/ab/B
- * deno run --allow-net=127.0.0.1 --allow-read=/tmp/ab --allow-env bench/ab.ts \
- *   --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
+ * deno run --config deno.json --allow-net=127.0.0.1 --allow-read=/tmp/ab --allow-env \
+ *   --allow-sys=loadavg bench/ab.ts --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
  * ```
  *
- * `--two` runs the receiver in a child `deno` process (needs --allow-run too).
+ * `--config deno.json` (the root one) supplies the `@std` import map that bench/deno.json
+ * lacks. `--two` runs the receiver in a child `deno` process (needs --allow-run too).
  * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
  *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
