@@ -24,6 +24,26 @@ const isClosed = (m: Message | undefined) =>
   m !== undefined && m.isFromEngine() && m.bhdr.opCode === OpCode.Signal &&
   m.bhdr.status === Status.channelClosed && m.body.byteLength === 0;
 
+/** Opens `k` client channels in `client` to `server`; returns their numbers. */
+async function openChannels(
+  engine: Engine,
+  t: (typeof transports)[number],
+  server: Awaited<ReturnType<typeof listen>>,
+  client: ReturnType<Engine["create"]>,
+  k: number,
+): Promise<number[]> {
+  const chs: number[] = [];
+  for (let i = 0; i < k; i++) {
+    const hello = t.connectTo(server.bound).format(engine.get("always")!);
+    chs.push(client.post(hello).channelNumber);
+    const req = await recv(server.group);
+    req.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(req);
+    engine.put(await recv(client));
+  }
+  return chs;
+}
+
 for (const t of transports) {
   // Slicing a closing channel's hand-backs was meant to bound the work done in one turn of
   // the event loop; with a slice per channel, k channels closing at once did k slices per
@@ -35,15 +55,7 @@ for (const t of transports) {
     const client = engine.create();
     const k = 4;
     const n = 2_000;
-    const chs: number[] = [];
-    for (let i = 0; i < k; i++) {
-      const hello = t.connectTo(server.bound).format(engine.get("always")!);
-      chs.push(client.post(hello).channelNumber);
-      const req = await recv(server.group);
-      req.bhdr.opCode = OpCode.HelloResponse;
-      server.group.post(req);
-      engine.put(await recv(client));
-    }
+    const chs = await openChannels(engine, t, server, client, k);
     // Posted and aborted in one turn: nothing is written, every message comes back.
     for (const ch of chs) {
       for (let i = 0; i < n; i++) client.post(make(engine, ch, OpCode.Signal, `${ch}:${i}`));
@@ -89,26 +101,6 @@ for (const t of transports) {
       `${most} messages handed back in one turn (at most ${HAND_BACK_SLICE})`,
     );
   });
-}
-
-/** Opens `k` client channels in `client` to `server`; returns their numbers. */
-async function openChannels(
-  engine: Engine,
-  t: (typeof transports)[number],
-  server: Awaited<ReturnType<typeof listen>>,
-  client: ReturnType<Engine["create"]>,
-  k: number,
-): Promise<number[]> {
-  const chs: number[] = [];
-  for (let i = 0; i < k; i++) {
-    const hello = t.connectTo(server.bound).format(engine.get("always")!);
-    chs.push(client.post(hello).channelNumber);
-    const req = await recv(server.group);
-    req.bhdr.opCode = OpCode.HelloResponse;
-    server.group.post(req);
-    engine.put(await recv(client));
-  }
-  return chs;
 }
 
 /** Posts Signals with a `size`-byte body on `ch` until the engine refuses; returns how many. */
