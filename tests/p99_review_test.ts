@@ -5,7 +5,17 @@ import { assert, assertEquals } from "@std/assert";
 import { encodeFrame, Engine, FrameDecoder, Message, OpCode, Status } from "../mod.ts";
 import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
 import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
-import { listen, make, makeAbort, rawConnect, recv, transports, writeAll } from "./_fixtures.ts";
+import {
+  floodFrames,
+  listen,
+  make,
+  makeAbort,
+  rawConnect,
+  recv,
+  recvUntilClosed,
+  transports,
+  writeAll,
+} from "./_fixtures.ts";
 import { serveEcho } from "../examples/echo_server.ts";
 
 /** One encoded frame. */
@@ -215,9 +225,7 @@ for (const t of transports) {
       const server = await listen(engine, t);
       const flooder = await rawConnect(server.bound);
       const n = 300;
-      const frames = [frame(OpCode.HelloRequest, 1)];
-      for (let i = 2; i <= n; i++) frames.push(frame(OpCode.Signal, i));
-      const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+      const writing = writeAll(flooder, floodFrames(n));
       let kept: Message | null = null;
       for (let i = 1; i <= n; i++) {
         const m = await recv(server.group, 10_000);
@@ -235,11 +243,7 @@ for (const t of transports) {
       engine.put(kept!);
       await writing;
       flooder.close();
-      for (let closed = false; !closed;) {
-        const m = await recv(server.group);
-        closed = m.bhdr.status === Status.channelClosed;
-        engine.put(m);
-      }
+      await recvUntilClosed(engine, server.group);
     }
   });
 }
