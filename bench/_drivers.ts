@@ -1,8 +1,9 @@
 /**
  * The tofu drivers that bench/throughput.ts and bench/ab.ts share: a listener, a connect,
  * the receive loop, the receiver that acks a window sender, the sender (window or naive
- * `ready()`), and an echo server. Each takes the library namespace `t` it drives, so
- * bench/ab.ts can run two copies of the library side by side with the same code.
+ * `ready()`) and an echo server, each taking the library namespace `t` it drives, so
+ * bench/ab.ts can run two copies of the library side by side with the same code; and a
+ * line reader for a child process's output.
  *
  * @module
  */
@@ -214,4 +215,21 @@ export function echo(
     group.post(m);
     return answered === n;
   });
+}
+
+/** Reads `stdout` (a child process's) line by line: each call resolves with the next line. */
+export function lineReader(stdout: ReadableStream<Uint8Array>): () => Promise<string> {
+  const lines = stdout.pipeThrough(new TextDecoderStream()).values();
+  let buffered = "";
+  return async () => {
+    while (!buffered.includes("\n")) {
+      const r = await lines.next();
+      if (r.done) throw new Error("child ended early");
+      buffered += r.value;
+    }
+    const i = buffered.indexOf("\n");
+    const line = buffered.slice(0, i);
+    buffered = buffered.slice(i + 1);
+    return line;
+  };
 }

@@ -35,6 +35,7 @@ import type { ChannelGroup as Group } from "../mod.ts";
 import {
   connect,
   echo,
+  lineReader,
   listen as server,
   receive,
   type RxMode,
@@ -147,19 +148,7 @@ async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
-  let buffered = "";
-  const nextLine = async (): Promise<string> => {
-    while (!buffered.includes("\n")) {
-      const r = await lines.next();
-      if (r.done) throw new Error("child ended early");
-      buffered += r.value;
-    }
-    const i = buffered.indexOf("\n");
-    const line = buffered.slice(0, i);
-    buffered = buffered.slice(i + 1);
-    return line;
-  };
+  const nextLine = lineReader(child.stdout);
   const port = Number(await nextLine());
   const txE = engineOf(t);
   const c0 = process.cpuUsage();

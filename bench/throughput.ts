@@ -27,6 +27,7 @@ import { encodeFrameInto, Engine, Message, OpCode } from "../mod.ts";
 import {
   connect,
   echo,
+  lineReader,
   listen,
   next,
   receive,
@@ -291,19 +292,7 @@ async function twoProcess(
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
-  let buffered = "";
-  const nextLine = async (): Promise<string> => {
-    while (!buffered.includes("\n")) {
-      const r = await lines.next();
-      if (r.done) throw new Error("child ended early");
-      buffered += r.value;
-    }
-    const i = buffered.indexOf("\n");
-    const line = buffered.slice(0, i);
-    buffered = buffered.slice(i + 1);
-    return line;
-  };
+  const nextLine = lineReader(child.stdout);
   const { port } = JSON.parse(await nextLine());
   if (kind === "raw") {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
