@@ -12,11 +12,12 @@
  * rm -rf /tmp/ab && mkdir -p /tmp/ab/A /tmp/ab/B
  * git archive HEAD~1 mod.ts src | tar -x -C /tmp/ab/A
  * git archive HEAD mod.ts src | tar -x -C /tmp/ab/B   # or: cp -r mod.ts src /tmp/ab/B
- * deno run --allow-net=127.0.0.1 --allow-read=/tmp/ab --allow-env bench/ab.ts \
- *   --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
+ * deno run --config deno.json --allow-net=127.0.0.1 --allow-read=/tmp/ab --allow-env \
+ *   --allow-sys=loadavg bench/ab.ts --a /tmp/ab/A --b /tmp/ab/B --scenario drain --rounds 7
  * ```
  *
- * `--two` runs the receiver in a child `deno` process (needs --allow-run too).
+ * `--config deno.json` (the root one) supplies the `@std` import map that bench/deno.json
+ * lacks. `--two` runs the receiver in a child `deno` process (needs --allow-run too).
  * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
  *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
@@ -30,10 +31,19 @@
 
 import process from "node:process";
 import { parseArgs } from "@std/cli/parse-args";
-
-type Tofu = typeof import("../mod.ts");
-type Group = ReturnType<InstanceType<Tofu["Engine"]>["create"]>;
-type Msg = InstanceType<Tofu["Message"]>;
+import type { ChannelGroup as Group } from "../mod.ts";
+import {
+  connect,
+  echo,
+  lineReader,
+  listen as server,
+  receive,
+  type RxMode,
+  send,
+  type Tofu,
+  type TxMode,
+  WINDOW,
+} from "./_drivers.ts";
 
 const args = parseArgs(Deno.args, {
   string: ["a", "b", "scenario", "rounds", "n", "pool", "profile", "child"],
@@ -47,8 +57,6 @@ const N = Number(
   args.n ??
     (SCENARIO === "big" ? 20_000 : SCENARIO === "pingpong" ? 10_000 : 400_000),
 );
-const ACK_EVERY = 4096;
-const WINDOW = 8 * ACK_EVERY;
 const POOL = Number(args.pool ?? WINDOW + 1024);
 
 async function load(dir: string): Promise<Tofu> {
@@ -64,97 +72,23 @@ function engineOf(t: Tofu) {
   });
 }
 
-async function server(t: Tofu, engine: InstanceType<Tofu["Engine"]>) {
-  const group = engine.create();
-  group.post(
-    new t.TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!),
-  );
-  const w = (await group.waitReceive(5000))!;
-  if (w.bhdr.status !== 0) throw new Error(`listen: ${w.error?.message}`);
-  const port = Number(w.headers.get("~listen_on")!.split("|")[2]);
-  engine.put(w);
-  return { group, port };
-}
-
-async function connect(
-  t: Tofu,
-  engine: InstanceType<Tofu["Engine"]>,
-  port: number,
-): Promise<[Group, number]> {
-  const group = engine.create();
-  const { channelNumber } = group.post(
-    new t.TcpClientAddress("127.0.0.1", port).format(engine.get("always")!),
-  );
-  const r = (await group.waitReceive(5000))!;
-  if (r.bhdr.opCode !== t.OpCode.HelloResponse) {
-    throw new Error(`connect: ${r.error?.message}`);
-  }
-  engine.put(r);
-  return [group, channelNumber];
-}
-
-async function receiveLoop(
-  group: Group,
-  handle: (m: Msg) => boolean,
-  mode: string,
-): Promise<void> {
-  if (mode === "forAwait") {
-    for await (const m of group) if (handle(m)) return;
-    return;
-  }
-  if (mode === "wait") {
-    for (;;) if (handle((await group.waitReceive())!)) return;
-  }
-  for (;;) {
-    for (
-      let m = group.tryReceive() ?? await group.waitReceive();
-      m !== null;
-      m = group.tryReceive()
-    ) {
-      if (handle(m)) return;
-    }
-  }
-}
-
-const RX_MODE = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
-const TX_MODE = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
+const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
+const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
 
 /** The receiving side: resolves with [ms from the first Request to the last, CPU us]. */
-function receiver(
+async function receiver(
   t: Tofu,
   rxE: InstanceType<Tofu["Engine"]>,
   group: Group,
 ): Promise<[number, number]> {
-  const acks = TX_MODE === "window";
-  let link = 0;
-  let got = 0;
-  let t0 = 0;
   let c0 = process.cpuUsage();
-  return receiveLoop(group, (m) => {
-    const op = m.bhdr.opCode;
-    if (op === t.OpCode.Request) {
-      if (t0 === 0) {
-        t0 = performance.now();
-        c0 = process.cpuUsage();
-      }
-      got++;
-      rxE.put(m);
-      if (acks && (got % ACK_EVERY === 0 || got === N)) {
-        const ack = rxE.get("always")!;
-        ack.bhdr.channelNumber = link;
-        ack.bhdr.opCode = t.OpCode.Signal;
-        group.post(ack);
-      }
-    } else if (op === t.OpCode.HelloRequest) {
-      link = m.bhdr.channelNumber;
-      m.bhdr.opCode = t.OpCode.HelloResponse;
-      group.post(m);
-    } else rxE.put(m);
-    return got === N;
-  }, RX_MODE).then(() => {
-    const cpu = process.cpuUsage(c0);
-    return [performance.now() - t0, cpu.user + cpu.system];
+  const ms = await receive(t, rxE, group, N, {
+    mode: RX_MODE,
+    acks: TX_MODE === "window",
+    onFirst: () => c0 = process.cpuUsage(),
   });
+  const cpu = process.cpuUsage(c0);
+  return [ms, cpu.user + cpu.system];
 }
 
 /** The sending side: connects to `port` and sends N Requests. */
@@ -164,35 +98,7 @@ async function sender(
   port: number,
 ): Promise<void> {
   const [group, ch] = await connect(t, txE, port);
-  const body = new Uint8Array(BODY).fill(0x61);
-  if (TX_MODE === "ready") {
-    for (let i = 0; i < N; i++) {
-      await group.ready(ch);
-      const m = txE.get("always");
-      m.bhdr.channelNumber = ch;
-      m.body.set(body);
-      group.post(m);
-    }
-    return;
-  }
-  let sent = 0;
-  let acked = 0;
-  while (acked < N) {
-    while (sent < N && sent - acked < WINDOW) {
-      const m = txE.get("always")!;
-      m.bhdr.channelNumber = ch;
-      m.body.set(body);
-      group.post(m);
-      sent++;
-    }
-    const a = group.tryReceive() ?? (await group.waitReceive())!;
-    if (a.bhdr.opCode === t.OpCode.Signal && a.isFromApplication()) {
-      acked = Math.min(N, acked + ACK_EVERY);
-    } else if (a.isFromEngine()) {
-      throw new Error(`sender: status ${a.bhdr.status}`);
-    }
-    txE.put(a);
-  }
+  await send(t, txE, group, ch, N, TX_MODE, BODY);
 }
 
 /**
@@ -242,19 +148,7 @@ async function twoProcess(t: Tofu, dir: string): Promise<number[]> {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
-  let buffered = "";
-  const nextLine = async (): Promise<string> => {
-    while (!buffered.includes("\n")) {
-      const r = await lines.next();
-      if (r.done) throw new Error("child ended early");
-      buffered += r.value;
-    }
-    const i = buffered.indexOf("\n");
-    const line = buffered.slice(0, i);
-    buffered = buffered.slice(i + 1);
-    return line;
-  };
+  const nextLine = lineReader(child.stdout);
   const port = Number(await nextLine());
   const txE = engineOf(t);
   const c0 = process.cpuUsage();
@@ -285,20 +179,7 @@ async function pingpong(
   sgroup: Group,
   port: number,
 ): Promise<number[]> {
-  let answered = 0;
-  const serving = receiveLoop(sgroup, (m) => {
-    if (m.bhdr.opCode === t.OpCode.HelloRequest) {
-      m.bhdr.opCode = t.OpCode.HelloResponse;
-    } else if (m.bhdr.opCode === t.OpCode.Request) {
-      m.bhdr.opCode = t.OpCode.Response;
-      answered++;
-    } else {
-      engine.put(m);
-      return false;
-    }
-    sgroup.post(m);
-    return answered === N;
-  }, "drain");
+  const serving = echo(t, engine, sgroup, N);
   const [group, ch] = await connect(t, engine, port);
   const body = new Uint8Array(BODY).fill(0x61);
   const rtts: number[] = [];

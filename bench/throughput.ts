@@ -22,16 +22,20 @@
 
 // deno-lint-ignore-file no-console
 
+import * as tofu from "../mod.ts";
+import { encodeFrameInto, Engine, Message, OpCode } from "../mod.ts";
 import {
-  type ChannelGroup,
-  encodeFrameInto,
-  Engine,
-  Message,
-  OpCode,
-  Status,
-  TcpClientAddress,
-  TcpServerAddress,
-} from "../mod.ts";
+  connect,
+  echo,
+  lineReader,
+  listen,
+  next,
+  receive,
+  type RxMode,
+  send,
+  type TxMode,
+  WINDOW,
+} from "./_drivers.ts";
 
 const QUICK = Deno.args.includes("--quick");
 const REPS = QUICK ? 1 : 3;
@@ -40,8 +44,6 @@ const BIG = 65535;
 const BIG_N = QUICK ? 2_000 : 10_000;
 const ONE_WAY = QUICK ? 200_000 : 2_000_000;
 const ROUND_TRIPS = QUICK ? 2_000 : 20_000;
-const ACK_EVERY = 4096;
-const WINDOW = 8 * ACK_EVERY;
 const HDR = 16;
 const FRAME = HDR + BODY;
 
@@ -166,158 +168,6 @@ async function rawPingPong(n: number): Promise<number[]> {
 // ---------------------------------------------------------------------------------
 // tofu through the public API
 
-async function tofuServer(
-  engine: Engine,
-): Promise<{ group: ChannelGroup; port: number }> {
-  const group = engine.create();
-  group.post(
-    new TcpServerAddress("127.0.0.1", 0).format(engine.get("always")!),
-  );
-  const w = (await group.waitReceive(5000))!;
-  if (w.bhdr.status !== Status.success) {
-    throw new Error(`listen: ${w.error?.message}`);
-  }
-  const port = Number(w.headers.get("~listen_on")!.split("|")[2]);
-  engine.put(w);
-  return { group, port };
-}
-
-async function tofuConnect(
-  engine: Engine,
-  port: number,
-): Promise<[ChannelGroup, number]> {
-  const group = engine.create();
-  const { channelNumber } = group.post(
-    new TcpClientAddress("127.0.0.1", port).format(engine.get("always")!),
-  );
-  const r = (await group.waitReceive(5000))!;
-  if (r.bhdr.opCode !== OpCode.HelloResponse) {
-    throw new Error(`connect: ${r.error?.message}`);
-  }
-  engine.put(r);
-  return [group, channelNumber];
-}
-
-async function next(group: ChannelGroup): Promise<Message> {
-  const m = group.tryReceive() ?? await group.waitReceive();
-  if (m === null) throw new Error("no message");
-  return m;
-}
-
-/** How the tofu receiver takes messages. */
-type RxMode = "drain" | "forAwait" | "wait";
-/** How the tofu sender keeps pace: application acks (a window), or `group.ready()`. */
-type TxMode = "window" | "ready";
-
-/**
- * Hands every received message to `handle` until it returns true. "drain" takes what is
- * queued with tryReceive and awaits only when the queue is empty; "forAwait" uses the
- * group's async iterator; "wait" awaits waitReceive() for every message.
- */
-async function receiveLoop(
-  group: ChannelGroup,
-  handle: (m: Message) => boolean,
-  mode: RxMode = "drain",
-): Promise<void> {
-  if (mode === "forAwait") {
-    for await (const m of group) if (handle(m)) return;
-    return;
-  }
-  if (mode === "wait") {
-    for (;;) if (handle((await group.waitReceive())!)) return;
-  }
-  for (;;) {
-    for (
-      let m = group.tryReceive() ?? await group.waitReceive();
-      m !== null;
-      m = group.tryReceive()
-    ) {
-      if (handle(m)) return;
-    }
-  }
-}
-
-/**
- * Receiver side: answers the client's Hello, takes `n` Requests, acks every ACK_EVERY
- * (when `acks`). `link.ch` carries the accepted channel over to later calls on the same
- * connection. Returns the milliseconds from the first Request to the last.
- */
-async function tofuReceiver(
-  engine: Engine,
-  group: ChannelGroup,
-  n: number,
-  link: { ch: number } = { ch: 0 },
-  mode: RxMode = "drain",
-  acks = true,
-): Promise<number> {
-  let got = 0;
-  let t0 = 0;
-  await receiveLoop(group, (m) => {
-    const op = m.bhdr.opCode;
-    if (op === OpCode.Request) {
-      if (t0 === 0) t0 = performance.now();
-      got++;
-      engine.put(m);
-      if (acks && (got % ACK_EVERY === 0 || got === n)) {
-        const ack = engine.get("always")!;
-        ack.bhdr.channelNumber = link.ch;
-        ack.bhdr.opCode = OpCode.Signal;
-        group.post(ack);
-      }
-    } else if (op === OpCode.HelloRequest) {
-      link.ch = m.bhdr.channelNumber;
-      m.bhdr.opCode = OpCode.HelloResponse;
-      group.post(m);
-    } else engine.put(m);
-    return got === n;
-  }, mode);
-  return performance.now() - t0;
-}
-
-/**
- * Sender side: posts `n` Requests. "window": at most WINDOW unacknowledged (the receiver
- * acks every ACK_EVERY). "ready": a naive loop that awaits `group.ready(ch)` before each
- * post and reads nothing back.
- */
-async function tofuSender(
-  engine: Engine,
-  group: ChannelGroup,
-  ch: number,
-  n: number,
-  mode: TxMode = "window",
-  bodySize = BODY,
-) {
-  const body = new Uint8Array(bodySize).fill(0x61);
-  if (mode === "ready") {
-    for (let i = 0; i < n; i++) {
-      await group.ready(ch);
-      const m = engine.get("always");
-      m.bhdr.channelNumber = ch;
-      m.body.set(body);
-      group.post(m);
-    }
-    return;
-  }
-  let sent = 0;
-  let acked = 0;
-  while (acked < n) {
-    while (sent < n && sent - acked < WINDOW) {
-      const m = engine.get("always")!;
-      m.bhdr.channelNumber = ch;
-      m.body.set(body);
-      group.post(m);
-      sent++;
-    }
-    const a = await next(group);
-    if (a.bhdr.opCode === OpCode.Signal && a.isFromApplication()) {
-      acked = Math.min(n, acked + ACK_EVERY);
-    } else if (a.isFromEngine()) {
-      throw new Error(`sender: status ${a.bhdr.status}`);
-    }
-    engine.put(a);
-  }
-}
-
 // The receiver may hold up to WINDOW unacknowledged messages, so its pool covers the
 // window: with a smaller pool, backpressure (pool_empty) is what gets measured. The
 // window sender queues up to WINDOW frames, each charged its size + 512 bytes (19 MiB):
@@ -339,53 +189,22 @@ async function tofuOneWay(
 ): Promise<number> {
   await using rxEngine = benchEngine();
   await using txEngine = benchEngine();
-  const server = await tofuServer(rxEngine);
-  const receiving = tofuReceiver(
-    rxEngine,
-    server.group,
-    n,
-    { ch: 0 },
-    rx,
-    tx === "window",
-  );
-  const [group, ch] = await tofuConnect(txEngine, server.port);
-  await tofuSender(txEngine, group, ch, n, tx, bodySize);
+  const server = await listen(tofu, rxEngine);
+  const receiving = receive(tofu, rxEngine, server.group, n, {
+    mode: rx,
+    acks: tx === "window",
+  });
+  const [group, ch] = await connect(tofu, txEngine, server.port);
+  await send(tofu, txEngine, group, ch, n, tx, bodySize);
   const ms = await receiving;
   return n / (ms / 1000);
 }
 
-/**
- * Serves as an echo server: accepts every Hello and answers each Request with a
- * Response, until `n` Requests were answered. `onReport` sees every engine report.
- */
-function echo(
-  engine: Engine,
-  group: ChannelGroup,
-  n: number,
-  onReport: (m: Message) => void = () => {},
-): Promise<void> {
-  let answered = 0;
-  return receiveLoop(group, (m) => {
-    if (m.isFromEngine()) onReport(m);
-    if (m.bhdr.opCode === OpCode.HelloRequest) {
-      m.bhdr.opCode = OpCode.HelloResponse;
-    } else if (m.bhdr.opCode === OpCode.Request) {
-      m.bhdr.opCode = OpCode.Response;
-      answered++;
-    } else {
-      engine.put(m);
-      return false;
-    }
-    group.post(m);
-    return answered === n;
-  });
-}
-
 async function tofuPingPong(n: number): Promise<number[]> {
   await using engine = benchEngine();
-  const server = await tofuServer(engine);
-  const serving = echo(engine, server.group, n);
-  const [group, ch] = await tofuConnect(engine, server.port);
+  const server = await listen(tofu, engine);
+  const serving = echo(tofu, engine, server.group, n);
+  const [group, ch] = await connect(tofu, engine, server.port);
   const body = new Uint8Array(BODY).fill(0x61);
   const rtts: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -406,12 +225,18 @@ async function tofuManyChannels(
   rounds: number,
 ): Promise<[number, number]> {
   await using engine = new Engine({ initialPoolMsgs: 2048, maxPoolMsgs: 8192 });
-  const server = await tofuServer(engine);
+  const server = await listen(tofu, engine);
   let errors = 0;
-  const serving = echo(engine, server.group, channels * rounds, () => errors++);
+  const serving = echo(
+    tofu,
+    engine,
+    server.group,
+    channels * rounds,
+    () => errors++,
+  );
   const t0 = performance.now();
   await Promise.all(Array.from({ length: channels }, async () => {
-    const [group, ch] = await tofuConnect(engine, server.port);
+    const [group, ch] = await connect(tofu, engine, server.port);
     for (let r = 0; r < rounds; r++) {
       const m = engine.get("always")!;
       m.bhdr.channelNumber = ch;
@@ -441,16 +266,11 @@ async function childReceiver(kind: string, n: number): Promise<void> {
     l.close();
   } else {
     await using rx = benchEngine();
-    const server = await tofuServer(rx);
+    const server = await listen(tofu, rx);
     console.log(JSON.stringify({ port: server.port }));
-    const ms = await tofuReceiver(
-      rx,
-      server.group,
-      n,
-      { ch: 0 },
-      "drain",
-      kind === "tofu",
-    );
+    const ms = await receive(tofu, rx, server.group, n, {
+      acks: kind === "tofu",
+    });
     console.log(JSON.stringify({ rate: n / (ms / 1000) }));
   }
 }
@@ -472,19 +292,7 @@ async function twoProcess(
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).values();
-  let buffered = "";
-  const nextLine = async (): Promise<string> => {
-    while (!buffered.includes("\n")) {
-      const r = await lines.next();
-      if (r.done) throw new Error("child ended early");
-      buffered += r.value;
-    }
-    const i = buffered.indexOf("\n");
-    const line = buffered.slice(0, i);
-    buffered = buffered.slice(i + 1);
-    return line;
-  };
+  const nextLine = lineReader(child.stdout);
   const { port } = JSON.parse(await nextLine());
   if (kind === "raw") {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -496,8 +304,16 @@ async function twoProcess(
     return rate;
   }
   await using tx = benchEngine();
-  const [group, ch] = await tofuConnect(tx, port);
-  await tofuSender(tx, group, ch, n, kind === "tofu" ? "window" : "ready");
+  const [group, ch] = await connect(tofu, tx, port);
+  await send(
+    tofu,
+    tx,
+    group,
+    ch,
+    n,
+    kind === "tofu" ? "window" : "ready",
+    BODY,
+  );
   const { rate } = JSON.parse(await nextLine());
   await child.status;
   return rate;
@@ -510,25 +326,18 @@ async function twoProcess(
 async function memoryGrowth(mode: TxMode): Promise<[number, number]> {
   await using rx = benchEngine();
   await using tx = benchEngine();
-  const server = await tofuServer(rx);
+  const server = await listen(tofu, rx);
   const link = { ch: 0 };
   const acks = mode === "window";
   // The first receiver pass answers the Hello, so it starts before the connect.
-  let receiving = tofuReceiver(
-    rx,
-    server.group,
-    1_000_000,
-    link,
-    "drain",
-    acks,
-  );
-  const [group, ch] = await tofuConnect(tx, server.port);
-  await tofuSender(tx, group, ch, 1_000_000, mode);
+  let receiving = receive(tofu, rx, server.group, 1_000_000, { link, acks });
+  const [group, ch] = await connect(tofu, tx, server.port);
+  await send(tofu, tx, group, ch, 1_000_000, mode, BODY);
   await receiving;
   const after1 = Deno.memoryUsage().rss;
   for (let i = 0; i < 9; i++) {
-    receiving = tofuReceiver(rx, server.group, 1_000_000, link, "drain", acks);
-    await tofuSender(tx, group, ch, 1_000_000, mode);
+    receiving = receive(tofu, rx, server.group, 1_000_000, { link, acks });
+    await send(tofu, tx, group, ch, 1_000_000, mode, BODY);
     await receiving;
     if (Deno.env.get("TOFU_BENCH_TRACE")) {
       const u = Deno.memoryUsage();

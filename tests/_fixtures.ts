@@ -3,10 +3,11 @@
 import { assert, assertEquals } from "@std/assert";
 import {
   type ChannelGroup,
+  encodeFrame,
   type Engine,
   IsolateClientAddress,
   IsolateServerAddress,
-  type Message,
+  Message,
   OpCode,
   Status,
   statusName,
@@ -216,4 +217,32 @@ export function makeAbort(engine: Engine, channel: number): Message {
   const m = make(engine, channel, OpCode.ByeSignal);
   m.bhdr.internalA = 1;
   return m;
+}
+
+/**
+ * The bytes a flooding raw peer writes: a HelloRequest with message id 1, then Signals with
+ * ids 2 to `n`, all without a body.
+ */
+export function floodFrames(n: number): Uint8Array {
+  const m = new Message();
+  const frames: Uint8Array[] = [];
+  for (let id = 1; id <= n; id++) {
+    m.bhdr.opCode = id === 1 ? OpCode.HelloRequest : OpCode.Signal;
+    m.bhdr.messageId = BigInt(id);
+    frames.push(encodeFrame(m));
+  }
+  return new Uint8Array(frames.flatMap((f) => [...f]));
+}
+
+/** Receives from `group` until `count` channel_closed messages came, putting each back. */
+export async function recvUntilClosed(
+  engine: Engine,
+  group: ChannelGroup,
+  count = 1,
+): Promise<void> {
+  for (let closed = 0; closed < count;) {
+    const m = await recv(group);
+    if (m.bhdr.status === Status.channelClosed) closed++;
+    engine.put(m);
+  }
 }

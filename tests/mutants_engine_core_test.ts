@@ -26,6 +26,22 @@ function refused(group: ChannelGroup, m: Message): TofuError {
   return e;
 }
 
+/**
+ * Posts a Hello or Welcome request whose only header is `x-other` (no address) in a new
+ * group; returns the group and what post returned.
+ */
+function postWithoutAddress(
+  engine: Engine,
+  opCode: OpCode,
+): { g: ChannelGroup; ch: number; messageId: bigint } {
+  const g = engine.create();
+  const m = engine.get("always")!;
+  m.bhdr.opCode = opCode;
+  m.headers.append("x-other", "1");
+  const { channelNumber: ch, messageId } = g.post(m);
+  return { g, ch, messageId };
+}
+
 Deno.test("Engine options: each limit is a positive integer, named in the RangeError", () => {
   for (
     const name of ["maxQueuedBytes", "maxEngineQueuedBytes", "maxReceiveQueueMsgs"] as const
@@ -155,11 +171,7 @@ for (const t of transports) {
 
   Deno.test(`${t.name}: a Hello without ~connect_to comes back invalid_address, then channel_closed`, async () => {
     await using engine = new Engine();
-    const g = engine.create();
-    const hello = engine.get("always")!;
-    hello.bhdr.opCode = OpCode.HelloRequest;
-    hello.headers.append("x-other", "1");
-    const { channelNumber: ch, messageId } = g.post(hello);
+    const { g, ch, messageId } = postWithoutAddress(engine, OpCode.HelloRequest);
     const back = expect(await recv(g), OpCode.HelloRequest, Status.invalidAddress, "hello");
     assertEquals(back.error?.message, "Cannot connect: no ~connect_to header");
     assertEquals(back.bhdr.channelNumber, ch);
@@ -171,11 +183,7 @@ for (const t of transports) {
 
   Deno.test(`${t.name}: a Welcome without ~listen_on comes back as a WelcomeResponse, invalid_address`, async () => {
     await using engine = new Engine();
-    const g = engine.create();
-    const welcome = engine.get("always")!;
-    welcome.bhdr.opCode = OpCode.WelcomeRequest;
-    welcome.headers.append("x-other", "1");
-    const { channelNumber: ch, messageId } = g.post(welcome);
+    const { g, ch, messageId } = postWithoutAddress(engine, OpCode.WelcomeRequest);
     const back = expect(await recv(g), OpCode.WelcomeResponse, Status.invalidAddress, "welcome");
     assertEquals(back.error?.message, "Cannot listen: no ~listen_on header");
     assertEquals(back.bhdr.messageId, messageId);

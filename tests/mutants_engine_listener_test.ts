@@ -90,6 +90,25 @@ function listenerReport(m: Message, server: { channel: number; id: bigint }, sta
   assertEquals(m.bhdr.messageId, server.id);
 }
 
+/** A raw client connects and the server closes the connection at once, before any byte. */
+async function refused(bound: string): Promise<void> {
+  const conn = await rawConnect(bound);
+  assertEquals(await readToEnd(conn), 0, "closed at once");
+  conn.close();
+}
+
+/** A connection is refused and the listener reports it: allocation_failed with `message`. */
+async function refusalReported(
+  server: Server & { id: bigint },
+  message: string,
+): Promise<Message> {
+  await refused(server.bound);
+  const report = await recv(server.group);
+  listenerReport(report, server, Status.allocationFailed);
+  assertEquals(report.error?.message, message);
+  return report;
+}
+
 for (const t of transports) {
   Deno.test(`${t.name}: accept errors that pass are reported once per episode; the listener keeps accepting`, async () => {
     const first = emfile();
@@ -168,28 +187,19 @@ for (const t of transports) {
     await using engine = new Engine({ maxConnections: 1 });
     const server = await listenWithId(engine, t);
     const a = await served(engine, server.group, server.bound);
-    const refused = await rawConnect(server.bound);
-    assertEquals(await readToEnd(refused), 0, "closed at once");
-    refused.close();
-    const report = await recv(server.group);
-    listenerReport(report, server, Status.allocationFailed);
-    assertEquals(
-      report.error?.message,
+    const report = await refusalReported(
+      server,
       `Cannot accept a connection on channel ${server.channel}: 1 connections are open (maxConnections 1); new ones are closed until some close`,
     );
     engine.put(report);
-    const refused2 = await rawConnect(server.bound);
-    assertEquals(await readToEnd(refused2), 0);
-    refused2.close();
+    await refused(server.bound);
     assertEquals(server.group.tryReceive(), null, "the same episode: not reported again");
     // The served connection closes: a new one is served, and a later refusal is reported.
     a.close();
     const closed = expect(await recv(server.group), OpCode.Signal, Status.channelClosed, "a");
     engine.put(closed);
     const b = await served(engine, server.group, server.bound);
-    const refused3 = await rawConnect(server.bound);
-    assertEquals(await readToEnd(refused3), 0);
-    refused3.close();
+    await refused(server.bound);
     listenerReport(await recv(server.group), server, Status.allocationFailed);
     b.close();
   });
@@ -198,18 +208,11 @@ for (const t of transports) {
     await using engine = new Engine({ maxChannels: 2 });
     const server = await listenWithId(engine, t);
     const a = await served(engine, server.group, server.bound); // the second number
-    const refused = await rawConnect(server.bound);
-    assertEquals(await readToEnd(refused), 0, "closed at once");
-    refused.close();
-    const report = await recv(server.group);
-    listenerReport(report, server, Status.allocationFailed);
-    assertEquals(
-      report.error?.message,
+    await refusalReported(
+      server,
       `Cannot accept a connection on channel ${server.channel}: all 2 channel numbers are in use`,
     );
-    const refused2 = await rawConnect(server.bound);
-    assertEquals(await readToEnd(refused2), 0);
-    refused2.close();
+    await refused(server.bound);
     assertEquals(server.group.tryReceive(), null, "reported once");
     a.close();
   });
@@ -219,13 +222,8 @@ for (const t of transports) {
   Deno.test(`${t.name}: a refusal before any connection was served is reported too`, async () => {
     await using engine = new Engine({ maxChannels: 1 }); // the listener takes the only number
     const server = await listenWithId(engine, t);
-    const refused = await rawConnect(server.bound);
-    assertEquals(await readToEnd(refused), 0, "closed at once");
-    refused.close();
-    const report = await recv(server.group);
-    listenerReport(report, server, Status.allocationFailed);
-    assertEquals(
-      report.error?.message,
+    await refusalReported(
+      server,
       `Cannot accept a connection on channel ${server.channel}: all 1 channel numbers are in use`,
     );
   });

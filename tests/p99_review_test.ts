@@ -5,7 +5,17 @@ import { assert, assertEquals } from "@std/assert";
 import { encodeFrame, Engine, FrameDecoder, Message, OpCode, Status } from "../mod.ts";
 import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
 import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
-import { listen, make, makeAbort, rawConnect, recv, transports, writeAll } from "./_fixtures.ts";
+import {
+  floodFrames,
+  listen,
+  make,
+  makeAbort,
+  rawConnect,
+  recv,
+  recvUntilClosed,
+  transports,
+  writeAll,
+} from "./_fixtures.ts";
 import { serveEcho } from "../examples/echo_server.ts";
 
 /** One encoded frame. */
@@ -24,6 +34,26 @@ const isClosed = (m: Message | undefined) =>
   m !== undefined && m.isFromEngine() && m.bhdr.opCode === OpCode.Signal &&
   m.bhdr.status === Status.channelClosed && m.body.byteLength === 0;
 
+/** Opens `k` client channels in `client` to `server`; returns their numbers. */
+async function openChannels(
+  engine: Engine,
+  t: (typeof transports)[number],
+  server: Awaited<ReturnType<typeof listen>>,
+  client: ReturnType<Engine["create"]>,
+  k: number,
+): Promise<number[]> {
+  const chs: number[] = [];
+  for (let i = 0; i < k; i++) {
+    const hello = t.connectTo(server.bound).format(engine.get("always")!);
+    chs.push(client.post(hello).channelNumber);
+    const req = await recv(server.group);
+    req.bhdr.opCode = OpCode.HelloResponse;
+    server.group.post(req);
+    engine.put(await recv(client));
+  }
+  return chs;
+}
+
 for (const t of transports) {
   // Slicing a closing channel's hand-backs was meant to bound the work done in one turn of
   // the event loop; with a slice per channel, k channels closing at once did k slices per
@@ -35,15 +65,7 @@ for (const t of transports) {
     const client = engine.create();
     const k = 4;
     const n = 2_000;
-    const chs: number[] = [];
-    for (let i = 0; i < k; i++) {
-      const hello = t.connectTo(server.bound).format(engine.get("always")!);
-      chs.push(client.post(hello).channelNumber);
-      const req = await recv(server.group);
-      req.bhdr.opCode = OpCode.HelloResponse;
-      server.group.post(req);
-      engine.put(await recv(client));
-    }
+    const chs = await openChannels(engine, t, server, client, k);
     // Posted and aborted in one turn: nothing is written, every message comes back.
     for (const ch of chs) {
       for (let i = 0; i < n; i++) client.post(make(engine, ch, OpCode.Signal, `${ch}:${i}`));
@@ -89,26 +111,6 @@ for (const t of transports) {
       `${most} messages handed back in one turn (at most ${HAND_BACK_SLICE})`,
     );
   });
-}
-
-/** Opens `k` client channels in `client` to `server`; returns their numbers. */
-async function openChannels(
-  engine: Engine,
-  t: (typeof transports)[number],
-  server: Awaited<ReturnType<typeof listen>>,
-  client: ReturnType<Engine["create"]>,
-  k: number,
-): Promise<number[]> {
-  const chs: number[] = [];
-  for (let i = 0; i < k; i++) {
-    const hello = t.connectTo(server.bound).format(engine.get("always")!);
-    chs.push(client.post(hello).channelNumber);
-    const req = await recv(server.group);
-    req.bhdr.opCode = OpCode.HelloResponse;
-    server.group.post(req);
-    engine.put(await recv(client));
-  }
-  return chs;
 }
 
 /** Posts Signals with a `size`-byte body on `ch` until the engine refuses; returns how many. */
@@ -223,9 +225,7 @@ for (const t of transports) {
       const server = await listen(engine, t);
       const flooder = await rawConnect(server.bound);
       const n = 300;
-      const frames = [frame(OpCode.HelloRequest, 1)];
-      for (let i = 2; i <= n; i++) frames.push(frame(OpCode.Signal, i));
-      const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+      const writing = writeAll(flooder, floodFrames(n));
       let kept: Message | null = null;
       for (let i = 1; i <= n; i++) {
         const m = await recv(server.group, 10_000);
@@ -243,11 +243,7 @@ for (const t of transports) {
       engine.put(kept!);
       await writing;
       flooder.close();
-      for (let closed = false; !closed;) {
-        const m = await recv(server.group);
-        closed = m.bhdr.status === Status.channelClosed;
-        engine.put(m);
-      }
+      await recvUntilClosed(engine, server.group);
     }
   });
 }

@@ -22,12 +22,14 @@ import {
   assertQuiet,
   connect,
   expect,
+  floodFrames,
   lifecycleTransports,
   listen,
   make,
   makeAbort,
   rawConnect,
   recv,
+  recvUntilClosed,
   type Server,
   transports,
   writeAll,
@@ -597,9 +599,7 @@ Deno.test("updateReceiver throws allocation_failed at the receive-queue bound", 
  */
 async function holdAll(engine: Engine, server: Server, n: number): Promise<void> {
   const peer = await rawConnect(server.bound);
-  const frames = [frame(OpCode.HelloRequest, 1)];
-  for (let i = 2; i <= n; i++) frames.push(frame(OpCode.Signal, i));
-  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  await writeAll(peer, floodFrames(n));
   const held: Message[] = [];
   while (held.length < n) {
     const m = await recv(server.group, 10_000);
@@ -753,12 +753,7 @@ for (const t of transports) {
     }
     assertEquals(ids, Array.from({ length: 92 }, (_, i) => i + 10));
     flooder.close();
-    for (;;) {
-      const m = await recv(server.group);
-      const closed = m.bhdr.status === Status.channelClosed;
-      engine.put(m);
-      if (closed) break;
-    }
+    await recvUntilClosed(engine, server.group);
   });
 
   Deno.test(`${t.name}: by default one channel may hold 1,000 messages, and 1,000 concurrent Peers requests are answered`, async () => {
@@ -853,9 +848,7 @@ for (const t of transports) {
     await using engine = new Engine({ maxPoolMsgs: 32 });
     const server = await listen(engine, t);
     const flooder = await rawConnect(server.bound);
-    const frames = [frame(OpCode.HelloRequest, 1)];
-    for (let i = 2; i <= 2000; i++) frames.push(frame(OpCode.Signal, i));
-    const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    const writing = writeAll(flooder, floodFrames(2000));
     // The application does not read for a while; then a good peer says hello.
     await new Promise((r) => setTimeout(r, 300));
     const good = await rawConnect(server.bound);
@@ -882,11 +875,7 @@ for (const t of transports) {
     await writing;
     flooder.close();
     good.close();
-    for (let closed = 0; closed < 2;) {
-      const m = await recv(server.group);
-      if (m.bhdr.status === Status.channelClosed) closed++;
-      engine.put(m);
-    }
+    await recvUntilClosed(engine, server.group, 2);
   });
 }
 
@@ -898,9 +887,7 @@ for (const t of transports) {
     await using engine = new Engine({ maxPoolMsgs: 32 });
     const server = await listen(engine, t);
     const flooder = await rawConnect(server.bound);
-    const frames = [frame(OpCode.HelloRequest, 1)];
-    for (let i = 2; i <= 2000; i++) frames.push(frame(OpCode.Signal, i));
-    const writing = writeAll(flooder, new Uint8Array(frames.flatMap((f) => [...f])));
+    const writing = writeAll(flooder, floodFrames(2000));
     const take = () => {
       const got: Message[] = [];
       for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
@@ -939,11 +926,7 @@ for (const t of transports) {
     assertEquals(ids, Array.from({ length: 2000 }, (_, i) => i + 1), "all of it, in order");
     await writing;
     flooder.close();
-    for (let closed = false; !closed;) {
-      const m = await recv(server.group);
-      closed = m.bhdr.status === Status.channelClosed;
-      engine.put(m);
-    }
+    await recvUntilClosed(engine, server.group);
   });
 }
 
@@ -951,9 +934,7 @@ Deno.test("an engine with a pool of 0 still reads, one unread message per channe
   await using engine = new Engine({ initialPoolMsgs: 0, maxPoolMsgs: 0 });
   const server = await listen(engine, transports[0]!);
   const peer = await rawConnect(server.bound);
-  const frames = [frame(OpCode.HelloRequest, 1)];
-  for (let i = 2; i <= 20; i++) frames.push(frame(OpCode.Signal, i));
-  await writeAll(peer, new Uint8Array(frames.flatMap((f) => [...f])));
+  await writeAll(peer, floodFrames(20));
   const ids: number[] = [];
   while (ids.length < 20) {
     const m = await recv(server.group);
