@@ -29,6 +29,11 @@ export interface Expirable {
 const TICK_MIN_MS = 25;
 const TICK_MAX_MS = 1000;
 
+/** A millisecond clock (performance.now() by default; tests step their own). */
+export type Clock = () => number;
+
+const performanceClock: Clock = () => performance.now();
+
 /** Per-channel timestamps (performance.now() milliseconds; 0 while not running). */
 export class Watch {
   readonly owner: Expirable;
@@ -39,11 +44,13 @@ export class Watch {
   // Only the idle limit reads activeAt: without it, reads and writes skip a clock read
   // each (performance.now() costs ~90 ns here, several per round trip).
   readonly #idle: boolean;
+  readonly #now: Clock;
 
-  constructor(owner: Expirable, now: number, idle = true) {
+  constructor(owner: Expirable, now: Clock, idle: boolean) {
     this.owner = owner;
-    this.handshakeSince = now;
-    this.activeAt = now;
+    this.#now = now;
+    this.handshakeSince = now();
+    this.activeAt = this.handshakeSince;
     this.#idle = idle;
   }
 
@@ -56,34 +63,37 @@ export class Watch {
   /** A read starts; `partial` says bytes of an unfinished frame are buffered. */
   beforeRead(partial: boolean): void {
     if (!partial) this.frameSince = 0;
-    else if (this.frameSince === 0) this.frameSince = performance.now();
+    else if (this.frameSince === 0) this.frameSince = this.#now();
   }
 
   /** A read returned bytes. */
   afterRead(): void {
-    if (this.#idle) this.activeAt = performance.now();
+    if (this.#idle) this.activeAt = this.#now();
   }
 
   /** A write starts. */
   beforeWrite(): void {
-    this.writeSince = performance.now();
+    this.writeSince = this.#now();
   }
 
   /** A write took bytes. */
   afterWrite(): void {
     this.writeSince = 0;
-    if (this.#idle) this.activeAt = performance.now();
+    if (this.#idle) this.activeAt = this.#now();
   }
 }
 
 export class Deadlines {
   readonly limits: Readonly<Timeouts>;
   readonly #watches = new Set<Watch>();
-  readonly #tickMs: number;
+  /** The sweep's period in milliseconds. */
+  readonly tickMs: number;
   readonly #enabled: boolean;
+  readonly #now: Clock;
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(limits: Timeouts) {
+  constructor(limits: Timeouts, now: Clock = performanceClock) {
+    this.#now = now;
     for (const [name, ms] of Object.entries(limits)) {
       if (!Number.isInteger(ms) || ms < 0) {
         throw new RangeError(
@@ -94,16 +104,16 @@ export class Deadlines {
     this.limits = { ...limits };
     const on = Object.values(limits).filter((ms) => ms > 0);
     this.#enabled = on.length > 0;
-    this.#tickMs = Math.min(TICK_MAX_MS, Math.max(TICK_MIN_MS, Math.floor(Math.min(...on) / 4)));
+    this.tickMs = Math.min(TICK_MAX_MS, Math.max(TICK_MIN_MS, Math.floor(Math.min(...on) / 4)));
   }
 
   /** Starts watching a channel; null when every limit is off. */
   watch(owner: Expirable): Watch | null {
     if (!this.#enabled) return null;
-    const w = new Watch(owner, performance.now(), this.limits.idle > 0);
+    const w = new Watch(owner, this.#now, this.limits.idle > 0);
     this.#watches.add(w);
     if (this.#timer === undefined) {
-      const timer = setInterval(() => this.#sweep(), this.#tickMs);
+      const timer = setInterval(() => this.sweep(), this.tickMs);
       Deno.unrefTimer(timer);
       this.#timer = timer;
     }
@@ -117,8 +127,9 @@ export class Deadlines {
     this.#timer = undefined;
   }
 
-  #sweep(): void {
-    const now = performance.now();
+  /** Compares every watched channel with the limits (run by the interval). */
+  sweep(): void {
+    const now = this.#now();
     const { handshake, frame, idle, writeStall } = this.limits;
     for (const w of this.#watches) {
       let what: Expiry | null = null;

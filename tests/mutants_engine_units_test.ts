@@ -878,6 +878,106 @@ Deno.test("Deadlines: reads keep a channel from going idle", async () => {
   assertEquals(a.expired, [["idle", 300]]);
 });
 
+/** A stepped clock for Deadlines: `t.now` is what the clock reads. */
+function stepped(): { now: number; clock: () => number } {
+  const t = { now: 1_000, clock: () => t.now };
+  return t;
+}
+
+Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, not a tick before", () => {
+  for (const what of ["handshake", "frame", "writeStall", "idle"] as const) {
+    const t = stepped();
+    const d = new Deadlines(limits({ [what]: 100 }), t.clock);
+    const a = new Owned();
+    const w = d.watch(a)!;
+    if (what === "frame") {
+      w.frameDone();
+      w.beforeRead(true); // the first byte of a frame, at 1,000
+    } else if (what === "writeStall") {
+      w.beforeWrite(); // a write starts at 1,000
+    }
+    t.now = 1_099;
+    d.sweep();
+    assertEquals(a.expired, [], `${what}: 99 ms is not yet 100`);
+    t.now = 1_100;
+    d.sweep();
+    assertEquals(a.expired, [[what, 100]], `${what}: fires at 100 ms`);
+    t.now = 5_000;
+    d.sweep();
+    assertEquals(a.expired.length, 1, `${what}: once (the sweep stopped with its last channel)`);
+  }
+});
+
+Deno.test("Deadlines on a stepped clock: times count from the event, and each event restarts its own", () => {
+  const t = stepped();
+  const d = new Deadlines(limits({ frame: 100, writeStall: 100, idle: 300 }), t.clock);
+  const a = new Owned();
+  const w = d.watch(a)!;
+  t.now = 1_050;
+  w.beforeRead(true); // a frame starts at 1,050
+  t.now = 1_100;
+  w.beforeRead(true); // still the same frame: its start stays 1,050
+  t.now = 1_149;
+  d.sweep();
+  assertEquals(a.expired, []);
+  w.beforeRead(false); // the frame completed
+  t.now = 1_200;
+  w.beforeWrite(); // a write starts at 1,200
+  t.now = 1_250;
+  w.afterWrite(); // and took bytes: active at 1,250
+  t.now = 1_500;
+  w.afterRead(); // active at 1,500
+  t.now = 1_799;
+  d.sweep();
+  assertEquals(a.expired, [], "299 ms after the last read");
+  t.now = 1_800;
+  d.sweep();
+  assertEquals(a.expired, [["idle", 300]], "300 ms after the last read, not after the watch");
+});
+
+Deno.test("Deadlines on a stepped clock: a frame's time counts from its first byte, not its last read", () => {
+  const t = stepped();
+  const d = new Deadlines(limits({ frame: 100 }), t.clock);
+  const a = new Owned();
+  const w = d.watch(a)!;
+  t.now = 1_050;
+  w.beforeRead(true); // the frame's first bytes are buffered at 1,050
+  t.now = 1_120;
+  w.beforeRead(true); // more reads of the same frame do not restart it
+  t.now = 1_150;
+  d.sweep();
+  assertEquals(a.expired, [["frame", 100]]);
+});
+
+Deno.test("Deadlines on a stepped clock: without an idle limit, reads and writes never read the clock", () => {
+  const t = stepped();
+  let reads = 0;
+  const d = new Deadlines(limits({ handshake: 100 }), () => (reads++, t.now));
+  const w = d.watch(new Owned())!;
+  const before = reads;
+  w.afterRead();
+  w.afterWrite();
+  assertEquals(reads, before, "activeAt is not refreshed without an idle limit");
+  assertEquals(w.activeAt, 1_000);
+  const idle = new Deadlines(limits({ idle: 100 }), t.clock);
+  const withIdle = idle.watch(new Owned())!;
+  t.now = 1_040;
+  withIdle.afterRead();
+  assertEquals(withIdle.activeAt, 1_040);
+  t.now = 1_070;
+  withIdle.afterWrite();
+  assertEquals(withIdle.activeAt, 1_070);
+  d.unwatch(w);
+  idle.unwatch(withIdle);
+});
+
+Deno.test("Deadlines: the sweep runs every quarter of the smallest limit, between 25 ms and 1 s", () => {
+  assertEquals(new Deadlines(limits({ handshake: 40 })).tickMs, 25);
+  assertEquals(new Deadlines(limits({ handshake: 400 })).tickMs, 100);
+  assertEquals(new Deadlines(limits({ handshake: 403, frame: 10_000 })).tickMs, 100);
+  assertEquals(new Deadlines(limits({ idle: 10_000, writeStall: 60_000 })).tickMs, 1000);
+});
+
 // ---- Timers that must not keep a process alive ----------------------------------------
 
 Deno.test("unref'd deadlines, sleeps and sweeps let a process exit; ref'd waits finish first", async () => {
