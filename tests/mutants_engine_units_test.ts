@@ -949,6 +949,22 @@ Deno.test("Deadlines on a stepped clock: a frame's time counts from its first by
   assertEquals(a.expired, [["frame", 100]]);
 });
 
+Deno.test("Deadlines on a stepped clock: a limit that is off never fires, however long", () => {
+  const t = stepped();
+  // Only the handshake limit is on: a stalled frame, a stalled write and a quiet channel
+  // must not close the channel once its handshake is done.
+  const d = new Deadlines(limits({ handshake: 100 }), t.clock);
+  const a = new Owned();
+  const w = d.watch(a)!;
+  w.frameDone();
+  w.beforeRead(true);
+  w.beforeWrite();
+  t.now = 1_000_000;
+  d.sweep();
+  assertEquals(a.expired, []);
+  d.unwatch(w);
+});
+
 Deno.test("Deadlines on a stepped clock: without an idle limit, reads and writes never read the clock", () => {
   const t = stepped();
   let reads = 0;
