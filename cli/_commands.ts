@@ -95,14 +95,12 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
     engine.put(m);
   };
 
-  try {
+  await untilInterrupted(async () => {
     while ((o.count === undefined || counted < o.count) && listenerFailure === undefined) {
       const m = await group.waitReceive(Infinity, { signal: ctx.signal });
       if (m !== null) handle(m);
     }
-  } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
-  }
+  });
   if (listenerFailure !== undefined) throw listenerFailure;
 
   // Graceful close: stop accepting, say bye to every peer, wait for their answers.
@@ -171,6 +169,17 @@ export async function send(address: Address, o: SendOptions, ctx: Context): Prom
   return 0;
 }
 
+// Runs `work` to its end or to the first Ctrl-C; says whether Ctrl-C ended it.
+async function untilInterrupted(work: () => Promise<void>): Promise<boolean> {
+  try {
+    await work();
+    return false;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    return true;
+  }
+}
+
 // Says bye; a message of ours that comes back instead of being written is a failure.
 async function sayBye(
   client: Client,
@@ -209,13 +218,9 @@ export async function request(address: Address, o: RequestOptions, ctx: Context)
   const action = `request on ${address.text}`;
   const id = client.group.post(fill(client.message(OpCode.Request), o)).messageId;
   const deadline = performance.now() + o.timeoutMs;
-  let interrupted = false;
-  try {
+  const interrupted = await untilInterrupted(async () => {
     for (let done = false; !done;) {
       const m = await client.next(deadline, action);
-      if (m === null) {
-        throw new Failure("timeout", `Cannot ${action}: no Response within ${o.timeoutMs} ms`);
-      }
       const op = m.bhdr.opCode;
       if (m.bhdr.messageId === id && (op === OpCode.Response || op === OpCode.Signal)) {
         ctx.out(formatMessage(m, "received", o));
@@ -223,10 +228,7 @@ export async function request(address: Address, o: RequestOptions, ctx: Context)
       }
       client.engine.put(m);
     }
-  } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
-    interrupted = true;
-  }
+  });
   const failure = await sayBye(client, ctx);
   if (failure !== undefined) throw failure;
   return interrupted ? INTERRUPTED : 0;
@@ -280,8 +282,7 @@ export async function ping(address: Address, o: PingOptions, ctx: Context): Prom
   const samples: number[] = [];
   const progress = new Progress("ping", o.count, ctx.progress);
   const start = performance.now();
-  let interrupted = false;
-  try {
+  const interrupted = await untilInterrupted(async () => {
     while (samples.length < o.count) {
       const req = client.message(OpCode.Request);
       req.body.set("ping");
@@ -290,9 +291,6 @@ export async function ping(address: Address, o: PingOptions, ctx: Context): Prom
       const deadline = sent + o.timeoutMs;
       for (;;) {
         const m = await client.next(deadline, action);
-        if (m === null) {
-          throw new Failure("timeout", `Cannot ${action}: no Response within ${o.timeoutMs} ms`);
-        }
         const answered = m.bhdr.opCode === OpCode.Response && m.bhdr.messageId === id;
         client.engine.put(m);
         if (answered) break;
@@ -300,12 +298,7 @@ export async function ping(address: Address, o: PingOptions, ctx: Context): Prom
       samples.push(performance.now() - sent);
       progress.update(samples.length);
     }
-  } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
-    interrupted = true;
-  } finally {
-    progress.clear();
-  }
+  }).finally(() => progress.clear());
   const elapsed = performance.now() - start;
   await sayBye(client, ctx);
   const s = summarize(samples);
@@ -356,8 +349,7 @@ export async function bench(address: Address, o: BenchOptions, ctx: Context): Pr
   const progress = new Progress("bench", o.count, ctx.progress);
   const start = performance.now();
   let sent = 0;
-  let interrupted = false;
-  try {
+  const interrupted = await untilInterrupted(async () => {
     while (latencies.length < o.count) {
       while (sent < o.count && sentAt.size < o.window) {
         const req = client.message(OpCode.Request);
@@ -366,9 +358,6 @@ export async function bench(address: Address, o: BenchOptions, ctx: Context): Pr
         sent++;
       }
       const m = await client.next(performance.now() + o.timeoutMs, action);
-      if (m === null) {
-        throw new Failure("timeout", `Cannot ${action}: no Response within ${o.timeoutMs} ms`);
-      }
       const at = m.bhdr.opCode === OpCode.Response ? sentAt.get(m.bhdr.messageId) : undefined;
       if (at !== undefined) {
         latencies.push(performance.now() - at);
@@ -377,12 +366,7 @@ export async function bench(address: Address, o: BenchOptions, ctx: Context): Pr
       client.engine.put(m);
       progress.update(latencies.length);
     }
-  } catch (err) {
-    if (!(err instanceof Interrupted)) throw err;
-    interrupted = true;
-  } finally {
-    progress.clear();
-  }
+  }).finally(() => progress.clear());
   const elapsed = performance.now() - start;
   await sayBye(client, ctx);
   const s = summarize(latencies);

@@ -197,15 +197,18 @@ export class Client implements AsyncDisposable {
   }
 
   /**
-   * The next message from the peer before `deadline`, or `null` on timeout. Skips
-   * `pool_empty` notices; answers a peer's ByeRequest and fails.
+   * The next message from the peer before `deadline`. Skips `pool_empty` notices; answers
+   * a peer's ByeRequest and fails.
    *
-   * @throws {Failure} When the channel fails or the peer closes it.
+   * @throws {Failure} When the channel fails, the peer closes it, or nothing came before
+   *   `deadline` (`timeout`: no Response within the client's `timeoutMs`).
    */
-  async next(deadline: number, action: string): Promise<Message | null> {
+  async next(deadline: number, action: string): Promise<Message> {
     for (;;) {
       const m = await receive(this.group, deadline, this.signal);
-      if (m === null) return null;
+      if (m === null) {
+        throw new Failure("timeout", `Cannot ${action}: no Response within ${this.timeoutMs} ms`);
+      }
       const h = m.bhdr;
       if (m.isFromEngine()) {
         if (h.status === Status.poolEmpty) {
