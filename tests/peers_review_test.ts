@@ -28,6 +28,18 @@ function engineWithProbe(): Engine {
   return new Engine({ initialPoolMsgs: POOL, maxPoolMsgs: 100_000 });
 }
 
+/** Connects a Peers channel to `peer` (a plain engine's listener), which accepts its Hello. */
+async function connectAnswered(
+  engine: Engine,
+  peer: Awaited<ReturnType<typeof rawListen>>,
+): Promise<Channel> {
+  const connecting = connect(peer.bound, { engine });
+  const hello = await recv(peer.group);
+  hello.bhdr.opCode = OpCode.HelloResponse;
+  peer.group.post(hello);
+  return await connecting;
+}
+
 /**
  * Remembers the messages now in `engine`'s pool; `check()` asserts (within a generous
  * deadline) that every one of them is back in the pool and that no channel is open.
@@ -283,11 +295,7 @@ for (const t of transports) {
     await using engine = engineWithProbe();
     await using peerEngine = new Engine();
     const peer = await rawListen(peerEngine, t);
-    const connecting = connect(peer.bound, { engine });
-    const hello = await recv(peer.group);
-    hello.bhdr.opCode = OpCode.HelloResponse;
-    peer.group.post(hello);
-    const ch = await connecting;
+    const ch = await connectAnswered(engine, peer);
     const probe = poolProbe(engine, 1);
 
     const failing = ch.request("q1");
@@ -330,11 +338,7 @@ for (const t of transports) {
     await using engine = engineWithProbe();
     await using peerEngine = new Engine();
     const peer = await rawListen(peerEngine, t);
-    const connecting = connect(peer.bound, { engine });
-    const hello = await recv(peer.group);
-    hello.bhdr.opCode = OpCode.HelloResponse;
-    peer.group.post(hello);
-    const ch: Channel = await connecting;
+    const ch = await connectAnswered(engine, peer);
     const asking = ch.request("stream please");
     const req = await recv(peer.group);
     const n = req.bhdr.channelNumber;
