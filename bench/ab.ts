@@ -111,6 +111,9 @@ async function sender(
  * process (same copy) and CPU is the sum of both processes.
  */
 async function round(t: Tofu, dir: string, rx: RxMode = RX_MODE): Promise<number[]> {
+  // With --v8-flags=--expose-gc: the previous round's engines (their pools) are collected
+  // before this round, not during it.
+  (globalThis as { gc?: () => void }).gc?.();
   if (args.two) return await twoProcess(t, dir);
   const rxE = engineOf(t);
   const txE = engineOf(t);
