@@ -19,6 +19,10 @@
  * `--config deno.json` (the root one) supplies the `@std` import map that bench/deno.json
  * lacks. `--two` runs the receiver in a child `deno` process (needs --allow-run too).
  * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
+ * `--b-rx MODE` (drain, forAwait, wait) makes copy B's receiver take messages that way, so
+ * `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
+ * With `--v8-flags=--expose-gc` (before the script name), garbage is collected before each
+ * round, so the previous round's engines are not collected during the next one.
  *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
  * forAwait, wait (await waitReceive() per message), big (65,535-byte bodies, ready sender),
@@ -46,7 +50,17 @@ import {
 } from "./_drivers.ts";
 
 const args = parseArgs(Deno.args, {
-  string: ["a", "b", "scenario", "rounds", "n", "pool", "profile", "child", "b-rx"],
+  string: [
+    "a",
+    "b",
+    "scenario",
+    "rounds",
+    "n",
+    "pool",
+    "profile",
+    "child",
+    "b-rx",
+  ],
   boolean: ["heap", "two"],
   default: { scenario: "drain", rounds: "7" },
 });
@@ -72,8 +86,12 @@ function engineOf(t: Tofu) {
   });
 }
 
-const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
-const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
+const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait"
+  ? SCENARIO
+  : "drain";
+const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big"
+  ? "ready"
+  : "window";
 // --b-rx MODE: copy B's receiver takes messages that way instead (one process only), so
 // that `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
 const B_RX: RxMode = (args["b-rx"] as RxMode | undefined) ?? RX_MODE;
@@ -110,7 +128,11 @@ async function sender(
  * [p50 us, CPU ns per round trip, p99 us]. With --two the receiver runs in a child
  * process (same copy) and CPU is the sum of both processes.
  */
-async function round(t: Tofu, dir: string, rx: RxMode = RX_MODE): Promise<number[]> {
+async function round(
+  t: Tofu,
+  dir: string,
+  rx: RxMode = RX_MODE,
+): Promise<number[]> {
   // With --v8-flags=--expose-gc: the previous round's engines (their pools) are collected
   // before this round, not during it.
   (globalThis as { gc?: () => void }).gc?.();
