@@ -86,12 +86,8 @@ function engineOf(t: Tofu) {
   });
 }
 
-const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait"
-  ? SCENARIO
-  : "drain";
-const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big"
-  ? "ready"
-  : "window";
+const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
+const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
 // --b-rx MODE: copy B's receiver takes messages that way instead (one process only), so
 // that `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
 const B_RX: RxMode = (args["b-rx"] as RxMode | undefined) ?? RX_MODE;
