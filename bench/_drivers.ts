@@ -13,10 +13,15 @@ import type { ChannelGroup, Engine, Message } from "../mod.ts";
 /** The library namespace a driver runs against (../mod.ts, or a copy of it). */
 export type Tofu = typeof import("../mod.ts");
 
-/** How the receiver takes messages. */
-export type RxMode = "drain" | "forAwait" | "wait";
+/**
+ * How the receiver takes messages. "drainAwait" drains like "drain" and awaits a settled
+ * promise once per message: the floor of any receiver that takes one promise per message.
+ */
+export type RxMode = "drain" | "forAwait" | "wait" | "drainAwait";
 /** How the sender keeps pace: application acks (a window), or `group.ready()`. */
 export type TxMode = "window" | "ready";
+
+const SETTLED = Promise.resolve();
 
 /** The receiver acks every ACK_EVERY Requests. */
 export const ACK_EVERY = 4096;
@@ -69,7 +74,8 @@ export async function next(group: ChannelGroup): Promise<Message> {
 /**
  * Hands every received message to `handle` until it returns true. "drain" takes what is
  * queued with tryReceive and awaits only when the queue is empty; "forAwait" uses the
- * group's async iterator; "wait" awaits waitReceive() for every message.
+ * group's async iterator; "wait" awaits waitReceive() for every message; "drainAwait" is
+ * "drain" with one await of a settled promise per message.
  */
 export async function receiveLoop(
   group: ChannelGroup,
@@ -83,12 +89,14 @@ export async function receiveLoop(
   if (mode === "wait") {
     for (;;) if (handle((await group.waitReceive())!)) return;
   }
+  const awaitEach = mode === "drainAwait";
   for (;;) {
     for (
       let m = group.tryReceive() ?? await group.waitReceive();
       m !== null;
       m = group.tryReceive()
     ) {
+      if (awaitEach) await SETTLED;
       if (handle(m)) return;
     }
   }

@@ -19,6 +19,10 @@
  * `--config deno.json` (the root one) supplies the `@std` import map that bench/deno.json
  * lacks. `--two` runs the receiver in a child `deno` process (needs --allow-run too).
  * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
+ * `--b-rx MODE` (drain, forAwait, wait) makes copy B's receiver take messages that way, so
+ * `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
+ * With `--v8-flags=--expose-gc` (before the script name), garbage is collected before each
+ * round, so the previous round's engines are not collected during the next one.
  *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
  * forAwait, wait (await waitReceive() per message), big (65,535-byte bodies, ready sender),
@@ -46,7 +50,17 @@ import {
 } from "./_drivers.ts";
 
 const args = parseArgs(Deno.args, {
-  string: ["a", "b", "scenario", "rounds", "n", "pool", "profile", "child"],
+  string: [
+    "a",
+    "b",
+    "scenario",
+    "rounds",
+    "n",
+    "pool",
+    "profile",
+    "child",
+    "b-rx",
+  ],
   boolean: ["heap", "two"],
   default: { scenario: "drain", rounds: "7" },
 });
@@ -74,16 +88,20 @@ function engineOf(t: Tofu) {
 
 const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
 const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
+// --b-rx MODE: copy B's receiver takes messages that way instead (one process only), so
+// that `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
+const B_RX: RxMode = (args["b-rx"] as RxMode | undefined) ?? RX_MODE;
 
 /** The receiving side: resolves with [ms from the first Request to the last, CPU us]. */
 async function receiver(
   t: Tofu,
   rxE: InstanceType<Tofu["Engine"]>,
   group: Group,
+  mode: RxMode = RX_MODE,
 ): Promise<[number, number]> {
   let c0 = process.cpuUsage();
   const ms = await receive(t, rxE, group, N, {
-    mode: RX_MODE,
+    mode,
     acks: TX_MODE === "window",
     onFirst: () => c0 = process.cpuUsage(),
   });
@@ -106,7 +124,14 @@ async function sender(
  * [p50 us, CPU ns per round trip, p99 us]. With --two the receiver runs in a child
  * process (same copy) and CPU is the sum of both processes.
  */
-async function round(t: Tofu, dir: string): Promise<number[]> {
+async function round(
+  t: Tofu,
+  dir: string,
+  rx: RxMode = RX_MODE,
+): Promise<number[]> {
+  // With --v8-flags=--expose-gc: the previous round's engines (their pools) are collected
+  // before this round, not during it.
+  (globalThis as { gc?: () => void }).gc?.();
   if (args.two) return await twoProcess(t, dir);
   const rxE = engineOf(t);
   const txE = engineOf(t);
@@ -115,7 +140,7 @@ async function round(t: Tofu, dir: string): Promise<number[]> {
     if (SCENARIO === "pingpong") {
       return await pingpong(t, rxE, srv.group, srv.port);
     }
-    const receiving = receiver(t, rxE, srv.group);
+    const receiving = receiver(t, rxE, srv.group, rx);
     await sender(t, txE, srv.port);
     const [ms, cpuUs] = await receiving;
     return [N / (ms / 1000), (cpuUs * 1000) / N, NaN];
@@ -263,15 +288,15 @@ if (args.child) {
 const A = await load(args.a!);
 const B = await load(args.b!);
 await round(A, args.a!);
-await round(B, args.b!);
+await round(B, args.b!, B_RX);
 const ra: number[][] = [];
 const rb: number[][] = [];
 for (let r = 0; r < ROUNDS; r++) {
   if (r % 2 === 0) {
     ra.push(await round(A, args.a!));
-    rb.push(await round(B, args.b!));
+    rb.push(await round(B, args.b!, B_RX));
   } else {
-    rb.push(await round(B, args.b!));
+    rb.push(await round(B, args.b!, B_RX));
     ra.push(await round(A, args.a!));
   }
 }

@@ -7,7 +7,7 @@
 // updateReceiver refuses; reports that cannot be refused (messages handed back, one
 // channel_closed per channel) may still go over it, each bounded by another limit.
 
-import type { Message } from "./message.ts";
+import { type Message, resolvedWith } from "./message.ts";
 import { Ring } from "./_ring.ts";
 import { dequeued, enqueued } from "./_read_share.ts";
 import type { TofuError } from "./status.ts";
@@ -104,7 +104,7 @@ export class ReceiveQueue {
     if (m !== undefined) {
       dequeued(m);
       this.#shifted();
-      return Promise.resolve(m);
+      return resolvedWith(m);
     }
     if (timeoutMs <= 0) return Promise.resolve(null);
     return new Promise<Message | null>((resolve, reject) => {

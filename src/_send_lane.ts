@@ -169,8 +169,12 @@ export class SendLane {
       this.#chunks.length = 0;
     } else {
       last.len = last.sent = 0;
-      this.#chunks.length = 0;
-      this.#chunks.push(last);
+      // Kept in place when it is the only chunk: emptying the array and pushing it back
+      // reallocated the array at every write of a round trip.
+      if (this.#chunks.length > 1) {
+        this.#chunks[0] = last;
+        this.#chunks.length = 1;
+      }
     }
   }
 

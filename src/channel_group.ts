@@ -6,7 +6,7 @@
 
 import type { BinaryHeader } from "./binary_header.ts";
 import type { EngineCore, GroupCore } from "./_engine_core.ts";
-import { type Message, Owner, ownerOf } from "./message.ts";
+import { iterResolvedWith, type Message, Owner, ownerOf } from "./message.ts";
 import type { IoChannel } from "./_io_channel.ts";
 import type { ReceiveQueue } from "./_receive_queue.ts";
 import { engineSignal } from "./_report.ts";
@@ -177,7 +177,8 @@ export class ChannelGroup implements AsyncIterable<Message> {
    *
    * @param timeoutMs How long to wait (default forever); `0` polls.
    * @param options `signal` aborts the wait.
-   * @returns The message, or `null` on timeout.
+   * @returns The message, or `null` on timeout. For a message already queued, the promise
+   * is one the message keeps, already settled (no allocation per call).
    * @throws {TofuError} With status `shutdown_started` once the group is destroyed
    * or the engine closed (pending waits reject too).
    */
@@ -242,8 +243,9 @@ export class ChannelGroup implements AsyncIterable<Message> {
   /**
    * Iterates over received messages until the group is destroyed or the engine closed
    * (then the iteration ends). A plain async iterator, not an async generator: a message
-   * already queued costs one resolved promise. `break` (or `return()`) ends only this
-   * iterator; the group keeps receiving.
+   * already queued costs no allocation (each message keeps one settled promise of its
+   * iterator result, which is frozen, and returns it whenever it is received). `break` (or
+   * `return()`) ends only this iterator; the group keeps receiving.
    *
    * @returns An async iterator of the group's messages.
    */
@@ -266,9 +268,9 @@ class GroupIterator implements AsyncIterableIterator<Message> {
     const q = this.#queue;
     if (q === null) return FINISHED_P;
     const m = q.tryShift();
-    if (m !== null) return Promise.resolve({ done: false, value: m });
+    if (m !== null) return iterResolvedWith(m);
     return q.wait(Infinity, undefined).then(
-      (m) => ({ done: false, value: m! }),
+      (m) => Object.freeze({ done: false, value: m! }),
       (err) => {
         if (err instanceof TofuError && err.status === Status.shutdownStarted) {
           this.#queue = null;

@@ -18,6 +18,8 @@ import { textHeadersBytes } from "./text_headers.ts";
 export const MAX_FRAME_LENGTH = 16 + 65535 + 65535;
 
 const HDR = BinaryHeader.byteLength;
+// Frames above this size make the decoder grow to its largest size at once (see writable()).
+const LARGE_FRAME = 16 * 1024;
 
 /**
  * Returns the encoded size of `msg` in bytes.
@@ -144,7 +146,10 @@ function checkWireHeader(proto: number): TofuError | null {
 export interface FrameDecoderOptions {
   /** Initial buffer size in bytes (default 16 KiB); it grows to fit the largest frame. */
   initialCapacity?: number;
-  /** Size the buffer may grow to for throughput when reads keep filling it (default 256 KiB). */
+  /**
+   * Size the buffer may grow to for throughput when reads keep filling it, or as soon as a
+   * frame over 16 KiB starts (default 256 KiB).
+   */
   maxCapacity?: number;
 }
 
@@ -261,7 +266,15 @@ export class FrameDecoder {
     if (pending >= HDR) {
       const thl = (this.#buf[this.#start + 12]! << 8) | this.#buf[this.#start + 13]!;
       const bl = (this.#buf[this.#start + 14]! << 8) | this.#buf[this.#start + 15]!;
-      need = Math.max(1, HDR + thl + bl - pending);
+      const total = HDR + thl + bl;
+      need = Math.max(1, total - pending);
+      // A large frame: room for several like it at once. Sized to fit one frame, the buffer
+      // was full after each read (loopback hands over 64 KiB at a time, never aligned with
+      // the frames), so the partial frame each read left was moved to the front after every
+      // read: 64 KiB moved per 64 KiB frame. At the largest size, it moves once every few.
+      if (total > LARGE_FRAME && this.#buf.length < this.#maxCapacity) {
+        need = Math.max(need, this.#maxCapacity - pending);
+      }
     }
     // A read that filled all the space offered suggests a busy stream: grow to read more per call.
     if (

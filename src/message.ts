@@ -28,6 +28,8 @@ let writeHome: (m: Message, home: MessageHome) => void;
 let readLease: (m: Message) => number;
 let readShare: (m: Message) => ShareRef | null;
 let writeShare: (m: Message, share: ShareRef | null) => void;
+let readResolved: (m: Message) => Promise<Message>;
+let readIterResolved: (m: Message) => Promise<IteratorResult<Message>>;
 
 /** Library-internal: the read share a received message is charged to (src/_read_share.ts). */
 export interface ShareRef {
@@ -81,6 +83,12 @@ export class Message {
   #lease = 0;
   // The read share of the channel that received it, until it is back (src/_read_share.ts).
   #share: ShareRef | null = null;
+  // A promise already resolved with this message, and one resolved with the iterator result
+  // `{ done: false, value: this }` (frozen), made once and returned each time the message is
+  // received through waitReceive() or a group's iterator: a settled promise never changes, and
+  // a pooled message is received many times (a promise and an object per receive otherwise).
+  #resolved: Promise<Message> | null = null;
+  #iterResolved: Promise<IteratorResult<Message>> | null = null;
 
   static {
     readOwner = (m) => m.#owner;
@@ -96,6 +104,9 @@ export class Message {
     writeShare = (m, share) => {
       m.#share = share;
     };
+    readResolved = (m) => m.#resolved ??= Promise.resolve(m);
+    readIterResolved = (m) =>
+      m.#iterResolved ??= Promise.resolve(Object.freeze({ done: false, value: m }));
   }
 
   /**
@@ -225,6 +236,16 @@ export function shareOf(m: Message): ShareRef | null {
 /** Library-internal: charges `m` to `share` (null: to none). */
 export function setShare(m: Message, share: ShareRef | null): void {
   writeShare(m, share);
+}
+
+/** Library-internal: a promise resolved with `m` (the same one each time). */
+export function resolvedWith(m: Message): Promise<Message> {
+  return readResolved(m);
+}
+
+/** Library-internal: a promise resolved with the iterator result of `m` (the same one each time). */
+export function iterResolvedWith(m: Message): Promise<IteratorResult<Message>> {
+  return readIterResolved(m);
 }
 
 function describe(

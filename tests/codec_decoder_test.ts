@@ -146,6 +146,44 @@ Deno.test("FrameDecoder grows for read-ahead while reads fill the buffer, up to 
   assertEquals(small.capacity, 2048);
 });
 
+Deno.test("FrameDecoder: a stream of 64 KiB frames read 64 KiB at a time moves a frame only every few reads", () => {
+  // Loopback hands a reader 64 KiB at a time, never aligned with 65,551-byte frames: each
+  // read completes one frame and leaves most of the next. Sized to fit one frame, the buffer
+  // was full after every read and its partial frame moved to the front each time (64 KiB
+  // moved per frame); grown to maxCapacity at the first large frame, a move comes every few.
+  const frames = 40;
+  const stream = new Uint8Array(frames * 65551);
+  for (let i = 0; i < frames; i++) {
+    stream.set(frame("x".repeat(65535), 1, BigInt(i)), i * 65551);
+    stream[i * 65551 + 16] = i; // each body starts with its index
+  }
+  const dec = new FrameDecoder();
+  let pos = 0;
+  let got = 0;
+  let moves = 0;
+  while (pos < stream.length) {
+    const w = dec.writable();
+    // A move shows as free space that starts where the buffered bytes were not.
+    const n = Math.min(w.length, 65536, stream.length - pos);
+    const before = dec.buffered;
+    w.set(stream.subarray(pos, pos + n));
+    dec.commit(n);
+    pos += n;
+    if (before > 0 && w.byteOffset === before) moves++;
+    for (let m = next(dec); m !== null; m = next(dec)) {
+      assertEquals([m.bhdr.messageId, m.body.bytes()[0], m.body.byteLength], [
+        BigInt(got),
+        got,
+        65535,
+      ]);
+      got++;
+    }
+  }
+  assertEquals(got, frames);
+  assert(moves <= frames / 2, `${moves} moves for ${frames} frames`);
+  assertEquals(dec.capacity, 256 * 1024, "grown to maxCapacity by the first large frame");
+});
+
 Deno.test("FrameDecoder.commit refuses counts that are not integers 0..free space", () => {
   const dec = new FrameDecoder({ initialCapacity: 32 });
   const w = dec.writable();

@@ -1,7 +1,8 @@
 // Behaviour the hot-path changes of issue #10 must keep: what is written is byte for byte
 // what was posted, whatever the batching, for TCP and Unix sockets alike.
 
-import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import { assert, assertEquals, assertStrictEquals, assertThrows } from "@std/assert";
+import { deadline } from "@std/async/deadline";
 import { delay } from "@std/async/delay";
 import { encodeFrame, Engine, Message, OpCode, Status, TofuError } from "../mod.ts";
 import {
@@ -192,5 +193,113 @@ for (const t of transports) {
     }
     await reading;
     assertEquals(received, Array.from({ length: count }, (_, i) => i + 1));
+  });
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: waitReceive() and the group's iterator give each reused message its own frame`, async (ctx) => {
+    // A message is resolved through a promise it keeps (made once, returned at each receive),
+    // so the same few messages received 2,000 times must still give each frame its own id and
+    // body, and an iterator result cannot be changed to corrupt a later one.
+    const count = 2000;
+    for (const mode of ["waitReceive", "for await"] as const) {
+      await ctx.step(mode, async () => {
+        // A read share of 16 within a pool of 32 that keeps every message put back.
+        await using engine = new Engine({
+          initialPoolMsgs: 32,
+          maxPoolMsgs: 32,
+          maxChannelHeldMsgs: 16,
+        });
+        const server = await listen(engine, t);
+        const link = await connect(engine, t, server);
+        const seen = new Set<Message>();
+        const received: number[] = [];
+        const check = (m: Message) => {
+          // A reader at its share of 16 says so (pool_empty) and waits.
+          if (m.isFromEngine() && m.bhdr.status === Status.poolEmpty) return;
+          assertEquals(m.bhdr.opCode, OpCode.Request);
+          const n = Number(m.bhdr.messageId);
+          assertEquals(m.body.byteLength, 1 + (n % 90));
+          assertEquals(m.body.bytes()[0], n & 0xff);
+          received.push(n);
+          seen.add(m);
+        };
+        const reading = (async () => {
+          if (mode === "waitReceive") {
+            while (received.length < count) {
+              const p = server.group.waitReceive(5000);
+              const m = await p;
+              if (m === null) throw new Error("no message within 5 s");
+              check(m);
+              // Settled promises never change: an earlier one still gives its own message.
+              assertStrictEquals(await p, m);
+              engine.put(m);
+            }
+            return;
+          }
+          const it = server.group[Symbol.asyncIterator]();
+          while (received.length < count) {
+            const r = await it.next();
+            if (r.done) throw new Error("the iteration ended early");
+            assert(Object.isFrozen(r), "an iterator result is shared: it cannot be changed");
+            assertThrows(() => (r as { value: unknown }).value = null, TypeError);
+            check(r.value);
+            engine.put(r.value);
+          }
+          await it.return!();
+        })();
+        // Bursts of 100: most frames are queued before the receiver asks for them.
+        const sending = (async () => {
+          for (let i = 1; i <= count; i++) {
+            if (i % 100 === 1) await link.client.ready(link.clientCh);
+            const m = make(engine, link.clientCh, OpCode.Request, "", BigInt(i));
+            m.body.set(new Uint8Array(1 + (i % 90)).fill(i & 0xff));
+            link.client.post(m);
+          }
+        })();
+        await deadline(Promise.all([reading, sending]), 30_000);
+        assertEquals(received, Array.from({ length: count }, (_, i) => i + 1));
+        // The messages were reused, not made anew per frame.
+        assert(seen.size <= 64, `${seen.size} distinct messages for ${count} frames`);
+      });
+    }
+  });
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: 65,535-byte bodies arrive whole and in order through a decoder grown for them`, async () => {
+    // The reader's decoder grows to its largest size at the first frame over 16 KiB (so the
+    // partial frame each read leaves is moved only every few reads): every byte still lands
+    // in its own message.
+    await using engine = new Engine({ maxQueuedBytes: 16 * 1024 * 1024 });
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    const count = 200;
+    const reading = (async () => {
+      for (let i = 1; i <= count; i++) {
+        const m = await recv(server.group);
+        assertEquals(m.bhdr.opCode, OpCode.Request);
+        assertEquals(m.bhdr.messageId, BigInt(i));
+        const body = m.body.bytes();
+        assertEquals(body.length, 65535 - (i % 3));
+        // Every 4 KiB of the body carries the frame's number and its offset.
+        for (let off = 0; off < body.length; off += 4096) {
+          assertEquals([body[off], body[off + 1]], [i & 0xff, (off >> 12) & 0xff]);
+        }
+        engine.put(m);
+      }
+    })();
+    for (let i = 1; i <= count; i++) {
+      await link.client.ready(link.clientCh);
+      const body = new Uint8Array(65535 - (i % 3));
+      for (let off = 0; off < body.length; off += 4096) {
+        body[off] = i & 0xff;
+        body[off + 1] = (off >> 12) & 0xff;
+      }
+      const m = make(engine, link.clientCh, OpCode.Request, "", BigInt(i));
+      m.body.set(body);
+      link.client.post(m);
+    }
+    await deadline(reading, 30_000);
   });
 }
