@@ -31,6 +31,11 @@ export interface HostileOptions {
   storm: number;
   /** Runs the good clients in this process rather than in one of their own (default false). */
   goodInMix?: boolean;
+  /**
+   * Runs the server with Deno's default tokio event interval (61) rather than the 1 that
+   * examples/echo_server.ts recommends for a server (default false; see docs/reliability.md).
+   */
+  tokioDefault?: boolean;
 }
 
 export interface HostileSnapshot {
@@ -102,6 +107,9 @@ export class HostileMix {
         `ulimit -n ${this.#o.fdLimit} && exec deno run --allow-net=127.0.0.1 --allow-read=/dev/null "$0" tcp\\|127.0.0.1\\|0`,
         server,
       ],
+      // As examples/echo_server.ts recommends: look for socket events after every turn of
+      // the event loop, not every 61st (a peer that always has data delays the others).
+      env: this.#o.tokioDefault ? {} : { DENO_TOKIO_EVENT_INTERVAL: "1" },
       stdout: "piped",
       stderr: "piped",
     }).spawn();

@@ -97,11 +97,16 @@ const hostile = Deno.args.includes("--no-hostile") ? null : await startHostile({
   silent: arg("silent", 20),
   storm: arg("storm", 200),
   goodInMix: Deno.args.includes("--good-in-mix"),
+  tokioDefault: Deno.args.includes("--tokio-default"),
 });
 if (hostile) {
   console.log(
     "hostile mix: echo server child under ulimit -n, attacked; good clients measured " +
-      (Deno.args.includes("--good-in-mix") ? "in the mix's process" : "in their own process"),
+      (Deno.args.includes("--good-in-mix") ? "in the mix's process" : "in their own process") +
+      "; server with " +
+      (Deno.args.includes("--tokio-default")
+        ? "Deno's default tokio event interval (61)"
+        : "DENO_TOKIO_EVENT_INTERVAL=1"),
   );
 }
 const p99s: number[] = [];
