@@ -103,8 +103,7 @@ if (role === "--pipeline") {
     await new Promise((r) => setTimeout(r, 1000));
     const sorted = rtts.sort((a, b) => a - b);
     rtts = [];
-    const at = (q: number) =>
-      sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))];
     console.log(
       JSON.stringify({
         n: sorted.length,
@@ -118,8 +117,7 @@ if (role === "--pipeline") {
 } else {
   const seconds = Number(Deno.args[0] ?? 5);
   const runs = Number(Deno.args[1] ?? 2);
-  const server =
-    new URL("../examples/echo_server.ts", import.meta.url).pathname;
+  const server = new URL("../examples/echo_server.ts", import.meta.url).pathname;
   for (let run = 0; run < runs; run++) {
     for (const env of [{}, { DENO_TOKIO_EVENT_INTERVAL: "1" }]) {
       const child = new Deno.Command(Deno.execPath(), {
@@ -167,13 +165,9 @@ if (role === "--pipeline") {
       await child.status;
       const f = (x: number) => x.toFixed(1).padStart(6);
       const seconds_ = out.map((l) => JSON.parse(l)).map((w) =>
-        `n ${String(w.n).padStart(4)} p50 ${f(w.p50)} p99 ${f(w.p99)} max ${
-          f(w.max)
-        }`
+        `n ${String(w.n).padStart(4)} p50 ${f(w.p50)} p99 ${f(w.p99)} max ${f(w.max)}`
       );
-      const name = "DENO_TOKIO_EVENT_INTERVAL" in env
-        ? "event interval 1 "
-        : "Deno's default   ";
+      const name = "DENO_TOKIO_EVENT_INTERVAL" in env ? "event interval 1 " : "Deno's default   ";
       for (const s of seconds_) console.log(`run ${run + 1}, ${name}: ${s} ms`);
       console.log(
         `run ${run + 1}, ${name}: the pipelining peer got ${
