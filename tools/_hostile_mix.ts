@@ -36,6 +36,12 @@ export interface HostileOptions {
    * examples/echo_server.ts recommends for a server (default false; see docs/reliability.md).
    */
   tokioDefault?: boolean;
+  /**
+   * Seconds the server serves the good clients alone before the first attacker arrives
+   * (default 0); their figures from that time are dropped, so every window reported is one
+   * under attack. A measurement of a server that has been running, not of a cold start.
+   */
+  warmUpSeconds?: number;
 }
 
 export interface HostileSnapshot {
@@ -164,6 +170,11 @@ export class HostileMix {
       this.#good = inMix;
     } else {
       this.#good = await spawnGoodClients(good);
+    }
+    if ((o.warmUpSeconds ?? 0) > 0) {
+      await sleep(o.warmUpSeconds! * 1000);
+      await this.#good.take(); // the warm-up's figures are not reported
+      this.#takeReports();
     }
     for (let i = 0; i < o.nonReaders; i++) this.#tasks.push(this.#loop(() => this.#nonReader()));
     for (let i = 0; i < o.stalled; i++) this.#tasks.push(this.#loop(() => this.#hold(HALF)));
