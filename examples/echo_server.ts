@@ -9,6 +9,19 @@
  * `--allow-read=/dev/null` is optional: with it the listener keeps a reserve file
  * descriptor, which spares the process a Deno panic when descriptors run out.
  *
+ * A server that many peers share should run with `DENO_TOKIO_EVENT_INTERVAL=1`:
+ *
+ *   DENO_TOKIO_EVENT_INTERVAL=1 deno run --allow-net=127.0.0.1 --allow-read=/dev/null \
+ *     examples/echo_server.ts
+ *
+ * By default Deno's runtime looks for new socket events only once per 61 turns of its
+ * event loop while there is always work to do; a peer that always has data (one that
+ * pipelines requests, or floods) keeps it that busy, and every other peer's requests then
+ * wait in the kernel for 100-700 ms. With 1 it looks after every turn: a peer pipelining
+ * requests then leaves other clients' round trips at 1-2 ms instead of 20-60 ms, for about
+ * 10% of that peer's throughput (`deno run -A bench/pipelining_neighbour.ts`). See
+ * docs/reliability.md, "A peer that always has data".
+ *
  * Stop it with Ctrl+C.
  *
  * @module

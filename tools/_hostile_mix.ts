@@ -31,6 +31,17 @@ export interface HostileOptions {
   storm: number;
   /** Runs the good clients in this process rather than in one of their own (default false). */
   goodInMix?: boolean;
+  /**
+   * Runs the server with Deno's default tokio event interval (61) rather than the 1 that
+   * examples/echo_server.ts recommends for a server (default false; see docs/reliability.md).
+   */
+  tokioDefault?: boolean;
+  /**
+   * Seconds the server serves the good clients alone before the first attacker arrives
+   * (default 0); their figures from that time are dropped, so every window reported is one
+   * under attack. A measurement of a server that has been running, not of a cold start.
+   */
+  warmUpSeconds?: number;
 }
 
 export interface HostileSnapshot {
@@ -102,6 +113,9 @@ export class HostileMix {
         `ulimit -n ${this.#o.fdLimit} && exec deno run --allow-net=127.0.0.1 --allow-read=/dev/null "$0" tcp\\|127.0.0.1\\|0`,
         server,
       ],
+      // As examples/echo_server.ts recommends: look for socket events after every turn of
+      // the event loop, not every 61st (a peer that always has data delays the others).
+      env: this.#o.tokioDefault ? {} : { DENO_TOKIO_EVENT_INTERVAL: "1" },
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -156,6 +170,11 @@ export class HostileMix {
       this.#good = inMix;
     } else {
       this.#good = await spawnGoodClients(good);
+    }
+    if ((o.warmUpSeconds ?? 0) > 0) {
+      await sleep(o.warmUpSeconds! * 1000);
+      await this.#good.take(); // the warm-up's figures are not reported
+      this.#takeReports();
     }
     for (let i = 0; i < o.nonReaders; i++) this.#tasks.push(this.#loop(() => this.#nonReader()));
     for (let i = 0; i < o.stalled; i++) this.#tasks.push(this.#loop(() => this.#hold(HALF)));

@@ -15,6 +15,9 @@
  * attackers' work does not delay their reads and timestamps (attackers and good clients
  * are different machines in a real deployment); `--good-in-mix` runs them in the mix's
  * process instead, as before, for comparison. `--no-hostile` runs the load alone.
+ * The server runs with `DENO_TOKIO_EVENT_INTERVAL=1`, as examples/echo_server.ts recommends;
+ * `--tokio-default` runs it with Deno's default. `--warm-up S` lets the good clients alone use
+ * the server for S seconds before the first attacker (those seconds are not reported).
  *
  *   deno task soak --seconds 240 --fd-limit 128 --storm 200
  *
@@ -97,11 +100,20 @@ const hostile = Deno.args.includes("--no-hostile") ? null : await startHostile({
   silent: arg("silent", 20),
   storm: arg("storm", 200),
   goodInMix: Deno.args.includes("--good-in-mix"),
+  tokioDefault: Deno.args.includes("--tokio-default"),
+  warmUpSeconds: arg("warm-up", 0),
 });
 if (hostile) {
   console.log(
     "hostile mix: echo server child under ulimit -n, attacked; good clients measured " +
-      (Deno.args.includes("--good-in-mix") ? "in the mix's process" : "in their own process"),
+      (Deno.args.includes("--good-in-mix") ? "in the mix's process" : "in their own process") +
+      "; server with " +
+      (Deno.args.includes("--tokio-default")
+        ? "Deno's default tokio event interval (61)"
+        : "DENO_TOKIO_EVENT_INTERVAL=1") +
+      (arg("warm-up", 0) > 0
+        ? `; attackers after ${arg("warm-up", 0)} s of good clients alone (not reported)`
+        : ""),
   );
 }
 const p99s: number[] = [];
