@@ -302,3 +302,40 @@ Deno.test("isolate: whenKnown() resolves when a name is listened on; an abort re
   await live;
   l2.close();
 });
+
+Deno.test("isolate: an open pipe keeps the process alive; closed pipes (closed twice, too) do not", async () => {
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--no-check",
+      "--allow-read",
+      "--allow-env", // under `deno task mutate`, the child runs the mutant too
+      new URL("./_mutants_channel_keepalive_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(15_000), // a process kept alive for good is killed
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals([out.code, out.signal], [0, null], stderr);
+  assertEquals(new TextDecoder().decode(out.stdout), "alive\n", "alive until the last pipe closed");
+});
+
+Deno.test("isolate pipe: a reader that slept leaves the accept state alone", async () => {
+  const name = freshName();
+  const l = new IsolateListener(name);
+  const dialing = dialIsolate(name, 16);
+  const acceptor = await l.accept();
+  const connector = await dialing;
+  const pairs: [IsolatePipe, IsolatePipe][] = [[connector, acceptor], [acceptor, connector]];
+  for (const [w, r] of pairs) {
+    const reading = r.read(new Uint8Array(4));
+    assert(await pending(reading));
+    await w.write(bytes(1, 2));
+    assertEquals(await reading, 2);
+  }
+  assert(!(await pending(connector.accepted())), "still accepted");
+  l.close();
+  connector.close();
+  acceptor.close();
+});
