@@ -12,6 +12,7 @@ import {
   isolate,
   IsolateListener,
   IsolatePipe,
+  Link,
   RING_BYTES,
   whenKnown,
 } from "../src/_transport_isolate.ts";
@@ -338,4 +339,154 @@ Deno.test("isolate pipe: a reader that slept leaves the accept state alone", asy
   l.close();
   connector.close();
   acceptor.close();
+});
+
+/** The far end of a link: the other port of a MessageChannel, recording what arrives. */
+function farEnd(port: MessagePort) {
+  const got: { t: string; names?: string[]; name?: string; sab?: SharedArrayBuffer }[] = [];
+  let wake: (() => void) | null = null;
+  port.onmessage = (e) => {
+    got.push(e.data);
+    wake?.();
+  };
+  return {
+    got,
+    post: (m: unknown) => port.postMessage(m),
+    async next(): Promise<(typeof got)[number]> {
+      for (let i = 0; got.length === 0 && i < 400; i++) {
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+      const m = got.shift();
+      if (m === undefined) throw new Error("nothing arrived over the link");
+      return m;
+    },
+  };
+}
+
+function acceptByHand(sab: SharedArrayBuffer): IsolatePipe {
+  const c = new Int32Array(sab, 0, 16);
+  Atomics.store(c, 0, 1); // STATE: accepted
+  Atomics.notify(c, 0);
+  return new IsolatePipe(sab, "acceptor");
+}
+
+Deno.test("isolate link: names go up and down, connects cross it, and its death closes them", async () => {
+  const here = freshName();
+  const there = freshName();
+  const l = new IsolateListener(here);
+  const mc = new MessageChannel();
+  const far = farEnd(mc.port2);
+  const link = new Link(mc.port1);
+  const up = await far.next();
+  assertEquals(up.t, "up");
+  assert(up.names!.includes(here), "a new link hears this isolate's names");
+  // The far isolate listens on `there`; a name it announces that is local here is ignored.
+  far.post({ t: "up", names: [there, here] });
+  await whenKnown(there, AbortSignal.timeout(20_000));
+  // A connect to `there` goes over the link; the far side accepts it.
+  const dialing = dialIsolate(there, 16);
+  const connect = await far.next();
+  assertEquals([connect.t, connect.name], ["connect", there]);
+  assertEquals([...link.pipes.values()], ["acceptor"], "the side beyond the link");
+  const acceptor = acceptByHand(connect.sab!);
+  const connector = await dialing;
+  await connector.write(bytes(3, 2));
+  assertEquals(await readExactly(acceptor, 2), bytes(3, 2));
+  // A connect from the far side reaches the local listener.
+  const theirs = IsolatePipe.create(16);
+  far.post({ t: "connect", name: here, sab: theirs.sab });
+  const accepted = await l.accept();
+  await theirs.accepted();
+  assertEquals([...link.pipes.values()], ["acceptor", "connector"]);
+  // A local listener going away is announced; so is one coming.
+  l.close();
+  assertEquals(await far.next(), { t: "down", names: [here] });
+  // The far side's "down" for a name it never announced changes nothing here.
+  far.post({ t: "down", names: [here] });
+  // Its death: both pipes closed on its side, its names gone, onDead called once.
+  let dead = 0;
+  link.onDead(() => dead++);
+  assert(!link.dead);
+  link.kill();
+  link.kill();
+  assert(link.dead);
+  assertEquals(dead, 1);
+  assert(!isKnown(there), "the far side's names are gone with it");
+  assert(connector.peerClosed, "the far acceptor is closed for the connector here");
+  assert(accepted.peerClosed, "the far connector is closed for the acceptor here");
+  const refused = await assertRejects(() => dialIsolate(there), Deno.errors.ConnectionRefused);
+  assertEquals(refused.message, `no isolate listens on isolate|${there}`);
+  for (const p of [connector, acceptor, accepted, theirs]) p.close();
+  mc.port2.close();
+});
+
+Deno.test("isolate link: announcements pass on to the other links, never back", async () => {
+  const n = freshName();
+  const mx = new MessageChannel();
+  const my = new MessageChannel();
+  const fx = farEnd(mx.port2);
+  const fy = farEnd(my.port2);
+  const x = new Link(mx.port1);
+  const y = new Link(my.port1);
+  fx.post({ t: "up", names: [n] });
+  assertEquals(await fy.next(), { t: "up", names: [n] }, "y hears what x announced");
+  assert(isKnown(n));
+  // A third link learns names known through the other links at once.
+  const mz = new MessageChannel();
+  const fz = farEnd(mz.port2);
+  const z = new Link(mz.port1);
+  const zUp = await fz.next();
+  assertEquals(zUp.t, "up");
+  assert(zUp.names!.includes(n));
+  // "down" from a link that does not route the name changes nothing.
+  fy.post({ t: "down", names: [n] });
+  fx.post({ t: "down", names: [n] });
+  assertEquals(await fy.next(), { t: "down", names: [n] });
+  assertEquals(await fz.next(), { t: "down", names: [n] });
+  assert(!isKnown(n));
+  // Nothing went back to x.
+  fx.post({ t: "up", names: [n] });
+  await whenKnown(n, AbortSignal.timeout(20_000));
+  await fy.next();
+  await fz.next();
+  assertEquals(fx.got, [], "x hears nothing of its own");
+  // x dies: its name goes down on the other links.
+  x.kill();
+  assertEquals(await fy.next(), { t: "down", names: [n] });
+  assertEquals(await fz.next(), { t: "down", names: [n] });
+  y.kill();
+  z.kill();
+  // A dead link sends nothing.
+  y.send({ t: "up", names: ["x"] });
+  for (const m of [mx, my, mz]) m.port2.close();
+});
+
+Deno.test("isolate link: pipes whose both sides closed are swept from its table", async () => {
+  const mc = new MessageChannel();
+  const far = farEnd(mc.port2);
+  const link = new Link(mc.port1);
+  const marker = freshName();
+  const nobody = freshName();
+  const open = IsolatePipe.create(16); // one pipe still open on both sides
+  far.post({ t: "connect", name: nobody, sab: open.sab });
+  for (let i = 0; i < 69; i++) {
+    const p = IsolatePipe.create(16);
+    const c = new Int32Array(p.sab, 0, 16);
+    Atomics.store(c, 1, 1); // closed connector
+    if (i !== 0) Atomics.store(c, 2, 1); // closed acceptor, except for the first
+    far.post({ t: "connect", name: nobody, sab: p.sab });
+    p.close();
+  }
+  far.post({ t: "up", names: [marker] });
+  await whenKnown(marker, AbortSignal.timeout(20_000));
+  // At 64 the table was swept: the open pipe and the half-closed one stayed, then 6 more.
+  assertEquals(link.pipes.size, 2 + 6);
+  assertEquals(link.sweepAt, 64);
+  await assertRejects(() => open.accepted(), Deno.errors.ConnectionRefused);
+  open.close();
+  link.kill();
+  mc.port2.close();
 });
