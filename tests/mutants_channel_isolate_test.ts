@@ -283,6 +283,9 @@ Deno.test("isolate: whenKnown() resolves when a name is listened on; an abort re
   const name = freshName();
   const waiting = whenKnown(name);
   assert(await pending(waiting));
+  const other = new IsolateListener(freshName());
+  assert(await pending(waiting), "another name does not end the wait");
+  other.close();
   const l = new IsolateListener(name);
   await waiting;
   await whenKnown(name); // known: at once
@@ -386,11 +389,20 @@ Deno.test("isolate link: names go up and down, connects cross it, and its death 
   // The far isolate listens on `there`; a name it announces that is local here is ignored.
   far.post({ t: "up", names: [there, here] });
   await whenKnown(there, AbortSignal.timeout(20_000));
+  const inUse = assertThrowsAddrInUse(() => new IsolateListener(there));
+  assertEquals(inUse, `another isolate listens on isolate|${there}`);
+  // A connect from the far side for a name it routes itself is refused, not sent back.
+  const loop = IsolatePipe.create(16);
+  far.post({ t: "connect", name: there, sab: loop.sab });
+  await assertRejects(() => loop.accepted(), Deno.errors.ConnectionRefused);
+  loop.close();
+  far.got.length = 0;
   // A connect to `there` goes over the link; the far side accepts it.
   const dialing = dialIsolate(there, 16);
   const connect = await far.next();
   assertEquals([connect.t, connect.name], ["connect", there]);
-  assertEquals([...link.pipes.values()], ["acceptor"], "the side beyond the link");
+  // (the refused loop's connector was remembered first)
+  assertEquals([...link.pipes.values()], ["connector", "acceptor"], "the side beyond the link");
   const acceptor = acceptByHand(connect.sab!);
   const connector = await dialing;
   await connector.write(bytes(3, 2));
@@ -400,9 +412,13 @@ Deno.test("isolate link: names go up and down, connects cross it, and its death 
   far.post({ t: "connect", name: here, sab: theirs.sab });
   const accepted = await l.accept();
   await theirs.accepted();
-  assertEquals([...link.pipes.values()], ["acceptor", "connector"]);
+  assertEquals([...link.pipes.values()], ["connector", "acceptor", "connector"]);
   // A local listener going away is announced; so is one coming.
   l.close();
+  assertEquals(await far.next(), { t: "down", names: [here] });
+  // `here` was never routed over the link (it was local when announced): free to listen on.
+  new IsolateListener(here).close();
+  assertEquals(await far.next(), { t: "up", names: [here] });
   assertEquals(await far.next(), { t: "down", names: [here] });
   // The far side's "down" for a name it never announced changes nothing here.
   far.post({ t: "down", names: [here] });
@@ -453,8 +469,13 @@ Deno.test("isolate link: announcements pass on to the other links, never back", 
   await fy.next();
   await fz.next();
   assertEquals(fx.got, [], "x hears nothing of its own");
-  // x dies: its name goes down on the other links.
+  // x dies: its name goes down on the other links; names routed by y stay.
+  const byY = freshName();
+  fy.post({ t: "up", names: [byY] });
+  await whenKnown(byY, AbortSignal.timeout(20_000));
+  await fz.next();
   x.kill();
+  assert(isKnown(byY));
   assertEquals(await fy.next(), { t: "down", names: [n] });
   assertEquals(await fz.next(), { t: "down", names: [n] });
   y.kill();
@@ -473,17 +494,16 @@ Deno.test("isolate link: pipes whose both sides closed are swept from its table"
   const open = IsolatePipe.create(16); // one pipe still open on both sides
   far.post({ t: "connect", name: nobody, sab: open.sab });
   for (let i = 0; i < 69; i++) {
-    const p = IsolatePipe.create(16);
-    const c = new Int32Array(p.sab, 0, 16);
-    Atomics.store(c, 1, 1); // closed connector
-    if (i !== 0) Atomics.store(c, 2, 1); // closed acceptor, except for the first
-    far.post({ t: "connect", name: nobody, sab: p.sab });
-    p.close();
+    const sab = new SharedArrayBuffer(64 + 32); // a pipe's buffer, its sides marked by hand
+    const c = new Int32Array(sab, 0, 16);
+    if (i !== 0) Atomics.store(c, 1, 1); // closed connector, except for the first
+    if (i !== 1) Atomics.store(c, 2, 1); // closed acceptor, except for the second
+    far.post({ t: "connect", name: nobody, sab });
   }
   far.post({ t: "up", names: [marker] });
   await whenKnown(marker, AbortSignal.timeout(20_000));
-  // At 64 the table was swept: the open pipe and the half-closed one stayed, then 6 more.
-  assertEquals(link.pipes.size, 2 + 6);
+  // At 64 the table was swept: the open pipe and the two half-closed ones stayed, then 6 more.
+  assertEquals(link.pipes.size, 3 + 6);
   assertEquals(link.sweepAt, 64);
   await assertRejects(() => open.accepted(), Deno.errors.ConnectionRefused);
   open.close();
