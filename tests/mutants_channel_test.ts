@@ -2,7 +2,7 @@
 // sockets, TCP and Unix sockets alike.
 
 import { assert, assertEquals } from "@std/assert";
-import { type Channel, connect, listen, type Message, serve, Status } from "../mod.ts";
+import { type Channel, connect, listen, type Message, serve, Status, statusName } from "../mod.ts";
 import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
 
 /** A listener, a client connected to it, and the accepted peer. */
@@ -80,5 +80,31 @@ for (const t of peerTransports) {
     })();
     const err = await expectTofuError(reading, Status.channelClosed);
     assertEquals(err.message, "Cannot read stream: the channel closed before the last chunk");
+  });
+
+  Deno.test(`${t.name}: Channel: a send() overtaken by close() is refused as closing`, async () => {
+    await using p = await pair(t);
+    const asking = p.client.request("q", { timeoutMs: 20_000 });
+    asking.catch(() => {});
+    using _req = await nextOf(p.peer);
+    // The one chunk is taken after close() began: the channel is closing when it is posted.
+    let closing: Promise<void> | undefined;
+    const peer = p.peer;
+    function* closesFirst(): Generator<string> {
+      closing = peer.close();
+      yield "late";
+    }
+    const sending = p.peer.send(closesFirst());
+    const err = await expectTofuError(sending, Status.channelClosed);
+    assertEquals(err.message, "Cannot send message: the channel is closing");
+    await closing;
+    assertEquals(statusName(await p.peer.closed), "success");
+  });
+
+  Deno.test(`${t.name}: Channel: an empty chunk source sends one empty message`, async () => {
+    await using p = await pair(t);
+    await p.client.send([]);
+    using m = await nextOf(p.peer);
+    assertEquals([m.body.text(), m.hasMore()], ["", false]);
   });
 }
