@@ -2,7 +2,16 @@
 // sockets, TCP and Unix sockets alike.
 
 import { assert, assertEquals } from "@std/assert";
-import { type Channel, connect, listen, type Message, serve, Status, statusName } from "../mod.ts";
+import {
+  type Channel,
+  connect,
+  Engine,
+  listen,
+  type Message,
+  serve,
+  Status,
+  statusName,
+} from "../mod.ts";
 import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
 
 /** A listener, a client connected to it, and the accepted peer. */
@@ -106,5 +115,34 @@ for (const t of peerTransports) {
     await p.client.send([]);
     using m = await nextOf(p.peer);
     assertEquals([m.body.text(), m.hasMore()], ["", false]);
+  });
+
+  Deno.test(`${t.name}: Channel: requests in flight say why the channel closed (a bye, the engine)`, async () => {
+    await using p = await pair(t);
+    const asking = p.client.request("q", { timeoutMs: 20_000 });
+    asking.catch(() => {});
+    using _req = await nextOf(p.peer);
+    await p.peer.close();
+    const bye = await expectTofuError(asking, Status.channelClosed);
+    assertEquals(bye.message, "Cannot complete request: the channel closed (channel_closed)");
+    assertEquals(
+      (bye.cause as Error | undefined)?.message,
+      "Cannot use channel: the peer said bye",
+    );
+
+    const engine = new Engine();
+    await using server = await serve(t.any(), () => new Promise<string>(() => {}));
+    const ch = await connect(server.address, { engine, timeoutMs: 20_000 });
+    const hanging = ch.request("hang", { timeoutMs: 20_000 });
+    hanging.catch(() => {});
+    await new Promise((r) => setTimeout(r, 20));
+    await within(engine.close(), 20_000, "engine.close()");
+    const gone = await expectTofuError(hanging, Status.shutdownStarted);
+    assertEquals(gone.message, "Cannot complete request: the channel closed (shutdown_started)");
+    assertEquals(
+      (gone.cause as Error | undefined)?.message,
+      "Cannot use channel: the engine is closed",
+    );
+    await ch.close();
   });
 }
