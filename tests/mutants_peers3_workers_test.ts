@@ -1,0 +1,136 @@
+// Tests that kill mutants of the Worker files (src/workers.ts, src/serve_workers.ts,
+// src/_serve_worker.ts) left by tests/mutants_peers_workers_test.ts. The Workers inherit this
+// process's permissions, so under `deno task mutate` the code they run is mutated too.
+
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  type Channel,
+  connect,
+  type IsolateLink,
+  linkWorker,
+  listen,
+  serveWorkers,
+  Status,
+  statusName,
+} from "../mod.ts";
+import { expectTofuError, within } from "./_peer_fixtures.ts";
+
+interface Spawned {
+  worker: Worker;
+  link: IsolateLink;
+  cmd(c: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/** A linked Worker running tests/_mutants_peers3_worker.ts. */
+function spawn(): Spawned {
+  const worker = new Worker(new URL("./_mutants_peers3_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  const link = linkWorker(worker);
+  let answer: ((m: Record<string, unknown>) => void) | null = null;
+  worker.addEventListener("message", (e) => answer?.((e as MessageEvent).data));
+  return {
+    worker,
+    link,
+    cmd: (c) =>
+      within(
+        new Promise((resolve, reject) => {
+          answer = (m) => {
+            answer = null;
+            if ("error" in m) reject(new Error(String(m.error)));
+            else resolve(m);
+          };
+          worker.postMessage(c);
+        }),
+        20_000,
+        `the Worker's answer to ${c.cmd}`,
+      ),
+  };
+}
+
+let names = 0;
+
+for (const how of ["close", "exit"] as const) {
+  const call = how === "close" ? "self.close()" : "Deno.exit()";
+  Deno.test(`a Worker that dialled its parent and calls ${call}: the parent's channel closes with peer_disconnected`, async () => {
+    const name = `peers3-dialler-${Deno.pid}-${++names}`;
+    await using listener = await listen(`isolate|${name}`);
+    const w = spawn();
+    try {
+      await w.cmd({ cmd: "dial", address: `isolate|${name}` });
+      const peers = listener[Symbol.asyncIterator]();
+      const first = await within(peers.next(), 20_000, "the Worker's channel is accepted");
+      const peer: Channel = first.value;
+      await w.cmd({ cmd: how });
+      // The Worker is the connector of this pipe: ending, it closes its own end of it.
+      const status = await within(peer.closed, 20_000, "the channel from the Worker closes");
+      assertEquals(statusName(status), "peer_disconnected");
+      await peer.close();
+    } finally {
+      w.worker.terminate();
+    }
+    assertEquals((await within(w.link.ended, 20_000, "the link ends")).reason, "terminated");
+  });
+}
+
+/**
+ * Runs `f` with every 2-second timer of this isolate stretched to 10 minutes, so that code
+ * that ends on such a fallback timer instead of on the event it waits for hangs (and the
+ * caller's own deadline, which is not 2 s, fails the test) rather than passing slowly.
+ */
+async function withoutTwoSecondFallbacks<T>(f: () => Promise<T>): Promise<T> {
+  const real = globalThis.setTimeout;
+  globalThis.setTimeout = ((...a: Parameters<typeof setTimeout>) => {
+    const [handler, ms, ...args] = a;
+    return real(handler, ms === 2000 ? 600_000 : ms, ...args);
+  }) as typeof setTimeout;
+  try {
+    return await f();
+  } finally {
+    globalThis.setTimeout = real;
+  }
+}
+
+const handler = new URL("./_mutants_peers_handler.ts", import.meta.url);
+
+Deno.test("serveWorkers: close() ends when each Worker says its server closed, not on the 2-second fallback", async () => {
+  const server = await serveWorkers("tcp|127.0.0.1|0", handler, { workers: 2 });
+  const ch = await connect(server.address, { timeoutMs: 20_000 });
+  using reply = await ch.request("x", { timeoutMs: 20_000 });
+  assertEquals(reply.body.text(), "1:x");
+  await withoutTwoSecondFallbacks(() => within(server.close(), 20_000, "close() ends"));
+  assertEquals(
+    statusName(await within(ch.closed, 20_000, "the client's channel closes")),
+    "success",
+  );
+  await ch.close();
+});
+
+Deno.test("serveWorkers: a Worker that dies while its server closes ends close() at once", async () => {
+  const crash = new URL("./_mutants_peers3_crash_on_close.ts", import.meta.url);
+  const server = await serveWorkers("tcp|127.0.0.1|0", crash, { workers: 1 });
+  const ch = await connect(server.address, { timeoutMs: 20_000 });
+  using reply = await ch.request("x", { timeoutMs: 20_000 });
+  assertEquals(reply.body.text(), "alive");
+  // Its link ends with the error: close() waits no longer for an answer.
+  await withoutTwoSecondFallbacks(() => within(server.close(), 20_000, "close() ends"));
+  await ch.close();
+});
+
+Deno.test("serveWorkers: a Worker that dies while it starts fails the call with the reason, at once", async () => {
+  const crash = new URL("./_mutants_peers3_crash_on_start.ts", import.meta.url);
+  const err = await within(
+    expectTofuError(
+      serveWorkers("tcp|127.0.0.1|0", crash, { workers: 1, startTimeoutMs: 600_000 }),
+      Status.listenFailed,
+    ),
+    20_000,
+    "serveWorkers() fails",
+  );
+  // The Worker's error as its error event gives it (Deno: "Uncaught Error: ...").
+  assert(
+    err.message.startsWith("Cannot serve on Workers: the Worker ended (error): "),
+    err.message,
+  );
+  assertStringIncludes(err.message, "Error: the Worker crashed while starting, on purpose");
+});
