@@ -18,6 +18,8 @@ import { expectTofuError, within } from "./_peer_fixtures.ts";
 interface Spawned {
   worker: Worker;
   link: IsolateLink;
+  /** Every message the Worker posted that reached a listener added after linkWorker(). */
+  seen: unknown[];
   cmd(c: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
@@ -28,10 +30,15 @@ function spawn(): Spawned {
   });
   const link = linkWorker(worker);
   let answer: ((m: Record<string, unknown>) => void) | null = null;
-  worker.addEventListener("message", (e) => answer?.((e as MessageEvent).data));
+  const seen: unknown[] = [];
+  worker.addEventListener("message", (e) => {
+    seen.push((e as MessageEvent).data);
+    answer?.((e as MessageEvent).data);
+  });
   return {
     worker,
     link,
+    seen,
     cmd: (c) =>
       within(
         new Promise((resolve, reject) => {
@@ -66,6 +73,8 @@ for (const how of ["close", "exit"] as const) {
       const status = await within(peer.closed, 20_000, "the channel from the Worker closes");
       assertEquals(statusName(status), "peer_disconnected");
       await peer.close();
+      // The link's setup message was consumed by linkWorker(): listeners never see it.
+      assertEquals(w.seen, [{ done: "dial" }, { done: how }]);
     } finally {
       w.worker.terminate();
     }
@@ -133,4 +142,36 @@ Deno.test("serveWorkers: a Worker that dies while it starts fails the call with 
     err.message,
   );
   assertStringIncludes(err.message, "Error: the Worker crashed while starting, on purpose");
+});
+
+Deno.test("serveWorkers under --unstable-net: Workers accept on a TCP port themselves; a Unix socket is relayed", async () => {
+  // The child gets env permission so that, under `deno task mutate`, it runs the mutant too.
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write=/tmp",
+      "--allow-env",
+      new URL("./_mutants_peers3_reuse_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, stderr);
+  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  assertEquals(r, {
+    tcp: { mode: "reusePort", address: true, seen: "the bound address" },
+    uds: { mode: "relay", address: true, seen: "an isolate address" },
+  });
+});
+
+Deno.test("serveWorkers: a handler module that posts its own message to the parent still starts", async () => {
+  const chatty = new URL("./_mutants_peers3_chatty_handler.ts", import.meta.url);
+  await using server = await serveWorkers("tcp|127.0.0.1|0", chatty, { workers: 1 });
+  await using ch = await connect(server.address, { timeoutMs: 20_000 });
+  using reply = await ch.request("x", { timeoutMs: 20_000 });
+  assertEquals(reply.body.text(), "chatty");
 });
