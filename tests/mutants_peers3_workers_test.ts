@@ -31,9 +31,13 @@ function spawn(): Spawned {
   const link = linkWorker(worker);
   let answer: ((m: Record<string, unknown>) => void) | null = null;
   const seen: unknown[] = [];
+  // Posted before any message of the link's setup reaches the Worker: linkParent() must
+  // leave it to the Worker's application.
+  worker.postMessage(null);
   worker.addEventListener("message", (e) => {
-    seen.push((e as MessageEvent).data);
-    answer?.((e as MessageEvent).data);
+    const m = (e as MessageEvent).data;
+    seen.push(m);
+    if (m !== null && ("done" in m || "error" in m)) answer?.(m);
   });
   return {
     worker,
@@ -73,14 +77,36 @@ for (const how of ["close", "exit"] as const) {
       const status = await within(peer.closed, 20_000, "the channel from the Worker closes");
       assertEquals(statusName(status), "peer_disconnected");
       await peer.close();
-      // The link's setup message was consumed by linkWorker(): listeners never see it.
-      assertEquals(w.seen, [{ done: "dial" }, { done: how }]);
+      // The Worker's own messages posted before it linked reach the application; the link's
+      // setup message does not (linkWorker() consumed it).
+      assertEquals(w.seen, [null, { hello: "before the link" }, { done: "dial" }, { done: how }]);
     } finally {
       w.worker.terminate();
     }
     assertEquals((await within(w.link.ended, 20_000, "the link ends")).reason, "terminated");
   });
 }
+
+Deno.test("once its link is closed, a Worker's uncaught error is the application's again", async () => {
+  const w = spawn();
+  try {
+    await w.cmd({ cmd: "ping" }); // linked
+    w.link.close();
+    assertEquals(await within(w.link.ended, 20_000, "the link ends"), { reason: "closed" });
+    const event = new Promise<boolean>((resolve) =>
+      w.worker.addEventListener("error", (e) => {
+        const cancelled = e.defaultPrevented;
+        e.preventDefault(); // this test's own choice: the error must not end the test process
+        resolve(cancelled);
+      })
+    );
+    await w.cmd({ cmd: "crash" });
+    const cancelled = await within(event, 20_000, "the Worker's error event");
+    assertEquals(cancelled, false, "the ended link no longer cancels the Worker's errors");
+  } finally {
+    w.worker.terminate();
+  }
+});
 
 /**
  * Runs `f` with every 2-second timer of this isolate stretched to 10 minutes, so that code
