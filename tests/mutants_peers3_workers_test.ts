@@ -13,6 +13,7 @@ import {
   Status,
   statusName,
 } from "../mod.ts";
+import { isKnown } from "../src/_transport_isolate.ts";
 import { expectTofuError, within } from "./_peer_fixtures.ts";
 
 interface Spawned {
@@ -194,10 +195,49 @@ Deno.test("serveWorkers under --unstable-net: Workers accept on a TCP port thems
   });
 });
 
-Deno.test("serveWorkers: a handler module that posts its own message to the parent still starts", async () => {
+/** The isolate names of the relay-mode Workers started so far by this process. */
+function workerNames(): string[] {
+  const names: string[] = [];
+  for (let k = 1; k <= 200; k++) {
+    const name = `tofu-serve-${Deno.pid}-${k}`;
+    if (isKnown(name)) names.push(name);
+  }
+  return names;
+}
+
+Deno.test("serveWorkers: a handler module that posts its own messages to the parent starts and closes as usual", async () => {
   const chatty = new URL("./_mutants_peers3_chatty_handler.ts", import.meta.url);
-  await using server = await serveWorkers("tcp|127.0.0.1|0", chatty, { workers: 1 });
-  await using ch = await connect(server.address, { timeoutMs: 20_000 });
+  const before = new Set(workerNames());
+  const server = await serveWorkers("tcp|127.0.0.1|0", chatty, { workers: 1 });
+  const name = workerNames().find((n) => !before.has(n));
+  if (name === undefined) throw new Error("the Worker's isolate name is not listened on");
+  const ch = await connect(server.address, { timeoutMs: 20_000 });
   using reply = await ch.request("x", { timeoutMs: 20_000 });
   assertEquals(reply.body.text(), "chatty");
+  // A peer of the Worker's own server: the Worker closes it with a bye before it is ended,
+  // though its handler module posts a note when asked to close.
+  const direct = await connect(`isolate|${name}`, { timeoutMs: 20_000 });
+  await within(server.close(), 20_000, "close() ends");
+  assertEquals(
+    statusName(await within(direct.closed, 20_000, "the direct channel closes")),
+    "success",
+  );
+  assertEquals(
+    statusName(await within(ch.closed, 20_000, "the client's channel closes")),
+    "success",
+  );
+  await direct.close();
+  await ch.close();
+});
+
+Deno.test("serveWorkers: a Worker whose name never reaches the relay fails the call after startTimeoutMs", async () => {
+  const unlink = new URL("./_mutants_peers3_unlink_handler.ts", import.meta.url);
+  await within(
+    expectTofuError(
+      serveWorkers("tcp|127.0.0.1|0", unlink, { workers: 1, startTimeoutMs: 3000 }),
+      Status.listenFailed,
+    ),
+    20_000,
+    "serveWorkers() fails",
+  );
 });
