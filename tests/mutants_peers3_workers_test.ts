@@ -241,3 +241,15 @@ Deno.test("serveWorkers: a Worker whose name never reaches the relay fails the c
     "serveWorkers() fails",
   );
 });
+
+Deno.test("serveWorkers: await using closes the server at the end of the block", async () => {
+  let address = "";
+  {
+    await using server = await serveWorkers("tcp|127.0.0.1|0", handler, { workers: 1 });
+    address = server.address;
+    await using ch = await connect(address, { timeoutMs: 20_000 });
+    using reply = await ch.request("x", { timeoutMs: 20_000 });
+    assertEquals(reply.body.text(), "1:x");
+  }
+  await expectTofuError(connect(address, { timeoutMs: 20_000 }), Status.connectFailed);
+});
