@@ -3,9 +3,9 @@
 // sockets, TCP and Unix sockets alike.
 
 import { assert, assertEquals } from "@std/assert";
-import { encodeFrame, Engine, listen, Message, OpCode } from "../mod.ts";
+import { encodeFrame, Engine, FrameDecoder, listen, Message, OpCode, serve } from "../mod.ts";
 import { peerTransports, within } from "./_peer_fixtures.ts";
-import { rawConnect, writeAll } from "./_fixtures.ts";
+import { type RawConn, rawConnect, writeAll } from "./_fixtures.ts";
 
 /**
  * Calls `f` with every timer of 1 or 2 seconds it starts stretched to 10 minutes: the close
@@ -57,5 +57,108 @@ for (const t of peerTransports) {
     deaf.close(); // the deaf peer goes: its channel ends, and the close with it
     await within(closing, 20_000, "listener.close()");
     assertEquals(engine.channelCount, 0);
+  });
+}
+
+/** A plain socket peer that speaks frames: what a tofu client would not show. */
+class RawPeer {
+  readonly conn: RawConn;
+  readonly #dec = new FrameDecoder();
+  readonly #buf = new Uint8Array(64 * 1024);
+
+  private constructor(conn: RawConn) {
+    this.conn = conn;
+  }
+
+  /** Connects to `address` and completes the handshake. */
+  static async open(address: string): Promise<RawPeer> {
+    const p = new RawPeer(await rawConnect(address));
+    await writeAll(p.conn, hello(address));
+    const welcome = await within(p.next(), 20_000, "the HelloResponse");
+    assertEquals(welcome?.bhdr.opCode, OpCode.HelloResponse);
+    return p;
+  }
+
+  /** Sends a Request with message id `id`. */
+  async request(id: bigint, body: string): Promise<void> {
+    const m = new Message();
+    m.bhdr.opCode = OpCode.Request;
+    m.bhdr.messageId = id;
+    m.body.set(body);
+    await writeAll(this.conn, encodeFrame(m));
+  }
+
+  /** The next frame, or null at the end of the stream. */
+  async next(): Promise<Message | null> {
+    while (!this.#dec.hasFrame()) {
+      const n = await this.conn.read(this.#buf);
+      if (n === null) return null;
+      this.#dec.push(this.#buf.subarray(0, n));
+    }
+    const m = new Message();
+    this.#dec.next(m);
+    return m;
+  }
+}
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: serve(): a stream that fails partway ends with one error chunk, and no error Response after it`, async () => {
+    await using server = await serve(t.any(), (req) => {
+      if (req.body.text() === "ok") return "ok";
+      return (function* () {
+        yield "part 1";
+        yield "part 2";
+        throw new Error("broken stream");
+      })();
+    });
+    const peer = await RawPeer.open(server.address);
+    try {
+      await peer.request(7n, "stream");
+      const frames: string[] = [];
+      for (;;) {
+        const m = await within(peer.next(), 20_000, "the stream's frames");
+        if (m === null) throw new Error("the server closed the connection");
+        const bh = m.bhdr;
+        frames.push(`${bh.messageId}:${bh.more}:${m.body.text()}:${m.headers.get("tofu-error")}`);
+        if (bh.more === 0) break;
+      }
+      assertEquals(frames, ["7:1:part 1:undefined", "7:0::broken stream"]);
+      // Anything more for id 7 would come before the answer to the next request.
+      await peer.request(8n, "ok");
+      const next = await within(peer.next(), 20_000, "the answer to request 8");
+      assertEquals([next?.bhdr.messageId, next?.body.text()], [8n, "ok"]);
+    } finally {
+      peer.conn.close();
+    }
+  });
+
+  Deno.test(`${t.name}: serve(): a peer that never reads its answers loses its channel once they cannot be queued`, async () => {
+    // Each answer is 60 kB and the engine queues at most 256 KiB per channel: far more than
+    // the socket buffers take is asked for, so posting an answer fails with allocation_failed.
+    await using engine = new Engine({ maxQueuedBytes: 256 * 1024 });
+    const big = "x".repeat(60_000);
+    await using server = await serve(t.any(), () => big, { engine });
+    const peer = await RawPeer.open(server.address);
+    try {
+      let sent = 0;
+      try {
+        while (sent < 400) await peer.request(BigInt(++sent), "more");
+      } catch {
+        // The server cut the connection while requests were still being written.
+      }
+      // The server aborts the channel: reading what was queued ends with the connection.
+      let answers = 0;
+      const ended = (async () => {
+        try {
+          while ((await peer.next()) !== null) answers++;
+        } catch {
+          // Reset by the server: ended too.
+        }
+      })();
+      await within(ended, 20_000, "the end of the connection");
+      assert(answers < sent, `${answers} answers to ${sent} requests: some could not be queued`);
+    } finally {
+      peer.conn.close();
+    }
   });
 }
