@@ -3,7 +3,17 @@
 // sockets, TCP and Unix sockets alike.
 
 import { assert, assertEquals } from "@std/assert";
-import { encodeFrame, Engine, FrameDecoder, listen, Message, OpCode, serve } from "../mod.ts";
+import {
+  connect,
+  encodeFrame,
+  Engine,
+  FrameDecoder,
+  listen,
+  Message,
+  OpCode,
+  serve,
+} from "../mod.ts";
+import { leaseOf } from "../src/message.ts";
 import { peerTransports, within } from "./_peer_fixtures.ts";
 import { type RawConn, rawConnect, writeAll } from "./_fixtures.ts";
 
@@ -160,5 +170,41 @@ for (const t of peerTransports) {
     } finally {
       peer.conn.close();
     }
+  });
+}
+
+/** Whether `m` is in `engine`'s pool now (it was put back). */
+function inPool(engine: Engine, m: Message): boolean {
+  const out: Message[] = [];
+  for (let p = engine.get("poolOnly"); p !== null; p = engine.get("poolOnly")) out.push(p);
+  for (const p of out) engine.put(p);
+  return out.includes(m);
+}
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: serve(): a request the handler put back and took again as a new message stays the handler's`, async () => {
+    await using engine = new Engine({ initialPoolMsgs: 16, maxPoolMsgs: 100_000 });
+    let held: Message | null = null;
+    let heldLease = -1;
+    await using server = await serve(t.any(), (req) => {
+      if (req.body.text() === "check") {
+        // Had serve() put it back, its lease would have moved on (the pool may have handed it
+        // out again since, say to read a frame into).
+        if (held === null || leaseOf(held) !== heldLease || inPool(engine, held)) return "lost";
+        return held.body.text() === "mine" ? "held" : "changed";
+      }
+      engine.put(req); // given back...
+      held = engine.get("always")!; // ...and taken again: the pool hands out the same object
+      held.body.set("mine");
+      heldLease = leaseOf(held);
+      return held === req ? "same" : "another";
+    }, { engine });
+    await using ch = await connect(server.address, { engine, timeoutMs: 20_000 });
+    using first = await ch.request("put back", { timeoutMs: 20_000 });
+    assertEquals(first.body.text(), "same");
+    // The first handler has settled by now: serve() must not have put the message back.
+    using check = await ch.request("check", { timeoutMs: 20_000 });
+    assertEquals(check.body.text(), "held");
+    engine.put(held);
   });
 }
