@@ -4,16 +4,19 @@
 
 import { assert, assertEquals } from "@std/assert";
 import {
+  type Channel,
   connect,
   encodeFrame,
   Engine,
   FrameDecoder,
   listen,
+  type Listener,
   Message,
   OpCode,
   serve,
 } from "../mod.ts";
 import { leaseOf } from "../src/message.ts";
+import { tempUdsPath } from "../testing.ts";
 import { peerTransports, within } from "./_peer_fixtures.ts";
 import { type RawConn, rawConnect, writeAll } from "./_fixtures.ts";
 
@@ -206,5 +209,64 @@ for (const t of peerTransports) {
     using check = await ch.request("check", { timeoutMs: 20_000 });
     assertEquals(check.body.text(), "held");
     engine.put(held);
+  });
+}
+
+/** Accepts the next peer of `listener` (within 20 s). */
+async function nextPeer(listener: Listener): Promise<Channel> {
+  const r = await within(listener[Symbol.asyncIterator]().next(), 20_000, "the next peer");
+  return r.value as Channel;
+}
+
+Deno.test("listen(): only a HelloRequest's ~connect_to names the address a peer dialled", async () => {
+  await using listener = await listen([
+    "tcp|127.0.0.1|0",
+    `uds|${tempUdsPath()}`,
+    "tcp|127.0.0.1|0",
+  ]);
+  const bound = listener.addresses;
+  // A peer that skips the handshake and sends a Signal that happens to carry the header.
+  const raw = await rawConnect(bound[2]!);
+  try {
+    const signal = new Message();
+    signal.bhdr.opCode = OpCode.Signal;
+    signal.headers.append("~connect_to", bound[2]!);
+    signal.body.set("no hello");
+    await writeAll(raw, encodeFrame(signal));
+    const peer = await nextPeer(listener);
+    assertEquals(peer.address, bound[0], "taken for a peer of the first address");
+    const first = await within(peer[Symbol.asyncIterator]().next(), 20_000, "the Signal");
+    assertEquals((first.value as Message).body.text(), "no hello");
+    peer.engine.put(first.value as Message);
+  } finally {
+    raw.close();
+  }
+});
+
+Deno.test("listen(): a dialled address matches a bound one of the same kind only", async () => {
+  const path = tempUdsPath();
+  await using listener = await listen([`uds|${path}`, "tcp|127.0.0.1|0"]);
+  const tcp = listener.addresses[1]!;
+  const port = tcp.split("|")[2]!;
+  // A TCP peer whose dialled host happens to be the Unix socket's path: the port decides.
+  const raw = await rawConnect(tcp);
+  try {
+    await writeAll(raw, hello(`tcp|${path}|${port}`));
+    const peer = await nextPeer(listener);
+    assertEquals(peer.address, tcp);
+  } finally {
+    raw.close();
+  }
+});
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: closing a listener whose engine is already closed gives its messages back`, async () => {
+    const engine = new Engine();
+    const listener = await listen(t.any(), { engine });
+    await engine.close();
+    const before = engine.poolSize;
+    // The listener's bye to its listening channel cannot be posted any more: it goes to the pool.
+    await within(listener.close(), 20_000, "listener.close()");
+    assertEquals(engine.poolSize, before + 1);
   });
 }
