@@ -270,3 +270,17 @@ for (const t of peerTransports) {
     assertEquals(engine.poolSize, before + 1);
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: listen() on an engine whose pool is empty takes a fresh message`, async () => {
+    await using engine = new Engine();
+    const taken: Message[] = [];
+    for (let m = engine.get("poolOnly"); m !== null; m = engine.get("poolOnly")) taken.push(m);
+    assertEquals(engine.poolSize, 0);
+    // The WelcomeRequest is a fresh message then.
+    const listener = await listen(t.any(), { engine });
+    for (const m of taken) engine.put(m);
+    assertEquals(listener.addresses.length, 1);
+    await within(listener.close(), 20_000, "listener.close()");
+  });
+}
