@@ -253,3 +253,22 @@ Deno.test("serveWorkers: await using closes the server at the end of the block",
   }
   await expectTofuError(connect(address, { timeoutMs: 20_000 }), Status.connectFailed);
 });
+
+Deno.test("serveWorkers: a Worker closed before its server exists ends without an uncaught error", async () => {
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--allow-env",
+      new URL("./_mutants_peers3_early_close_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, stderr);
+  assertEquals(stdout, "Cannot serve on Workers: the Worker did not start within 1 ms");
+  assertEquals(stderr, "");
+});
