@@ -2,7 +2,7 @@
 // socket transport (src/_transport_uds.ts) left by the earlier mutant tests, over real
 // sockets, TCP and Unix sockets alike.
 
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import {
   type Channel,
   connect,
@@ -17,6 +17,7 @@ import {
 } from "../mod.ts";
 import { leaseOf } from "../src/message.ts";
 import { tempUdsPath } from "../testing.ts";
+import { uds } from "../src/_transport_uds.ts";
 import { peerTransports, within } from "./_peer_fixtures.ts";
 import { type RawConn, rawConnect, writeAll } from "./_fixtures.ts";
 
@@ -284,3 +285,60 @@ for (const t of peerTransports) {
     await within(listener.close(), 20_000, "listener.close()");
   });
 }
+
+/** The names in `path`'s directory that start with its own name and a dot (spare names). */
+function spares(path: string): string[] {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.startsWith(`${base}.`));
+}
+
+Deno.test("uds: a live socket whose backlog is full is left alone (its probe fails but is not refused)", async () => {
+  const path = tempUdsPath();
+  const other = Deno.listen({ transport: "unix", path }); // never accepts
+  const ino = Deno.lstatSync(path).ino;
+  const pending: Deno.Conn[] = [];
+  try {
+    // Connects wait in the backlog until it is full; the next one fails at once.
+    let full = false;
+    for (let i = 0; i < 5000 && !full; i++) {
+      try {
+        pending.push(await within(Deno.connect({ transport: "unix", path }), 20_000, "connect"));
+      } catch (err) {
+        assert(!(err instanceof Deno.errors.ConnectionRefused), String(err));
+        full = true;
+      }
+    }
+    assert(full, `${pending.length} connects all waited in the backlog`);
+    const err = await assertRejects(() => uds.listen({ path }), Deno.errors.AddrInUse);
+    assertStringIncludes(err.message, `the socket ${path} did not refuse a probe (`);
+    assertStringIncludes(err.message, "); it may be live");
+    assertEquals(Deno.lstatSync(path).ino, ino, "the live socket file is kept");
+  } finally {
+    for (const c of pending) c.close();
+    other.close();
+  }
+});
+
+Deno.test("uds: a kept file that cannot be put back (a directory took its path) leaves no spare name", async () => {
+  const path = tempUdsPath();
+  const l = await uds.listen({ path });
+  Deno.removeSync(path);
+  const other = Deno.listen({ transport: "unix", path });
+  try {
+    l.close(); // the other listener's file is kept under a spare name across the close
+    assertEquals(spares(path).length, 1, "kept under a spare name");
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Deno removed it at the close.
+    }
+    Deno.mkdirSync(path);
+    l.ended(); // cannot rename the spare back over a directory: it is removed
+    assertEquals(spares(path), []);
+    assert(Deno.lstatSync(path).isDirectory, "the directory is left alone");
+  } finally {
+    other.close();
+    Deno.removeSync(path, { recursive: true });
+  }
+});
