@@ -342,3 +342,18 @@ Deno.test("uds: a kept file that cannot be put back (a directory took its path) 
     Deno.removeSync(path, { recursive: true });
   }
 });
+
+Deno.test("uds: a path that cannot be looked at (under a plain file) fails at the check, before a bind", async () => {
+  const file = tempUdsPath();
+  Deno.writeTextFileSync(file, "not a directory");
+  try {
+    const err = await assertRejects(
+      () => uds.listen({ path: `${file}/x.sock` }),
+      Deno.errors.NotADirectory,
+    );
+    // The error of the check itself (Deno names the call), passed on as it is.
+    assertStringIncludes(err.message, `lstat '${file}/x.sock'`);
+  } finally {
+    Deno.removeSync(file);
+  }
+});
