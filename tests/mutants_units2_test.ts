@@ -61,13 +61,21 @@ class CountedSignal {
 }
 
 /**
- * The timers armed through setTimeout while installed, as the event loop holds them: a
- * timer is pending until it fires or is cleared, and keeps the process alive unless it
- * was unref'd (Deno.unrefTimer; Deno.refTimer undoes it). Deno's test sanitizers do not
- * look at timers, so a timer left behind is found here.
+ * A stepped clock and the timers armed on it: while installed, `performance.now()` returns
+ * `now`, and setTimeout, clearTimeout, Deno.refTimer and Deno.unrefTimer only record; a
+ * timer fires when the test advances the clock past its time (or fires it early on
+ * purpose). A timer is pending until it fires or is cleared, and keeps the process alive
+ * unless unref'd. (Deno's test sanitizers do not look at timers, so a timer left behind is
+ * found here.)
  */
-class TimerLedger implements Disposable {
-  readonly #pending = new Map<unknown, { ms: number; ref: boolean }>();
+class FakeTime implements Disposable {
+  now = 1000;
+  /** Called inside every setTimeout, before it returns (as when arming runs microtasks). */
+  onArm: (() => void) | null = null;
+  /** The delay of every setTimeout, in order. */
+  readonly asked: number[] = [];
+  readonly #timers = new Map<number, { fn: () => void; at: number; ref: boolean }>();
+  #ids = 0;
   readonly #g = globalThis as unknown as {
     setTimeout(fn: () => void, ms?: number): unknown;
     clearTimeout(id: unknown): void;
@@ -84,48 +92,76 @@ class TimerLedger implements Disposable {
   };
 
   constructor() {
-    const real = this.#real;
+    performance.now = () => this.now;
     this.#g.setTimeout = (fn: () => void, ms = 0) => {
-      const id = real.setTimeout(() => {
-        this.#pending.delete(id);
-        fn();
-      }, ms);
-      this.#pending.set(id, { ms, ref: true });
+      const id = ++this.#ids;
+      this.asked.push(ms);
+      this.#timers.set(id, { fn, at: this.now + Math.max(0, ms), ref: true });
+      this.onArm?.();
       return id;
     };
     this.#g.clearTimeout = (id: unknown) => {
-      this.#pending.delete(id);
-      real.clearTimeout(id);
+      this.#timers.delete(id as number);
     };
     this.#d.refTimer = (id: unknown) => {
-      const t = this.#pending.get(id);
+      const t = this.#timers.get(id as number);
       if (t) t.ref = true;
-      real.refTimer(id);
     };
     this.#d.unrefTimer = (id: unknown) => {
-      const t = this.#pending.get(id);
+      const t = this.#timers.get(id as number);
       if (t) t.ref = false;
-      real.unrefTimer(id);
     };
   }
 
   /** Timers armed and neither fired nor cleared. */
   get pending(): number {
-    return this.#pending.size;
+    return this.#timers.size;
   }
 
   /** Pending timers that keep the process alive. */
   get keepingAlive(): number {
-    return [...this.#pending.values()].filter((t) => t.ref).length;
+    return [...this.#timers.values()].filter((t) => t.ref).length;
+  }
+
+  /** The time the earliest pending timer fires at (Infinity if none). */
+  get nextAt(): number {
+    return Math.min(...[...this.#timers.values()].map((t) => t.at));
+  }
+
+  /** Sets the clock to `to` and fires every timer due by then, earliest first. */
+  advance(to: number): void {
+    this.now = to;
+    for (let fired = 0;; fired++) {
+      if (fired === 1000) throw new Error("timers keep firing without the clock moving");
+      const due = [...this.#timers].filter(([, t]) => t.at <= to).sort((a, b) => a[1].at - b[1].at);
+      if (due.length === 0) return;
+      const [id, t] = due[0]!;
+      this.#timers.delete(id);
+      t.fn();
+    }
+  }
+
+  /** Fires the earliest pending timer with the clock at `at` (before its time: early). */
+  fireEarly(at: number): void {
+    const [id, t] = [...this.#timers].sort((a, b) => a[1].at - b[1].at)[0]!;
+    this.now = at;
+    this.#timers.delete(id);
+    t.fn();
   }
 
   [Symbol.dispose](): void {
+    delete (performance as { now?: unknown }).now;
     Object.assign(this.#g, {
       setTimeout: this.#real.setTimeout,
       clearTimeout: this.#real.clearTimeout,
     });
     Object.assign(this.#d, { refTimer: this.#real.refTimer, unrefTimer: this.#real.unrefTimer });
   }
+}
+
+/** Resolves once the promise reactions queued so far have run. */
+async function settled(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
 }
 
 // ---- SendRoom -------------------------------------------------------------------------
@@ -216,15 +252,83 @@ Deno.test("ReceiveQueue: a wait that ends leaves no abort listener on its signal
 });
 
 Deno.test("ReceiveQueue: an earlier deadline replaces the armed timer; no timer outlives the waits", async () => {
-  using timers = new TimerLedger();
+  using time = new FakeTime();
   const q = new ReceiveQueue();
   const hour = q.wait(3_600_000, undefined);
-  assertEquals([timers.pending, timers.keepingAlive], [1, 1]);
+  assertEquals([time.pending, time.keepingAlive], [1, 1]);
   const short = q.wait(5, undefined);
-  assertEquals(timers.pending, 1, "the hour-long timer was cleared, one timer for both");
+  assertEquals(time.pending, 1, "the hour-long timer was cleared: one timer for both");
+  assertEquals(time.asked, [3_600_000, 5], "each armed for exactly its deadline");
   const m = new Message();
   q.push(m);
   assertStrictEquals(await hour, m, "the hour-long wait is served first");
-  assertEquals(await alive(short), null);
-  assertEquals(timers.pending, 0, "no timer left: nothing keeps the process alive");
+  assertEquals(time.keepingAlive, 1, "the 5 ms wait still keeps the process alive");
+  time.advance(1005);
+  assertEquals(await short, null);
+  assertEquals(time.pending, 0, "no timer left: nothing keeps the process alive");
+});
+
+Deno.test("ReceiveQueue: a wait ends when the timer fires up to half a millisecond early, not earlier", async () => {
+  using time = new FakeTime();
+  const q = new ReceiveQueue();
+  const results: Array<Message | null> = [];
+  q.wait(10, undefined).then((m) => results.push(m)); // deadline 1010
+  time.now = 1000.25;
+  q.wait(10, undefined).then((m) => results.push(m)); // deadline 1010.25
+  // The timer fires half a millisecond before the first deadline: that wait has ended.
+  time.fireEarly(1009.5);
+  await settled();
+  assertEquals(results, [null], "ended at its deadline less the half millisecond of slack");
+  // The second is 0.75 ms away: not ended, the timer is armed again for its deadline.
+  assertEquals([time.pending, time.nextAt, time.asked.at(-1)], [1, 1010.25, 0.75]);
+  time.fireEarly(1009.7); // 0.55 ms early: too early
+  await settled();
+  assertEquals(results, [null], "not ended 0.55 ms before its deadline");
+  assertEquals(time.nextAt, 1010.25);
+  time.advance(1010.25);
+  await settled();
+  assertEquals(results, [null, null]);
+  assertEquals(time.pending, 0);
+});
+
+Deno.test("ReceiveQueue: waits with the same deadline share the armed timer", async () => {
+  using time = new FakeTime();
+  const q = new ReceiveQueue();
+  const a = q.wait(20, undefined);
+  const b = q.wait(20, undefined);
+  const c = q.wait(30, undefined);
+  assertEquals(time.asked, [20], "one timer armed, for the earliest deadline");
+  time.advance(1020);
+  assertEquals([await a, await b], [null, null]);
+  assertEquals(time.asked, [20, 10], "then one for the next deadline");
+  time.advance(1030);
+  assertEquals(await c, null);
+  assertEquals(time.pending, 0);
+});
+
+Deno.test("ReceiveQueue: shutdown clears the armed timer", async () => {
+  using time = new FakeTime();
+  const q = new ReceiveQueue();
+  const w = q.wait(1000, undefined);
+  assertEquals(time.pending, 1);
+  const err = new TofuError(Status.shutdownStarted, "Cannot receive: closing");
+  q.shutdown(err);
+  assertStrictEquals(await w.catch((e) => e), err);
+  assertEquals(time.pending, 0, "no timer left behind by a shut down queue");
+});
+
+Deno.test("ReceiveQueue: a message delivered while the timer is armed ends the wait; no abort listener is added", async () => {
+  using time = new FakeTime();
+  const q = new ReceiveQueue();
+  const shared = new CountedSignal();
+  const m = new Message();
+  // Arming a timer may run pending microtasks, and one of them may deliver a message.
+  time.onArm = () => {
+    time.onArm = null;
+    q.push(m);
+  };
+  const w = q.wait(50, shared.signal);
+  assertStrictEquals(await w, m);
+  assertEquals(shared.listeners, 0, "the wait had ended: nothing to abort");
+  assertEquals(q.length, 0);
 });
