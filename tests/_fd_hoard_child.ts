@@ -39,6 +39,13 @@ function pause(ms: number): Promise<void> {
   return new Promise((r) => realSetTimeout(r, ms));
 }
 
+// Deno sets up its signal handling (a pipe) at the first signal listener of the process and
+// panics if no descriptor is free then; something in Deno adds one at an unforeseen time,
+// so it is set up here, before the hoard.
+const noop = () => {};
+Deno.addSignalListener("SIGUSR2", noop);
+Deno.removeSignalListener("SIGUSR2", noop);
+
 const engine = new Engine();
 const server = engine.create();
 const client = engine.create();
