@@ -23,14 +23,14 @@ import {
 const where = Deno.args[0]!;
 const isUds = where.startsWith("uds|");
 
-// The delays of 100 ms or less but not 0 asked of setTimeout while the hoard is held, in
-// order: the listener's pauses (the engine's other timers ask for 0 ms, and the receive
-// waits below for seconds).
+// The delays asked of setTimeout while the hoard is held, in order, but for 0 ms and for
+// 10 s or more: the listener's pauses (the engine's other timers ask for 0 ms, the receive
+// waits below for 20 s).
 let recording = false;
 const delays: number[] = [];
 const realSetTimeout = globalThis.setTimeout;
 globalThis.setTimeout = ((fn: () => void, ms?: number, ...rest: unknown[]) => {
-  if (recording && ms !== undefined && ms > 0 && ms <= 100) delays.push(ms);
+  if (recording && ms !== undefined && ms > 0 && ms < 10_000) delays.push(ms);
   return realSetTimeout(fn, ms, ...rest);
 }) as typeof setTimeout;
 
