@@ -3,8 +3,9 @@
 // "mut-units: engine unit files"). Each test drives one class directly; no socket is
 // involved. Nothing here asserts a duration: waits are for an outcome.
 
-import { assert, assertEquals, assertFalse, assertStrictEquals } from "@std/assert";
-import { Message, Status, TofuError } from "../mod.ts";
+import { assert, assertEquals, assertFalse, assertStrictEquals, assertThrows } from "@std/assert";
+import { frameLength, Message, OpCode, Status, TofuError } from "../mod.ts";
+import { SendLane } from "../src/_send_lane.ts";
 import { ReceiveQueue } from "../src/_receive_queue.ts";
 import { SendRoom } from "../src/_send_room.ts";
 
@@ -207,16 +208,6 @@ Deno.test("SendRoom: an aborted wait leaves no abort listener on its signal", as
 
 // ---- ReceiveQueue ---------------------------------------------------------------------
 
-/** Awaits `p` while a timer keeps the event loop alive (the queue's timer may be unref'd). */
-async function alive<T>(p: Promise<T>): Promise<T> {
-  const keep = setInterval(() => {}, 1000);
-  try {
-    return await p;
-  } finally {
-    clearInterval(keep);
-  }
-}
-
 Deno.test("ReceiveQueue: a wait that ends leaves no abort listener on its signal", async () => {
   const q = new ReceiveQueue();
   const shared = new CountedSignal();
@@ -231,10 +222,14 @@ Deno.test("ReceiveQueue: a wait that ends leaves no abort listener on its signal
   assertStrictEquals(await timedServed, m2);
   assertEquals(shared.listeners, 0, "served: the listeners are removed");
   // Timed out.
-  const timedOut = q.wait(5, shared.signal);
-  assertEquals(shared.listeners, 1);
-  assertEquals(await alive(timedOut), null);
-  assertEquals(shared.listeners, 0, "timed out: the listener is removed");
+  {
+    using time = new FakeTime();
+    const timedOut = q.wait(5, shared.signal);
+    assertEquals(shared.listeners, 1);
+    time.advance(time.now + 5);
+    assertEquals(await timedOut, null);
+    assertEquals(shared.listeners, 0, "timed out: the listener is removed");
+  }
   // Aborted (its own signal) while another wait with the shared signal goes on.
   const own = new CountedSignal();
   const aborted = q.wait(Infinity, own.signal);
@@ -332,3 +327,206 @@ Deno.test("ReceiveQueue: a message delivered while the timer is armed ends the w
   assertEquals(shared.listeners, 0, "the wait had ended: nothing to abort");
   assertEquals(q.length, 0);
 });
+
+// ---- SendLane -------------------------------------------------------------------------
+
+const KIB = 1024;
+
+/** A Request whose frame is exactly `bytes` long (no text header), with message id `id`. */
+function sized(bytes: number, id = 1): Message {
+  const m = new Message();
+  m.bhdr.opCode = OpCode.Request;
+  m.bhdr.channelNumber = 1;
+  m.bhdr.messageId = BigInt(id);
+  m.body.set(new Uint8Array(bytes - 16).fill(id & 0xff));
+  assertEquals(frameLength(m), bytes);
+  return m;
+}
+
+/** Appends `count` frames of `bytes` each to `lane`. */
+function fill(lane: SendLane, count: number, bytes: number): void {
+  for (let i = 0; i < count; i++) lane.append(sized(bytes, i + 1), bytes);
+}
+
+/** Writes everything queued on `lane`, chunk by chunk; returns the buffers written from. */
+function writeAll(lane: SendLane): Uint8Array[] {
+  const bufs: Uint8Array[] = [];
+  for (let c = lane.next(); c !== null; c = lane.next()) {
+    bufs.push(c.buf);
+    lane.settle(c, c.len, () => {});
+  }
+  return bufs;
+}
+
+/**
+ * The buffers of a lane's chunks, in order (one frame is drained per chunk to reach the
+ * next one; only for a lane that is not written).
+ */
+function chunkBuffers(lane: SendLane): Uint8Array[] {
+  const bufs: Uint8Array[] = [];
+  for (let c = lane.next(); c !== null; c = lane.next()) {
+    if (!bufs.includes(c.buf)) bufs.push(c.buf);
+    lane.settle(c, c.len, () => {});
+  }
+  return bufs;
+}
+
+/**
+ * Empties the cache of spare buffers that every lane of the process shares (earlier tests
+ * may have left some): a lane of 16 KiB frames asks for 64 KiB chunks from its third chunk
+ * on, and each takes the newest spare (every spare is 64 KiB or larger) while any is left.
+ */
+function drainSpares(): void {
+  const lane = new SendLane();
+  // 70 chunks of 64 KiB or more (a spare may be larger): more than the cache holds.
+  for (let id = 1; lane.chunkCount < 2 + 70; id++) lane.append(sized(16 * KIB, id), 16 * KIB);
+}
+
+/** How many of the buffers of `lane`'s 64 KiB-or-larger chunks are in `from`. */
+function reused(lane: SendLane, from: Uint8Array[]): number {
+  return chunkBuffers(lane).filter((b) => from.includes(b)).length;
+}
+
+Deno.test("SendLane: drainSome takes at most max frames, oldest first, and counts them", () => {
+  const lane = new SendLane();
+  for (let id = 1; id <= 5; id++) lane.append(sized(100, id), 100);
+  const ids: bigint[] = [];
+  const each = (m: Message, size: number) => {
+    assertEquals(size, 100);
+    ids.push(m.bhdr.messageId);
+  };
+  assertEquals(lane.drainSome(2, each), 2);
+  assertEquals(ids, [1n, 2n]);
+  assertEquals(lane.frames, 3, "three frames left");
+  assertEquals(lane.drainSome(0, each), 0);
+  assertEquals(lane.frames, 3);
+  assertEquals(lane.drainSome(10, each), 3, "only what is left");
+  assertEquals(ids, [1n, 2n, 3n, 4n, 5n]);
+  assertEquals([lane.frames, lane.chunkCount], [0, 0], "released once empty");
+});
+
+Deno.test("SendLane: chunks start at 1 KiB and double up to 64 KiB; a frame over 16 KiB gets room for 8", () => {
+  const lane = new SendLane();
+  fill(lane, 1, 100);
+  assertEquals(lane.next()!.buf.length, KIB, "a small first frame: 1 KiB");
+  // Frames of 1 KiB: a new chunk for each frame that does not fit, twice the size of the last.
+  const growing = new SendLane();
+  fill(growing, 1 + 2 + 4 + 8 + 16 + 32 + 64 + 64, KIB);
+  assertEquals(
+    chunkBuffers(growing).map((b) => b.length / KIB),
+    [1, 2, 4, 8, 16, 32, 64, 64],
+  );
+  // 16 KiB exactly is not a big frame; one byte more is.
+  const edge = new SendLane();
+  fill(edge, 1, 16 * KIB);
+  assertEquals(edge.next()!.buf.length, 16 * KIB);
+  const big = new SendLane();
+  fill(big, 1, 16 * KIB + 1);
+  assertEquals(big.next()!.buf.length, 8 * (16 * KIB + 1));
+});
+
+Deno.test("SendLane: a frame that exactly fits the room left goes into the same chunk", () => {
+  const lane = new SendLane();
+  lane.append(sized(500, 1), 500);
+  lane.append(sized(524, 2), 524);
+  assertEquals(lane.chunkCount, 1, "1,024 bytes in a 1 KiB chunk");
+  lane.append(sized(16, 3), 16);
+  assertEquals(lane.chunkCount, 2, "full: the next frame starts a chunk");
+});
+
+Deno.test("SendLane: a written 64 KiB chunk goes to the spare cache, and the next 64 KiB chunk of any lane takes it", () => {
+  drainSpares();
+  // Chunks of 16, 32, 64 and 64 KiB: the first two are too small to keep; the third is kept
+  // once the writer moves on to the fourth.
+  const writer = new SendLane();
+  fill(writer, 3 + 4 + 1, 16 * KIB);
+  const written = writeAll(writer);
+  assertEquals(written.map((b) => b.length / KIB), [16, 32, 64, 64]);
+  assertEquals(writer.chunkCount, 1, "the last 64 KiB chunk stays with its lane, emptied");
+  const other = new SendLane();
+  fill(other, 3 + 4, 16 * KIB);
+  const bufs = chunkBuffers(other);
+  assertEquals(bufs.map((b) => b.length / KIB), [16, 32, 64]);
+  assertStrictEquals(bufs[2], written[2], "the spare 64 KiB buffer is reused");
+  assertFalse(bufs.includes(written[0]!) || bufs.includes(written[1]!), "small ones are not");
+  // The writer's own last chunk takes its next frames.
+  fill(writer, 1, 100);
+  assertStrictEquals(writer.next()!.buf, written[3]);
+});
+
+Deno.test("SendLane: a small written chunk never hides the spare 64 KiB buffers from the next lane", () => {
+  drainSpares();
+  const big = new SendLane();
+  fill(big, 3 + 4 + 1, 16 * KIB);
+  const spare = writeAll(big)[2]!;
+  // A lane of two small chunks, the first written and dropped.
+  const small = new SendLane();
+  fill(small, 2, 16 * KIB);
+  writeAll(small);
+  const next = new SendLane();
+  fill(next, 3 + 4, 16 * KIB);
+  assertStrictEquals(chunkBuffers(next)[2], spare);
+});
+
+Deno.test("SendLane: the spare cache holds at most 64 buffers", () => {
+  drainSpares();
+  // 66 chunks of 64 KiB written through: 65 are let go (the last stays with its lane).
+  const writer = new SendLane();
+  fill(writer, 3 + 4 * 66, 16 * KIB);
+  const written = writeAll(writer).filter((b) => b.length === 64 * KIB);
+  assertEquals(written.length, 66);
+  const taker = new SendLane();
+  fill(taker, 3 + 4 * 66, 16 * KIB);
+  assertEquals(reused(taker, written), 64);
+});
+
+Deno.test("SendLane: the spare cache holds at most 8 MiB, and taking a spare gives its bytes back", () => {
+  for (let round = 1; round <= 2; round++) {
+    drainSpares();
+    // Frames of 64 KiB get chunks of 512 KiB (room for 8): 17 written through, 16 let go
+    // (8 MiB exactly) and the last one too, which no longer fits.
+    const writer = new SendLane();
+    fill(writer, 8 * 17, 64 * KIB);
+    const written = writeAll(writer);
+    assertEquals(written.length, 17);
+    assert(written.every((b) => b.length === 512 * KIB));
+    assertEquals(writer.chunkCount, 0, "a chunk over 64 KiB does not stay with its lane");
+    const taker = new SendLane();
+    fill(taker, 8 * 17, 64 * KIB);
+    assertEquals(reused(taker, written), 16, `round ${round}`);
+  }
+});
+
+Deno.test("SendLane: an append refused after it opened a chunk leaves no buffer shared by two lanes", () => {
+  drainSpares();
+  // Chunks of 16, 32 and 64 KiB (full); the writer takes the third.
+  const lane = new SendLane();
+  fill(lane, 3 + 4, 16 * KIB);
+  let c = lane.next()!;
+  while (c.buf.length < 64 * KIB) {
+    lane.settle(c, c.len, () => {});
+    c = lane.next()!;
+  }
+  const third = c.buf;
+  // A message whose frame is not the size given: refused after a new (64 KiB) chunk was made.
+  assertThrows(() => lane.append(sized(100, 9), 200), RangeError);
+  lane.settle(c, c.len, () => {});
+  assertEquals(lane.next(), null, "everything was written");
+  fill(lane, 1, 100);
+  const kept = lane.next()!.buf;
+  assertEquals(kept.length, 64 * KIB);
+  // The written third chunk went to the cache; the lane's own chunk did not.
+  const other = new SendLane();
+  fill(other, 3 + 4 + 4, 16 * KIB);
+  const bufs = chunkBuffers(other);
+  assertStrictEquals(bufs[2], third, "the written chunk is reused");
+  assertFalse(bufs.includes(kept), "the chunk the lane keeps is not handed to another lane");
+  assertEquals(drainedIds(lane), [1n]);
+});
+
+/** The message ids of the frames left in `lane` (drained). */
+function drainedIds(lane: SendLane): bigint[] {
+  const ids: bigint[] = [];
+  lane.drain((m) => ids.push(m.bhdr.messageId));
+  return ids;
+}
