@@ -4,7 +4,7 @@
 // hoard) instead of lowering `ulimit -n`, so the episode starts and ends exactly where this
 // script says. Deno.args[0] is the address to listen on (`tcp|127.0.0.1|0` or `uds|PATH`).
 // It prints one line per step (`served A`, `served B`, `report <opcode> <status> <message>`,
-// `pauses <ms,...>`, `served C`, `done`); the test checks them.
+// `pauses <ms,...>`, `served C`, `served D`, `done`); the test checks them.
 //
 // The listener needs --allow-read=/dev/null for its reserve descriptor (and the hoard for
 // its opens). Its pauses between retries are read from the delays it asks setTimeout for.
@@ -28,11 +28,14 @@ const isUds = where.startsWith("uds|");
 // waits below for 20 s).
 let recording = false;
 const delays: number[] = [];
-const realSetTimeout = globalThis.setTimeout;
-globalThis.setTimeout = ((fn: () => void, ms?: number, ...rest: unknown[]) => {
+const timers = globalThis as unknown as {
+  setTimeout(fn: () => void, ms?: number): number;
+};
+const realSetTimeout = timers.setTimeout;
+timers.setTimeout = (fn: () => void, ms?: number) => {
   if (recording && ms !== undefined && ms > 0 && ms < 10_000) delays.push(ms);
-  return realSetTimeout(fn, ms, ...rest);
-}) as typeof setTimeout;
+  return realSetTimeout(fn, ms);
+};
 
 /** A timer of the real setTimeout (not recorded). */
 function pause(ms: number): Promise<void> {
@@ -56,22 +59,41 @@ async function next(group: typeof server, what: string): Promise<Message> {
   return m;
 }
 
-server.post(
-  (isUds ? UdsServerAddress.parse(where) : TcpServerAddress.parse(where)).format(
-    engine.get("always")!,
-  ),
-);
-const welcome = await next(server, "WelcomeResponse");
-if (welcome.bhdr.status !== Status.success) throw new Error(welcome.error?.message);
-const listener = welcome.bhdr.channelNumber;
-const bound = welcome.headers.get("~listen_on")!;
-engine.put(welcome);
+/** Listens on `at`; returns the listener's channel number and bound address. */
+async function listen(at: string): Promise<{ channel: number; bound: string }> {
+  server.post(
+    (isUds ? UdsServerAddress.parse(at) : TcpServerAddress.parse(at)).format(
+      engine.get("always")!,
+    ),
+  );
+  const welcome = await next(server, "WelcomeResponse");
+  if (welcome.bhdr.status !== Status.success) throw new Error(welcome.error?.message);
+  const out = { channel: welcome.bhdr.channelNumber, bound: welcome.headers.get("~listen_on")! };
+  engine.put(welcome);
+  return out;
+}
+
+/** Opens /dev/null until no descriptor is left. */
+function hoardAll(hoard: Deno.FsFile[]): void {
+  for (;;) {
+    try {
+      hoard.push(Deno.openSync("/dev/null"));
+    } catch {
+      return;
+    }
+  }
+}
+
+const first = await listen(where);
 
 /**
  * A client connects and the server answers its HelloRequest; returns the listener's report
  * if one came meanwhile.
  */
-async function serve(name: string): Promise<Message | null> {
+async function serve(
+  name: string,
+  { channel, bound }: { channel: number; bound: string } = first,
+): Promise<Message | null> {
   client.post(
     (isUds ? UdsClientAddress.parse(bound) : TcpClientAddress.parse(bound)).format(
       engine.get("always")!,
@@ -80,7 +102,7 @@ async function serve(name: string): Promise<Message | null> {
   let report: Message | null = null;
   for (;;) {
     const m = await next(server, `HelloRequest of ${name}`);
-    if (m.isFromEngine() && m.bhdr.channelNumber === listener && report === null) {
+    if (m.isFromEngine() && m.bhdr.channelNumber === channel && report === null) {
       report = m;
       continue;
     }
@@ -106,17 +128,11 @@ if (await serve("A") !== null) throw new Error("Cannot run the child: a report b
 // listener then has none free besides its reserve.
 const hoard: Deno.FsFile[] = [];
 recording = true;
-for (;;) {
-  try {
-    hoard.push(Deno.openSync("/dev/null"));
-  } catch {
-    break;
-  }
-}
+hoardAll(hoard);
 hoard.pop()!.close();
 hoard.pop()!.close();
 const report = await serve("B") ?? await next(server, "report of the listener");
-if (report.bhdr.channelNumber !== listener || !report.isFromEngine()) {
+if (report.bhdr.channelNumber !== first.channel || !report.isFromEngine()) {
   throw new Error(
     `Cannot run the child: expected the listener's report, got ${report.error?.message}`,
   );
@@ -127,9 +143,19 @@ engine.put(report);
 while (delays.length < 6) await pause(20);
 recording = false;
 console.log(`pauses ${delays.join(",")}`);
-for (const f of hoard) f.close();
+for (const f of hoard.splice(0)) f.close();
 const late = await serve("C");
-console.log(late === null ? "done" : `report ${late.error?.message}`);
+if (late !== null) console.log(`report ${late.error?.message}`);
+
+// A second listener, opened while exactly one descriptor is free: its socket takes it and
+// there is none left for a reserve. It keeps none from then on, and serves D with no report.
+hoardAll(hoard);
+hoard.pop()!.close();
+const second = await listen(isUds ? `${where}.2` : where);
+for (const f of hoard.splice(0)) f.close();
+const d = await serve("D", second);
+if (d !== null) console.log(`report ${d.error?.message}`);
+console.log("done");
 await engine.destroy(server);
 await engine.destroy(client);
 await engine[Symbol.asyncDispose]();
