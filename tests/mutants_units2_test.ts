@@ -328,6 +328,27 @@ Deno.test("ReceiveQueue: a message delivered while the timer is armed ends the w
   assertEquals(q.length, 0);
 });
 
+Deno.test("ReceiveQueue: waits that ended are let go, not piled up until the next message", async () => {
+  // In a child process that may force a garbage collection: of 200 waits that were aborted
+  // or timed out in a row, with no message in between, the queue holds on to none.
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--no-prompt",
+      "--v8-flags=--expose-gc",
+      // Env permission for Stryker's variable lets a mutant be active in the child too.
+      "--allow-env=__STRYKER_ACTIVE_MUTANT__",
+      new URL("./_waiters_gc_child.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const alive = Number(new TextDecoder().decode(out.stdout).trim());
+  // Held by the queue, all 200 would be alive; one may still be referenced from the stack.
+  assert(alive <= 5, `${alive} of 200 ended waits are still held`);
+});
+
 // ---- SendLane -------------------------------------------------------------------------
 
 const KIB = 1024;
