@@ -328,6 +328,41 @@ Deno.test("ReceiveQueue: a message delivered while the timer is armed ends the w
   assertEquals(q.length, 0);
 });
 
+Deno.test("ReceiveQueue: the timer keeps the process alive exactly while a timed wait is pending", async () => {
+  using time = new FakeTime();
+  const q = new ReceiveQueue();
+  const untimed = q.wait(Infinity, undefined);
+  assertEquals(time.pending, 0, "an untimed wait arms nothing");
+  const a = q.wait(3_600_000, undefined);
+  assertEquals([time.pending, time.keepingAlive], [1, 1]);
+  const [m1, m2] = [new Message(), new Message()];
+  q.push(m1); // the untimed wait, first in line
+  assertStrictEquals(await untimed, m1);
+  assertEquals(time.keepingAlive, 1, "the timed wait still pending");
+  q.push(m2);
+  assertStrictEquals(await a, m2);
+  assertEquals([time.pending, time.keepingAlive], [1, 0], "armed still, but unref'd");
+  // A new timed wait while that timer is armed: it keeps the process alive again.
+  const b = q.wait(7_200_000, undefined);
+  assertEquals([time.pending, time.keepingAlive], [1, 1]);
+  const c = q.wait(Infinity, undefined);
+  const m3 = new Message();
+  q.push(m3);
+  assertStrictEquals(await b, m3);
+  assertEquals(time.keepingAlive, 0, "only an untimed wait left");
+  // The hour passes: the stale timer finds nothing due, and arms nothing.
+  time.advance(time.now + 3_600_000);
+  assertEquals(time.pending, 0);
+  const d = q.wait(10, undefined);
+  assertEquals([time.pending, time.keepingAlive], [1, 1]);
+  time.advance(time.now + 10);
+  assertEquals(await d, null);
+  assertEquals([time.pending, time.keepingAlive], [0, 0]);
+  const m4 = new Message();
+  q.push(m4);
+  assertStrictEquals(await c, m4, "the untimed wait was never timed out");
+});
+
 Deno.test("ReceiveQueue: waits that ended are let go, not piled up until the next message", async () => {
   // In a child process that may force a garbage collection: of 200 waits that were aborted
   // or timed out in a row, with no message in between, the queue holds on to none.
