@@ -435,7 +435,10 @@ function chunkBuffers(lane: SendLane): Uint8Array[] {
 function drainSpares(): void {
   const lane = new SendLane();
   // 70 chunks of 64 KiB or more (a spare may be larger): more than the cache holds.
-  for (let id = 1; lane.chunkCount < 2 + 70; id++) lane.append(sized(16 * KIB, id), 16 * KIB);
+  for (let id = 1; lane.chunkCount < 2 + 70; id++) {
+    if (id > 4000) throw new Error("Cannot empty the spare cache: no new chunks");
+    lane.append(sized(16 * KIB, id), 16 * KIB);
+  }
 }
 
 /** How many of the buffers of `lane`'s 64 KiB-or-larger chunks are in `from`. */
