@@ -14,6 +14,7 @@ import {
   make,
   makeAbort,
   readToEnd,
+  recv,
   transports,
   writeAll,
 } from "./_fixtures.ts";
@@ -104,7 +105,8 @@ for (const t of transports) {
     listener.close();
   });
 
-  // Mutations (line 217): attach()'s `if (this.#closed)` made `false`, or its block emptied.
+  // Mutations (line 217): attach()'s `if (this.#closed)` made `false`, or its block emptied;
+  // (line 561) `urgent.frames + normal.frames === 0` with `-`.
   // A connect that completes after the channel was aborted must close the new socket at
   // once: nothing is written on it, and the peer sees its end.
   Deno.test(`${t.name}: a connect completing after an abort closes its socket at once`, async () => {
@@ -116,11 +118,17 @@ for (const t of transports) {
     hello.bhdr.messageId = 21n;
     hello.headers.append("~connect_to", bound);
     const { channelNumber: ch } = client.post(hello);
-    client.post(makeAbort(engine, ch)); // the connect is still under way
+    client.post(make(engine, ch, OpCode.Request, "queued", 22n));
+    const abort = makeAbort(engine, ch);
+    abort.bhdr.messageId = 23n;
+    client.post(abort); // the connect is still under way
     const { before, closed } = await untilClosed(client, ch);
-    assertEquals(before.map((m) => [m.bhdr.opCode, m.bhdr.status]), [
-      [OpCode.ByeSignal, Status.channelClosed],
-      [OpCode.HelloRequest, Status.channelClosed],
+    // One urgent and one normal frame unsent: both come back (line 561's `+` made `-`
+    // would count none).
+    assertEquals(before.map((m) => [m.bhdr.opCode, m.bhdr.status, m.bhdr.messageId]), [
+      [OpCode.ByeSignal, Status.channelClosed, 23n],
+      [OpCode.HelloRequest, Status.channelClosed, 21n],
+      [OpCode.Request, Status.channelClosed, 22n],
     ]);
     expectClosed(closed, ch, 21n);
     const conn = await within(listener.accept(), "the connect");
@@ -153,5 +161,97 @@ for (const t of transports) {
     expect(before[3]!, OpCode.ByeSignal, Status.success, "the peer's ByeSignal");
     expectClosed(closed, ch, 1n);
     conn.close();
+  });
+
+  // Mutation (line 560): `status === Status.connectFailed` made `true`. A HelloRequest that
+  // was written and never answered comes back only when the connect failed (the handshake
+  // timeout); a peer that just goes away gives channel_closed alone.
+  Deno.test(`${t.name}: a written Hello is not handed back when the peer closes without answering`, async () => {
+    const { listener, bound } = rawListen(t);
+    await using engine = new Engine({ handshakeTimeoutMs: 20_000 });
+    const client = engine.create();
+    const hello = engine.get("always")!;
+    hello.bhdr.opCode = OpCode.HelloRequest;
+    hello.bhdr.messageId = 31n;
+    hello.headers.append("~connect_to", bound);
+    const { channelNumber: ch } = client.post(hello);
+    const conn = await listener.accept();
+    const [written] = await readFrames(conn, 1);
+    assertEquals([written![2], written![11]], [OpCode.HelloRequest, 31]);
+    conn.close();
+    const { before, closed } = await untilClosed(client, ch);
+    assertEquals(before.length, 0, "nothing to hand back");
+    expectClosed(closed, ch, 31n);
+    assertEquals(closed.error?.status, Status.peerDisconnected);
+    listener.close();
+  });
+
+  // Mutation (line 455): close()'s `if (silent) this.#withdraw()` made `if (true)`. A connect
+  // that fails after an abort closes the channel a second time, loudly: that must not drop
+  // the hand-backs under way (5,000 messages take ten turns of the event loop).
+  Deno.test(`${t.name}: a connect failing after an abort leaves the hand-backs and the final report`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 64 * 1024 * 1024 });
+    const client = engine.create();
+    const hello = t.nobody().format(engine.get("always")!);
+    hello.bhdr.messageId = 1n;
+    const { channelNumber: ch } = client.post(hello);
+    const count = 5000;
+    for (let i = 0; i < count; i++) {
+      client.post(make(engine, ch, OpCode.Request, "", BigInt(i + 2)));
+    }
+    client.post(makeAbort(engine, ch)); // the same turn: the connect has not failed yet
+    const { before, closed } = await untilClosed(client, ch);
+    assertEquals(before.length, 2 + count, "the ByeSignal, the HelloRequest, every Request");
+    const ids = before.slice(1).map((m) => Number(m.bhdr.messageId));
+    assertEquals(ids, Array.from({ length: count + 1 }, (_, i) => i + 1), "all, in order");
+    for (const m of before) assertEquals(m.bhdr.status, Status.channelClosed);
+    for (const m of before) engine.put(m);
+    expectClosed(closed, ch, 1n);
+    assertEquals(closed.error?.message, `Cannot send on channel ${ch}: the application aborted it`);
+  });
+
+  // Mutations (line 312): `if (share.atLimit) this.#starve()` made `if (true)`. A channel
+  // whose unread window is full (maxPoolMsgs of its messages wait unread) stops reading
+  // without a pool_empty Signal: it holds far fewer than maxChannelHeldMsgs.
+  Deno.test(`${t.name}: a full unread window holds the reader back without pool_empty`, async () => {
+    await using engine = new Engine({ maxPoolMsgs: 8 }); // window 8; share max(8, 1024)
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    const count = 40;
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) frames.push(frame(OpCode.Request, `w${i}`, BigInt(i + 2)));
+    await writeAll(conn, concat(frames));
+    // A pause, not a measurement: the reader fills its window of 8 and stops (on a slow
+    // machine it may not have yet; the test then checks less, never wrongly).
+    await new Promise((r) => setTimeout(r, 300));
+    const got: number[] = [];
+    while (got.length < count) {
+      const m = await recv(server.group);
+      expect(m, OpCode.Request, Status.success, `message ${got.length}`);
+      got.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(got, Array.from({ length: count }, (_, i) => i + 2));
+    conn.close();
+    const { before } = await untilClosed(server.group, ch);
+    assertEquals(before.length, 0, "no pool_empty");
+  });
+
+  // Mutations (line 335): `beforeRead(dec.buffered > 0)` made `true` or `>= 0`. The frame
+  // timeout runs from the first byte of a frame only: a channel quiet between frames for
+  // longer than frameTimeoutMs stays open.
+  Deno.test(`${t.name}: frameTimeoutMs does not run between frames`, async () => {
+    await using engine = new Engine({ frameTimeoutMs: 100 });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    // Four times the limit: a pause, not a measurement.
+    await new Promise((r) => setTimeout(r, 400));
+    await writeAll(conn, frame(OpCode.Request, "late", 2n));
+    const m = expect(await recv(server.group), OpCode.Request, Status.success, "the late frame");
+    assertEquals(m.bhdr.channelNumber, ch);
+    engine.put(m);
+    conn.close();
+    const { closed } = await untilClosed(server.group, ch);
+    assertEquals(closed.error?.status, Status.peerDisconnected);
   });
 }
