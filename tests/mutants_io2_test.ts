@@ -4,12 +4,13 @@
 // the mutation is named above each test. Waits for something that must happen have generous
 // bounds; nothing asserts how long anything took.
 
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { concat } from "@std/bytes/concat";
 import { Engine, OpCode, Status, TofuError } from "../mod.ts";
 import {
   expect,
   expectClosed,
+  floodFrames,
   listen,
   make,
   makeAbort,
@@ -253,5 +254,39 @@ for (const t of transports) {
     conn.close();
     const { closed } = await untilClosed(server.group, ch);
     assertEquals(closed.error?.status, Status.peerDisconnected);
+  });
+
+  // Mutations (lines 314, 373-391): the reader's heartbeat (`#starvesLoop`, `#yield`). A
+  // reader woken by put() for one message at a time, with the next frames already buffered,
+  // goes on in microtasks alone; without the heartbeat it would keep every timer waiting
+  // until the socket runs dry. A zero-delay timer set when the application starts must run
+  // long before 4,000 such messages are through.
+  Deno.test(`${t.name}: a reader fed one message at a time lets timers run`, async () => {
+    await using engine = new Engine({ maxChannelHeldMsgs: 1 });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    const count = 4000;
+    await writeAll(conn, floodFrames(count + 1).subarray(16)); // 4,000 Signals, 64 KB
+    let received = 0;
+    let firedAt = -1;
+    let armed = false;
+    while (received < count) {
+      if (received === 1 && !armed) {
+        // Armed once the first Signal is in: the reader has the others buffered by then.
+        armed = true;
+        setTimeout(() => firedAt = received, 0);
+      }
+      const m = await recv(server.group);
+      // Held at its share of one, the reader reports pool_empty (once per episode).
+      if (m.bhdr.status !== Status.poolEmpty) {
+        expect(m, OpCode.Signal, Status.success, `Signal ${received}`);
+        assertEquals(m.bhdr.messageId, BigInt(received + 2));
+        received++;
+      }
+      engine.put(m);
+    }
+    assert(firedAt >= 0 && firedAt < count / 2, `the timer ran after ${firedAt} messages`);
+    conn.close();
+    await untilClosed(server.group, ch);
   });
 }
