@@ -289,4 +289,107 @@ for (const t of transports) {
     conn.close();
     await untilClosed(server.group, ch);
   });
+
+  // Mutation (line 302): the reader's `if (this.#closed) return` between frames made
+  // `false`. Frames read together with the peer's ByeSignal, behind it, are not delivered:
+  // the ByeSignal closed the channel.
+  Deno.test(`${t.name}: frames behind a peer's ByeSignal in the same read are not delivered`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    await writeAll(
+      conn,
+      concat([
+        frame(OpCode.Request, "before", 2n),
+        frame(OpCode.ByeSignal, "", 3n),
+        frame(OpCode.Request, "after", 4n),
+        frame(OpCode.Signal, "after", 5n),
+      ]),
+    );
+    const { before, closed } = await untilClosed(server.group, ch);
+    assertEquals(before.map((m) => [m.bhdr.opCode, m.bhdr.messageId]), [
+      [OpCode.Request, 2n],
+      [OpCode.ByeSignal, 3n],
+    ]);
+    expectClosed(closed, ch, 1n);
+    assertEquals(closed.error, undefined);
+    conn.close();
+  });
+
+  // Mutation (line 289): `(this.#byeSent && this.#byeReceived)` made `false`. When the
+  // peer's ByeRequest came first, writing ours completes the graceful close: the engine
+  // closes the socket without waiting for the peer to.
+  Deno.test(`${t.name}: our ByeRequest written after the peer's closes the channel`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    await writeAll(conn, frame(OpCode.ByeRequest, "", 6n));
+    const bye = expect(await recv(server.group), OpCode.ByeRequest, Status.success, "peer's bye");
+    bye.bhdr.opCode = OpCode.ByeRequest;
+    server.group.post(bye); // answered with a ByeRequest of our own
+    const [ours] = await readFrames(conn, 1);
+    assertEquals(ours![2], OpCode.ByeRequest);
+    assertEquals(await within(readToEnd(conn), "the end of the socket"), 0);
+    const { before, closed } = await untilClosed(server.group, ch);
+    assertEquals(before.length, 0);
+    expectClosed(closed, ch, 1n);
+    assertEquals(closed.error, undefined, "a graceful close");
+    conn.close();
+  });
+
+  // Mutations (lines 259-263): the writer's catch (emptied, its `!this.#closed` test made
+  // `false` or negated) and its action text. A write that fails while the reader is held
+  // back at its share (so it does not read the peer's end) closes the channel with
+  // send_failed, naming the send; the unsent messages come back.
+  Deno.test(`${t.name}: a failed write closes the channel with send_failed while the reader waits`, async () => {
+    await using engine = new Engine({
+      maxChannelHeldMsgs: 1,
+      maxQueuedBytes: 64 * 1024 * 1024,
+      maxEngineQueuedBytes: 64 * 1024 * 1024,
+    });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    await writeAll(conn, concat([frame(OpCode.Request, "a", 2n), frame(OpCode.Request, "b", 3n)]));
+    // Held, `a` keeps the reader at its share of one, with `b` buffered: it reads no more.
+    const a = expect(await recv(server.group), OpCode.Request, Status.success, "a");
+    for (let i = 0; i < 256; i++) {
+      server.group.post(make(engine, ch, OpCode.Request, "s".repeat(65535), BigInt(i + 10)));
+    }
+    conn.close(); // unread data: the engine's writes fail
+    const { before, closed } = await untilClosed(server.group, ch);
+    const handedBack = before.filter((m) => m.bhdr.status === Status.sendFailed);
+    assert(handedBack.length > 0, "unsent messages come back send_failed");
+    assertEquals(closed.error?.status, Status.sendFailed);
+    assert(
+      closed.error!.message.startsWith(`Cannot send on channel ${ch}: `),
+      closed.error!.message,
+    );
+    engine.put(a);
+  });
+
+  // Mutation (line 366): the reader's action text. A read that fails closes the channel with
+  // recv_failed, naming the receive. The peer closes with our frame unread in its socket:
+  // over a Unix socket the engine's read then fails (ECONNRESET); over TCP, Deno reports
+  // the reset as the end of the stream, so the channel closes with peer_disconnected.
+  Deno.test(`${t.name}: a read reset by the peer closes the channel, naming the receive`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    server.group.post(make(engine, ch, OpCode.Request, "unread", 2n));
+    await server.group.ready(ch, { lowWaterBytes: 0 }); // written: in the peer's socket
+    conn.close();
+    const { closed } = await untilClosed(server.group, ch);
+    if (t.name === "uds") {
+      assertEquals(closed.error?.status, Status.recvFailed, closed.error?.message);
+      assert(
+        closed.error!.message.startsWith(`Cannot receive on channel ${ch}: `),
+        closed.error!.message,
+      );
+    } else {
+      assertEquals(
+        closed.error?.message,
+        `Cannot use channel ${ch}: the peer closed the connection`,
+      );
+    }
+  });
 }
