@@ -392,4 +392,179 @@ for (const t of transports) {
       );
     }
   });
+
+  // Mutation (line 407): the room wait's wake-up `() => resolve(false)` made `() => undefined`.
+  // A reader waiting for room in its group's receive queue ends when the channel closes:
+  // the final report is queued at once, not only after the application reads.
+  Deno.test(`${t.name}: a reader waiting for room in the receive queue ends on an abort`, async () => {
+    await using engine = new Engine({ maxReceiveQueueMsgs: 8 });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) frames.push(frame(OpCode.Request, `q${i}`, BigInt(i + 2)));
+    await writeAll(conn, concat(frames));
+    // A pause, not a measurement: the reader fills the queue (8) and waits for room.
+    await new Promise((r) => setTimeout(r, 300));
+    server.group.post(makeAbort(engine, ch));
+    await new Promise((r) => setTimeout(r, 50)); // the close completes in microtasks
+    const got = [];
+    for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+      got.push(m);
+    }
+    assert(got.length > 0);
+    expectClosed(got.at(-1)!, ch, 1n);
+    for (const m of got) engine.put(m);
+    conn.close();
+  });
+
+  // Mutation (line 447): `op === OpCode.ByeResponse ||` made `false ||`. The peer's
+  // ByeResponse to our ByeRequest closes the channel gracefully, with the peer's socket
+  // still open.
+  Deno.test(`${t.name}: the peer's ByeResponse closes the channel`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    server.group.post(make(engine, ch, OpCode.ByeRequest, "", 8n));
+    const [ours] = await readFrames(conn, 1);
+    assertEquals(ours![2], OpCode.ByeRequest);
+    await writeAll(conn, frame(OpCode.ByeResponse, "", 8n));
+    assertEquals(await within(readToEnd(conn), "the end of the socket"), 0);
+    const { before, closed } = await untilClosed(server.group, ch);
+    assertEquals(before.map((m) => m.bhdr.opCode), [OpCode.ByeResponse]);
+    expectClosed(closed, ch, 1n);
+    assertEquals(closed.error, undefined, "a graceful close");
+    conn.close();
+  });
+
+  // Mutation (line 535): `unsent -= bytes` made `+=`. Once a closed channel has handed back
+  // its unsent messages, none of their bytes stay charged to the engine, and none are
+  // uncharged twice: the budget is exactly what it was.
+  Deno.test(`${t.name}: after a hand-back the engine's budget is whole, not larger`, async () => {
+    await using engine = new Engine({
+      maxQueuedBytes: 64 * 1024 * 1024,
+      maxEngineQueuedBytes: 200_000,
+    });
+    const client = engine.create();
+    const hello = t.nobody().format(engine.get("always")!);
+    const { channelNumber: gone } = client.post(hello);
+    for (let i = 0; i < 100; i++) client.post(make(engine, gone, OpCode.Request, "u".repeat(1000)));
+    client.post(makeAbort(engine, gone)); // all unsent: handed back
+    const { before } = await untilClosed(client, gone);
+    assertEquals(before.length, 102);
+    for (const m of before) engine.put(m);
+    const { client: c2, ch, conn, listener } = await rawServed(engine, t);
+    // Three of 60,528 charged bytes fit the 200,000 budget; the fourth does not.
+    for (let i = 0; i < 3; i++) c2.post(make(engine, ch, OpCode.Request, "v".repeat(60_000)));
+    const fourth = make(engine, ch, OpCode.Request, "v".repeat(60_000));
+    const e = assertThrows(() => c2.post(fourth), TofuError);
+    assertEquals(
+      e.message,
+      `Cannot post Request on channel ${ch}: 181584 bytes are already queued in the engine (maxEngineQueuedBytes 200000)`,
+    );
+    engine.put(fourth);
+    conn.close();
+    await untilClosed(c2, ch);
+    listener.close();
+  });
+
+  // Mutations (lines 574-575): the hand-back step's `max - n` made `max + n`, and
+  // `urgent.frames + normal.frames === 0` made `-`. With more unsent urgent frames than one
+  // slice (512) and normal ones too, every message comes back, urgent ones first, and no
+  // turn of the event loop hands back more than a slice.
+  Deno.test(`${t.name}: urgent and normal hand-backs: all back, urgent first, a slice per turn`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 64 * 1024 * 1024 });
+    const client = engine.create();
+    const hello = t.nobody().format(engine.get("always")!);
+    hello.bhdr.messageId = 1n;
+    const { channelNumber: ch } = client.post(hello);
+    const urgent = 599; // with the HelloRequest, 600 urgent frames
+    const normal = 88; // after one slice: 88 urgent and 88 normal left
+    for (let i = 0; i < urgent; i++) {
+      const m = make(engine, ch, OpCode.Signal, "", BigInt(i + 2));
+      m.bhdr.internalA = 1;
+      client.post(m);
+    }
+    for (let i = 0; i < normal; i++) {
+      client.post(make(engine, ch, OpCode.Signal, "", BigInt(urgent + i + 2)));
+    }
+    client.post(makeAbort(engine, ch)); // the same turn: nothing was written
+    const got: bigint[] = [];
+    let most = 0;
+    let closed = false;
+    const end = Date.now() + 20_000;
+    while (!closed && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 0));
+      let inTurn = 0;
+      for (let m = client.tryReceive(); m !== null; m = client.tryReceive()) {
+        // The final report carries the Hello's id (1); the handed-back Signals have 2 and up.
+        if (m.bhdr.opCode === OpCode.Signal && m.bhdr.messageId === 1n) {
+          expectClosed(m, ch, 1n);
+          closed = true;
+        } else if (m.bhdr.opCode !== OpCode.ByeSignal) {
+          got.push(m.bhdr.messageId);
+          inTurn++;
+        }
+        engine.put(m);
+      }
+      most = Math.max(most, inTurn);
+    }
+    assert(closed, "channel_closed arrived");
+    assertEquals(got, Array.from({ length: 1 + urgent + normal }, (_, i) => BigInt(i + 1)));
+    assert(most <= 512, `${most} messages handed back in one turn (at most 512)`);
+  });
+
+  // Mutation (line 590): the hand-back's drop function emptied. A group destroyed while its
+  // closed channel hands back drops the rest, and their bytes leave the engine's budget.
+  Deno.test(`${t.name}: a group destroyed during a hand-back gives its bytes back to the budget`, async () => {
+    await using engine = new Engine({
+      maxQueuedBytes: 64 * 1024 * 1024,
+      maxEngineQueuedBytes: 4_000_000,
+    });
+    const doomed = engine.create();
+    const hello = t.nobody().format(engine.get("always")!);
+    const { channelNumber: gone } = doomed.post(hello);
+    for (let i = 0; i < 1500; i++) {
+      doomed.post(make(engine, gone, OpCode.Request, "d".repeat(1000))); // 1,528 charged each
+    }
+    doomed.post(makeAbort(engine, gone));
+    await new Promise((r) => setTimeout(r, 0)); // the first slice (512) is handed back
+    await engine.destroy(doomed); // the rest (about 1.5 MB) is dropped
+    const { client, ch, conn, listener } = await rawServed(engine, t);
+    // 50 x 60,528 = 3,026,400 charged bytes: within the budget only if nothing is left of
+    // the destroyed channel's.
+    for (let i = 0; i < 50; i++) {
+      client.post(make(engine, ch, OpCode.Request, "w".repeat(60_000), BigInt(i + 1)));
+    }
+    const frames = await readFrames(conn, 51);
+    assertEquals(frames[50]![11], 50);
+    conn.close();
+    await untilClosed(client, ch);
+    listener.close();
+  });
+
+  // Mutations (lines 546, 581, 599-600): the paths of #finish that end the channel (`done`).
+  // A listener counts an accepted channel until it is done: with maxConnections 1, a new
+  // connection is served once the last one closed, whether it left unsent messages to hand
+  // back or none.
+  Deno.test(`${t.name}: maxConnections 1: a closed channel makes room, with or without hand-backs`, async () => {
+    await using engine = new Engine({ maxConnections: 1 });
+    const server = await listen(engine, t);
+    // First: aborted with unsent messages (handed back by a job).
+    const a = await rawHello(engine, server.group, server.bound, 1n);
+    for (let i = 0; i < 10; i++) server.group.post(make(engine, a.ch, OpCode.Request, "x"));
+    server.group.post(makeAbort(engine, a.ch));
+    const first = await untilClosed(server.group, a.ch);
+    assertEquals(first.before.length, 11);
+    for (const m of first.before) engine.put(m);
+    a.conn.close();
+    // Second: the peer closes; nothing to hand back.
+    const b = await rawHello(engine, server.group, server.bound, 2n);
+    b.conn.close();
+    const second = await untilClosed(server.group, b.ch);
+    assertEquals(second.before.length, 0);
+    // Third: served, so the second one is no longer counted.
+    const c = await rawHello(engine, server.group, server.bound, 3n);
+    c.conn.close();
+    await untilClosed(server.group, c.ch);
+  });
 }
