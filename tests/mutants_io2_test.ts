@@ -567,4 +567,49 @@ for (const t of transports) {
     c.conn.close();
     await untilClosed(server.group, c.ch);
   });
+
+  // Mutation (line 483): the close not waiting for the write under way (`[]` for its tasks).
+  // Aborted while a write blocks (the peer reads nothing) and its reader is held back at its
+  // share, a channel hands back what was not written; the bytes of the frames are uncharged
+  // once, so the engine's budget is exactly whole afterwards.
+  Deno.test(`${t.name}: an abort during a blocked write leaves the engine's budget exactly whole`, async () => {
+    const budget = 32 * 1024 * 1024;
+    await using engine = new Engine({
+      maxChannelHeldMsgs: 1,
+      maxQueuedBytes: 64 * 1024 * 1024,
+      maxEngineQueuedBytes: budget,
+    });
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    await writeAll(conn, concat([frame(OpCode.Request, "a", 2n), frame(OpCode.Request, "b", 3n)]));
+    const a = expect(await recv(server.group), OpCode.Request, Status.success, "a");
+    for (let i = 0; i < 256; i++) {
+      server.group.post(make(engine, ch, OpCode.Request, "s".repeat(65535), BigInt(i + 10)));
+    }
+    // A pause, not a measurement: the socket buffers fill and the write blocks.
+    await new Promise((r) => setTimeout(r, 200));
+    server.group.post(makeAbort(engine, ch));
+    const { before } = await untilClosed(server.group, ch);
+    for (const m of before) engine.put(m);
+    engine.put(a);
+    const other = await rawServed(engine, t);
+    const cost = 16 + 60_000 + 512;
+    const fit = Math.floor(budget / cost);
+    for (let i = 0; i < fit; i++) {
+      other.client.post(make(engine, other.ch, OpCode.Request, "o".repeat(60_000)));
+    }
+    const over = make(engine, other.ch, OpCode.Request, "o".repeat(60_000));
+    const e = assertThrows(() => other.client.post(over), TofuError);
+    assertEquals(
+      e.message,
+      `Cannot post Request on channel ${other.ch}: ${
+        fit * cost
+      } bytes are already queued in the engine (maxEngineQueuedBytes ${budget})`,
+    );
+    engine.put(over);
+    other.conn.close();
+    await untilClosed(other.client, other.ch);
+    other.listener.close();
+    conn.close();
+  });
 }
