@@ -26,8 +26,31 @@ export async function untilClosed(
   }
 }
 
-/** Reads `count` whole frames from a raw peer's socket. */
-export async function readFrames(conn: Deno.Conn, count: number): Promise<Uint8Array[]> {
+/**
+ * Reads `count` whole frames from a raw peer's socket; fails if they have not all come
+ * within `ms` (a bound for something that must happen, so that a mutant that stops every
+ * write fails the test instead of hanging it).
+ */
+export async function readFrames(
+  conn: Deno.Conn,
+  count: number,
+  ms = 10_000,
+): Promise<Uint8Array[]> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${count} frames did not come within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([readFramesUnbounded(conn, count), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readFramesUnbounded(conn: Deno.Conn, count: number): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
   let buf = new Uint8Array(1 << 16);
   let start = 0;
