@@ -612,4 +612,25 @@ for (const t of transports) {
     other.listener.close();
     conn.close();
   });
+
+  // Mutation (line 636): `#withdraw`'s `if (handing === null) return` made `false`. A group
+  // destroyed in the same turn as its channel's abort (the close's reports not yet started)
+  // is destroyed cleanly, and nothing is handed back to it.
+  Deno.test(`${t.name}: a group destroyed in the turn of its channel's abort`, async () => {
+    await using engine = new Engine();
+    const server = await listen(engine, t);
+    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const client = engine.create();
+    const { channelNumber: out } = client.post(
+      t.connectTo(server.bound).format(
+        engine.get("always")!,
+      ),
+    );
+    client.post(make(engine, out, OpCode.Request, "unsent"));
+    client.post(makeAbort(engine, out));
+    await engine.destroy(client); // the same turn: the close has not reported yet
+    assertEquals(client.tryReceive(), null);
+    conn.close();
+    await untilClosed(server.group, ch);
+  });
 }
