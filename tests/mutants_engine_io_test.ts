@@ -5,7 +5,7 @@
 // bounds; nothing asserts how long anything took.
 
 import { assert, assertEquals, assertNotEquals, assertRejects, assertThrows } from "@std/assert";
-import { type ChannelGroup, Engine, type Message, OpCode, Status, TofuError } from "../mod.ts";
+import { Engine, OpCode, Status, TofuError } from "../mod.ts";
 import {
   expect,
   expectClosed,
@@ -15,110 +15,11 @@ import {
   rawConnect,
   readToEnd,
   recv,
-  type SocketTransport,
   transports,
   writeAll,
 } from "./_fixtures.ts";
 import { frame } from "./_attack.ts";
-import { tempUdsPath } from "../testing.ts";
-
-/** Receives until the final channel_closed Signal of `ch`; returns what came before it. */
-async function untilClosed(
-  engine: Engine,
-  group: ChannelGroup,
-  ch: number,
-): Promise<{ before: Message[]; closed: Message }> {
-  const before: Message[] = [];
-  for (;;) {
-    const m = await recv(group, 20_000);
-    if (
-      m.bhdr.channelNumber === ch && m.bhdr.opCode === OpCode.Signal &&
-      m.bhdr.status === Status.channelClosed && m.isFromEngine() && m.body.byteLength === 0 &&
-      before.every((b) => b !== m)
-    ) {
-      return { before, closed: m };
-    }
-    before.push(m);
-    void engine;
-  }
-}
-
-/** Reads `count` whole frames from a raw peer's socket. */
-async function readFrames(conn: Deno.Conn, count: number): Promise<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  let buf = new Uint8Array(1 << 16);
-  let start = 0;
-  let end = 0;
-  while (out.length < count) {
-    if (end - start >= 16) {
-      const size = 16 + ((buf[start + 12]! << 8) | buf[start + 13]!) +
-        ((buf[start + 14]! << 8) | buf[start + 15]!);
-      if (end - start >= size) {
-        out.push(buf.slice(start, start + size));
-        start += size;
-        continue;
-      }
-    }
-    if (start > 0) {
-      buf.copyWithin(0, start, end);
-      end -= start;
-      start = 0;
-    }
-    if (end === buf.length) {
-      const bigger = new Uint8Array(buf.length * 2);
-      bigger.set(buf);
-      buf = bigger;
-    }
-    const n = await conn.read(buf.subarray(end));
-    if (n === null) throw new Error(`the socket ended after ${out.length} frames`);
-    end += n;
-  }
-  return out;
-}
-
-/** A plain listening socket of transport `t` and the `~connect_to` value that reaches it. */
-function rawListen(t: SocketTransport): { listener: Deno.Listener; bound: string } {
-  if (t.name === "tcp") {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    return { listener, bound: `tcp|127.0.0.1|${(listener.addr as Deno.NetAddr).port}` };
-  }
-  const path = tempUdsPath();
-  return { listener: Deno.listen({ transport: "unix", path }), bound: `uds|${path}` };
-}
-
-/** Connects a raw peer to `bound` and sends a HelloRequest; returns the server's channel. */
-async function rawHello(
-  engine: Engine,
-  group: ChannelGroup,
-  bound: string,
-  id = 1n,
-): Promise<{ conn: Deno.Conn; ch: number }> {
-  const conn = await rawConnect(bound) as Deno.Conn;
-  await writeAll(conn, frame(OpCode.HelloRequest, "", id));
-  const hello = expect(await recv(group), OpCode.HelloRequest, Status.success, "hello");
-  assertEquals(hello.bhdr.messageId, id);
-  const ch = hello.bhdr.channelNumber;
-  engine.put(hello);
-  return { conn, ch };
-}
-
-/** A client channel of `engine` connected to a plain socket that answered its Hello. */
-async function rawServed(
-  engine: Engine,
-  t: SocketTransport,
-): Promise<{ client: ChannelGroup; ch: number; conn: Deno.Conn; listener: Deno.Listener }> {
-  const { listener, bound } = rawListen(t);
-  const client = engine.create();
-  const accepted = listener.accept();
-  const hello = engine.get("always")!;
-  hello.bhdr.opCode = OpCode.HelloRequest;
-  hello.headers.append("~connect_to", bound);
-  const { channelNumber: ch } = client.post(hello);
-  const conn = await accepted;
-  await writeAll(conn, frame(OpCode.HelloResponse));
-  expect(await recv(client), OpCode.HelloResponse, Status.success, "hello response");
-  return { client, ch, conn, listener };
-}
+import { rawHello, rawListen, rawServed, readFrames, untilClosed } from "./_raw_peer.ts";
 
 for (const t of transports) {
   // ---- Timeouts: each closes with its own status and message --------------------------
@@ -151,7 +52,7 @@ for (const t of transports) {
     hello.headers.append("x-kept", "yes");
     const { channelNumber: ch } = client.post(hello);
     const conn = await accepted;
-    const { before, closed } = await untilClosed(engine, client, ch);
+    const { before, closed } = await untilClosed(client, ch);
     const text =
       `Cannot connect on channel ${ch}: no answer to the HelloRequest within 150 ms (handshakeTimeoutMs)`;
     assertEquals(before.length, 1);
@@ -169,7 +70,7 @@ for (const t of transports) {
     await using engine = new Engine({ handshakeTimeoutMs: 10_000 });
     const { client, ch, conn, listener } = await rawServed(engine, t);
     conn.close(); // the peer goes away after answering
-    const { before, closed } = await untilClosed(engine, client, ch);
+    const { before, closed } = await untilClosed(client, ch);
     assertEquals(before.length, 0, "the HelloRequest was answered: nothing to hand back");
     assertNotEquals(closed.error?.status, Status.connectFailed);
     listener.close();
@@ -180,7 +81,7 @@ for (const t of transports) {
     const server = await listen(engine, t);
     const { conn, ch } = await rawHello(engine, server.group, server.bound, 5n);
     await writeAll(conn, frame(OpCode.Request, "x".repeat(1000)).subarray(0, 26));
-    const { before, closed } = await untilClosed(engine, server.group, ch);
+    const { before, closed } = await untilClosed(server.group, ch);
     assertEquals(before.length, 0);
     expectClosed(closed, ch, 5n);
     assertEquals(closed.error?.status, Status.recvFailed);
@@ -195,7 +96,7 @@ for (const t of transports) {
     await using engine = new Engine({ idleTimeoutMs: 150 });
     const server = await listen(engine, t);
     const { conn, ch } = await rawHello(engine, server.group, server.bound);
-    const { closed } = await untilClosed(engine, server.group, ch);
+    const { closed } = await untilClosed(server.group, ch);
     assertEquals(closed.error?.status, Status.channelClosed);
     assertEquals(
       closed.error?.message,
@@ -216,7 +117,7 @@ for (const t of transports) {
     for (let i = 0; i < posted; i++) {
       server.group.post(make(engine, ch, OpCode.Request, "x".repeat(65535), BigInt(i + 1)));
     }
-    const { before, closed } = await untilClosed(engine, server.group, ch);
+    const { before, closed } = await untilClosed(server.group, ch);
     const text =
       `Cannot send on channel ${ch}: the socket took no byte for 200 ms (writeStallTimeoutMs)`;
     assert(before.length > 0 && before.length < posted, `${before.length} handed back`);
@@ -238,7 +139,7 @@ for (const t of transports) {
     const server = await listen(engine, t);
     const { conn, ch } = await rawHello(engine, server.group, server.bound, 9n);
     conn.close();
-    const { closed } = await untilClosed(engine, server.group, ch);
+    const { closed } = await untilClosed(server.group, ch);
     expectClosed(closed, ch, 9n);
     assertEquals(closed.error?.status, Status.peerDisconnected);
     assertEquals(
@@ -253,7 +154,7 @@ for (const t of transports) {
     const { conn, ch } = await rawHello(engine, server.group, server.bound);
     await writeAll(conn, frame(OpCode.Request, "x".repeat(100)).subarray(0, 26));
     conn.close();
-    const { closed } = await untilClosed(engine, server.group, ch);
+    const { closed } = await untilClosed(server.group, ch);
     assertEquals(closed.error?.status, Status.recvFailed);
     assertEquals(
       closed.error?.message,
@@ -272,7 +173,7 @@ for (const t of transports) {
     both.set(good);
     both.set(bad, good.length);
     await writeAll(conn, both);
-    const { before, closed } = await untilClosed(engine, server.group, ch);
+    const { before, closed } = await untilClosed(server.group, ch);
     assertEquals(before.length, 1);
     expect(before[0]!, OpCode.Request, Status.success, "the good frame");
     assertEquals(new TextDecoder().decode(before[0]!.body.bytes()), "first");
@@ -305,7 +206,7 @@ for (const t of transports) {
       `Cannot wait for room on channel ${ch}: the channel is closing (ByeRequest already posted)`,
     );
     conn.close();
-    await untilClosed(engine, client, ch);
+    await untilClosed(client, ch);
     listener.close();
   });
 
@@ -326,7 +227,7 @@ for (const t of transports) {
     );
     engine.put(m);
     conn.close();
-    await untilClosed(engine, client, ch);
+    await untilClosed(client, ch);
     listener.close();
   });
 
@@ -338,7 +239,7 @@ for (const t of transports) {
     const frames = await readFrames(conn, 2);
     assertEquals(frames[1]!.length, 16 + 1000, "the large frame was written whole");
     conn.close();
-    await untilClosed(engine, client, ch);
+    await untilClosed(client, ch);
     listener.close();
   });
 
@@ -367,7 +268,7 @@ for (const t of transports) {
     engine.put(over);
     for (const x of [a, b]) {
       x.conn.close();
-      await untilClosed(engine, x.client, x.ch);
+      await untilClosed(x.client, x.ch);
       x.listener.close();
     }
   });
@@ -394,7 +295,7 @@ for (const t of transports) {
       e.message,
     );
     assert(e.message.includes(`channel ${ch}:`));
-    const { before } = await untilClosed(engine, server.group, ch);
+    const { before } = await untilClosed(server.group, ch);
     assert(before.length > 0, "unsent messages are handed back");
   });
 
@@ -409,7 +310,7 @@ for (const t of transports) {
       server.group.post(make(engine, ch, OpCode.Request, "v".repeat(65535)));
     }
     await writeAll(conn, frame(OpCode.ByeSignal, "", 13n));
-    const { before, closed } = await untilClosed(engine, server.group, ch);
+    const { before, closed } = await untilClosed(server.group, ch);
     const bye = before.shift()!;
     expect(bye, OpCode.ByeSignal, Status.success, "the peer's ByeSignal");
     assert(before.length > 0, "the peer read nothing: messages were left unsent");
@@ -429,7 +330,7 @@ for (const t of transports) {
     await writeAll(conn, frame(OpCode.Request, "", 42n));
     expect(await recv(server.group), OpCode.Request, Status.success, "request");
     conn.close();
-    const { closed } = await untilClosed(engine, server.group, ch);
+    const { closed } = await untilClosed(server.group, ch);
     expectClosed(closed, ch, 41n);
   });
 
@@ -457,7 +358,7 @@ for (const t of transports) {
     }
     assertEquals(rest, ["r2", "r3", "r4"]);
     conn.close();
-    await untilClosed(engine, server.group, ch);
+    await untilClosed(server.group, ch);
   });
 
   // ---- Writes, urgency, limits that must not fire -----------------------------------
@@ -475,7 +376,7 @@ for (const t of transports) {
     const ids = (await readFrames(conn, 6)).slice(1).map((f) => f[11]); // after the Hello
     assertEquals(ids, [3, 5, 1, 2, 4]);
     conn.close();
-    await untilClosed(engine, client, ch);
+    await untilClosed(client, ch);
     listener.close();
   });
 
@@ -493,7 +394,7 @@ for (const t of transports) {
     await waiting;
     assert(resumed);
     conn.close();
-    await untilClosed(engine, client, ch);
+    await untilClosed(client, ch);
     listener.close();
   });
 
@@ -511,7 +412,7 @@ for (const t of transports) {
     await writeAll(conn, frame(OpCode.Request, "back", 3n));
     expect(await recv(server.group), OpCode.Request, Status.success, "a frame from the peer");
     conn.close();
-    await untilClosed(engine, server.group, ch);
+    await untilClosed(server.group, ch);
   });
 
   Deno.test(`${t.name}: a peer cannot forge origin, status or the local flags`, async () => {
@@ -531,7 +432,7 @@ for (const t of transports) {
     );
     assertEquals(m.isFromEngine(), false);
     conn.close();
-    await untilClosed(engine, server.group, ch);
+    await untilClosed(server.group, ch);
   });
 
   Deno.test(`${t.name}: a reader held back at its share reports each episode once and ends on an abort`, async () => {
@@ -550,7 +451,7 @@ for (const t of transports) {
     // Held back (b is not put back), the channel is aborted: the waiting reader ends and
     // the final report comes.
     server.group.post(makeAbort(engine, ch));
-    const { before, closed } = await untilClosed(engine, server.group, ch);
+    const { before, closed } = await untilClosed(server.group, ch);
     assertEquals(before.map((m) => m.bhdr.opCode), [OpCode.ByeSignal]);
     expectClosed(closed, ch, 1n);
     engine.put(b);
@@ -571,7 +472,7 @@ for (const t of transports) {
       );
       engine.put(late);
       // Written, the Bye closes the channel gracefully.
-      const { closed } = await untilClosed(engine, client, ch);
+      const { closed } = await untilClosed(client, ch);
       assertEquals(closed.error, undefined);
       conn.close();
       listener.close();
