@@ -1,45 +1,14 @@
 // Tests that kill mutants of src/channel.ts that the Peers tests let survive, over real
 // sockets, TCP and Unix sockets alike.
 
-import { assert, assertEquals } from "@std/assert";
-import {
-  type Channel,
-  connect,
-  Engine,
-  listen,
-  type Message,
-  serve,
-  Status,
-  statusName,
-} from "../mod.ts";
+import { assertEquals } from "@std/assert";
+import { connect, Engine, serve, Status, statusName } from "../mod.ts";
 import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
-
-/** A listener, a client connected to it, and the accepted peer. */
-async function pair(t: { any(): string }) {
-  const listener = await listen(t.any());
-  const client = await connect(listener.address, { timeoutMs: 20_000 });
-  const peer = (await listener[Symbol.asyncIterator]().next()).value as Channel;
-  return {
-    listener,
-    client,
-    peer,
-    async [Symbol.asyncDispose]() {
-      await client.close();
-      await listener.close();
-    },
-  };
-}
-
-/** The next message `ch` yields. */
-async function nextOf(ch: Channel): Promise<Message> {
-  const r = await within(ch[Symbol.asyncIterator]().next(), 20_000, "the next message");
-  assert(!r.done, "the channel ended");
-  return r.value as Message;
-}
+import { nextOf, pair } from "./_peer_pair.ts";
 
 for (const t of peerTransports) {
   Deno.test(`${t.name}: Channel: respond() without a body answers with an empty one`, async () => {
-    await using p = await pair(t);
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     const asking = p.client.request("q", { timeoutMs: 20_000 });
     using req = await nextOf(p.peer);
     await p.peer.respond(req);
@@ -48,7 +17,7 @@ for (const t of peerTransports) {
   });
 
   Deno.test(`${t.name}: Channel: an aborted send() and request() say which call gave up`, async () => {
-    await using p = await pair(t);
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     const ac = new AbortController();
     ac.abort();
     const send = await expectTofuError(
@@ -73,7 +42,7 @@ for (const t of peerTransports) {
   });
 
   Deno.test(`${t.name}: Channel: a stream whose channel closes before its last chunk says so`, async () => {
-    await using p = await pair(t);
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     async function* slow(): AsyncGenerator<string> {
       yield "one";
       yield "two";
@@ -92,7 +61,7 @@ for (const t of peerTransports) {
   });
 
   Deno.test(`${t.name}: Channel: a send() overtaken by close() is refused as closing`, async () => {
-    await using p = await pair(t);
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     const asking = p.client.request("q", { timeoutMs: 20_000 });
     asking.catch(() => {});
     using _req = await nextOf(p.peer);
@@ -111,14 +80,14 @@ for (const t of peerTransports) {
   });
 
   Deno.test(`${t.name}: Channel: an empty chunk source sends one empty message`, async () => {
-    await using p = await pair(t);
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     await p.client.send([]);
     using m = await nextOf(p.peer);
     assertEquals([m.body.text(), m.hasMore()], ["", false]);
   });
 
   Deno.test(`${t.name}: Channel: requests in flight say why the channel closed (a bye, the engine)`, async () => {
-    await using p = await pair(t);
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     const asking = p.client.request("q", { timeoutMs: 20_000 });
     asking.catch(() => {});
     using _req = await nextOf(p.peer);

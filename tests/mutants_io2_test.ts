@@ -20,19 +20,12 @@ import {
   writeAll,
 } from "./_fixtures.ts";
 import { frame } from "./_attack.ts";
+import { within as withinMs } from "./_peer_fixtures.ts";
 import { rawHello, rawListen, rawServed, readFrames, untilClosed } from "./_raw_peer.ts";
 
 /** `p`, or a failure naming `what` after `ms` (a bound for something that must happen). */
-async function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([p, late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  return withinMs(p, ms, what);
 }
 
 for (const t of transports) {

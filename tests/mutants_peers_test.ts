@@ -19,6 +19,7 @@ import {
 import { Hub } from "../src/_peer_hub.ts";
 import { tempUdsPath } from "../testing.ts";
 import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
+import { nextOf, pair } from "./_peer_pair.ts";
 import { rawConnect, writeAll } from "./_fixtures.ts";
 
 /** Whether `m` is in `engine`'s pool now (it was put back). */
@@ -339,30 +340,6 @@ for (const t of peerTransports) {
     assertEquals(num.message, "Cannot complete request: the peer failed: 42");
     assert(ch.isOpen, "a failed handler does not close the channel");
   });
-}
-
-/** A listener, a client connected to it, and the accepted peer. */
-async function pair(t: { any(): string }, engine?: Engine) {
-  const options = engine ? { engine } : {};
-  const listener = await listen(t.any(), options);
-  const client = await connect(listener.address, options);
-  const peer = (await listener[Symbol.asyncIterator]().next()).value as Channel;
-  return {
-    listener,
-    client,
-    peer,
-    async [Symbol.asyncDispose]() {
-      await client.close();
-      await listener.close();
-    },
-  };
-}
-
-/** The next message `ch` yields. */
-async function nextOf(ch: Channel): Promise<Message> {
-  const r = await within(ch[Symbol.asyncIterator]().next(), 20_000, "the next message");
-  assert(!r.done, "the channel ended");
-  return r.value as Message;
 }
 
 for (const t of peerTransports) {
