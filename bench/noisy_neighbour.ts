@@ -14,27 +14,8 @@
 
 // deno-lint-ignore-file no-console
 
-import {
-  encodeFrame,
-  Engine,
-  FrameDecoder,
-  Message,
-  OpCode,
-  TcpServerAddress,
-  TofuError,
-} from "../mod.ts";
-
-function frame(op: number, id: number, body = ""): Uint8Array {
-  const m = new Message();
-  m.bhdr.opCode = op;
-  m.bhdr.messageId = BigInt(id);
-  if (body) m.body.set(body);
-  return encodeFrame(m);
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-}
+import { Engine, FrameDecoder, Message, OpCode, TcpServerAddress, TofuError } from "../mod.ts";
+import { frame, writeAll } from "./_frames.ts";
 
 async function goodClient(port: number, until: number): Promise<number> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });

@@ -15,21 +15,8 @@
 
 // deno-lint-ignore-file no-console
 
-import { encodeFrame, FrameDecoder, Message, OpCode } from "../mod.ts";
-
-function frame(op: number, id: number, body = ""): Uint8Array {
-  const m = new Message();
-  m.bhdr.opCode = op;
-  m.bhdr.messageId = BigInt(id);
-  if (body) m.body.set(body);
-  return encodeFrame(m);
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) {
-    off += await conn.write(bytes.subarray(off));
-  }
-}
+import { FrameDecoder, Message, OpCode } from "../mod.ts";
+import { frame, writeAll } from "./_frames.ts";
 
 const self = new URL(import.meta.url).pathname;
 const role = Deno.args[0];
