@@ -246,3 +246,20 @@ export async function recvUntilClosed(
     engine.put(m);
   }
 }
+
+/**
+ * Runs `deno run <flags> <script>` in a child process, asserts that it exits with 0 (its
+ * stderr is the failure message) and returns the JSON value of the last line it printed.
+ */
+export async function runChildJson(
+  script: URL,
+  flags: string[],
+): Promise<ReturnType<typeof JSON.parse>> {
+  const out = await new Deno.Command("deno", {
+    args: ["run", ...flags, script.pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+}

@@ -15,6 +15,7 @@ import {
 } from "../mod.ts";
 import { isKnown } from "../src/_transport_isolate.ts";
 import { expectTofuError, within } from "./_peer_fixtures.ts";
+import { runChildJson } from "./_fixtures.ts";
 
 interface Spawned {
   worker: Worker;
@@ -173,22 +174,10 @@ Deno.test("serveWorkers: a Worker that dies while it starts fails the call with 
 
 Deno.test("serveWorkers under --unstable-net: Workers accept on a TCP port themselves; a Unix socket is relayed", async () => {
   // The child gets env permission so that, under `deno task mutate`, it runs the mutant too.
-  const out = await new Deno.Command("deno", {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write=/tmp",
-      "--allow-env",
-      new URL("./_mutants_peers3_reuse_child.ts", import.meta.url).pathname,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assertEquals(out.code, 0, stderr);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  const r = await runChildJson(
+    new URL("./_mutants_peers3_reuse_child.ts", import.meta.url),
+    ["--unstable-net", "--allow-net", "--allow-read", "--allow-write=/tmp", "--allow-env"],
+  );
   assertEquals(r, {
     tcp: { mode: "reusePort", address: true, seen: "the bound address" },
     uds: { mode: "relay", address: true, seen: "an isolate address" },

@@ -18,6 +18,7 @@ import {
   tcp,
 } from "../src/_transport_tcp.ts";
 import { liveSocketPaths, removeSocketFile, uds } from "../src/_transport_uds.ts";
+import { runChildJson } from "./_fixtures.ts";
 
 const names = (xs: number[]) => xs.map(statusName);
 
@@ -272,21 +273,10 @@ Deno.test("removeSocketFile removes a socket (of the given inode) and nothing el
 Deno.test("reusePort under --unstable-net: two engines bind one port; serveWorkers picks reusePort", async () => {
   // The child gets env permission so that, under `deno task mutate`, it runs the mutated code
   // too (docs/testing.md): this is the only place where reusePort is available.
-  const out = await new Deno.Command("deno", {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      "--allow-env",
-      new URL("./_mutants_peers_reuse_child.ts", import.meta.url).pathname,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assertEquals(out.code, 0, stderr);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  const r = await runChildJson(
+    new URL("./_mutants_peers_reuse_child.ts", import.meta.url),
+    ["--unstable-net", "--allow-net=127.0.0.1", "--allow-read", "--allow-env"],
+  );
   assertEquals(r, {
     first: "success",
     second: "success",

@@ -12,24 +12,15 @@ import {
   TcpServerAddress,
   TofuError,
 } from "../mod.ts";
-import { recv } from "./_fixtures.ts";
+import { recv, runChildJson } from "./_fixtures.ts";
 
 const handler = new URL("./_serve_handler.ts", import.meta.url);
 
 Deno.test("serveWorkers: two Workers serve one TCP port with reusePort, both take connections", async () => {
-  const out = await new Deno.Command("deno", {
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-net=127.0.0.1",
-      "--allow-read",
-      new URL("./_serve_workers_child.ts", import.meta.url).pathname,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  assertEquals(out.code, 0);
-  const r = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+  const r = await runChildJson(
+    new URL("./_serve_workers_child.ts", import.meta.url),
+    ["--unstable-net", "--allow-net=127.0.0.1", "--allow-read"],
+  );
   assertEquals([r.mode, r.workers], ["reusePort", 2]);
   assertGreater(r.counts["tofu-serve-1"] ?? 0, 0, JSON.stringify(r.counts));
   assertGreater(r.counts["tofu-serve-2"] ?? 0, 0, JSON.stringify(r.counts));
