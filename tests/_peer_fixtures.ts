@@ -2,7 +2,7 @@
 // assertions on rejections and deadlines they all use.
 
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { Status, statusName, TofuError } from "../mod.ts";
+import { encodeFrame, Message, OpCode, Status, statusName, TofuError } from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
 
 export interface PeerTransport {
@@ -92,4 +92,13 @@ export async function startServerChild(
     await child.status;
     await reader.cancel();
   };
+}
+
+/** The bytes of a raw peer's HelloRequest (message id 1) to the listener at `address`. */
+export function hello(address: string): Uint8Array {
+  const m = new Message();
+  m.bhdr.opCode = OpCode.HelloRequest;
+  m.bhdr.messageId = 1n;
+  m.headers.append("~connect_to", address);
+  return encodeFrame(m);
 }

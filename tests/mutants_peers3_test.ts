@@ -18,7 +18,7 @@ import {
 import { leaseOf } from "../src/message.ts";
 import { tempUdsPath } from "../testing.ts";
 import { uds } from "../src/_transport_uds.ts";
-import { peerTransports, within } from "./_peer_fixtures.ts";
+import { hello, peerTransports, within } from "./_peer_fixtures.ts";
 import { type RawConn, rawConnect, writeAll } from "./_fixtures.ts";
 
 /**
@@ -37,14 +37,6 @@ function withLongGraces<T>(f: () => T): T {
   } finally {
     globalThis.setTimeout = real;
   }
-}
-
-function hello(address: string): Uint8Array {
-  const m = new Message();
-  m.bhdr.opCode = OpCode.HelloRequest;
-  m.bhdr.messageId = 1n;
-  m.headers.append("~connect_to", address);
-  return encodeFrame(m);
 }
 
 for (const t of peerTransports) {

@@ -3,17 +3,8 @@
 // tests/mutants_peers_test.ts and listed last in tools/mutation/map.json.
 
 import { assert, assertEquals } from "@std/assert";
-import {
-  connect,
-  encodeFrame,
-  Engine,
-  listen,
-  Message,
-  OpCode,
-  Status,
-  statusName,
-} from "../mod.ts";
-import { peerTransports, within } from "./_peer_fixtures.ts";
+import { connect, Engine, listen, OpCode, Status, statusName } from "../mod.ts";
+import { hello, peerTransports, within } from "./_peer_fixtures.ts";
 import { rawConnect, readToEnd, writeAll } from "./_fixtures.ts";
 
 /**
@@ -60,14 +51,6 @@ for (const t of peerTransports) {
     assertEquals(statusName(await ch.closed), "channel_closed");
     assert(deaf.got.includes(OpCode.ByeRequest), "the ByeRequest was sent first");
   });
-}
-
-function hello(address: string): Uint8Array {
-  const m = new Message();
-  m.bhdr.opCode = OpCode.HelloRequest;
-  m.bhdr.messageId = 1n;
-  m.headers.append("~connect_to", address);
-  return encodeFrame(m);
 }
 
 for (const t of peerTransports) {
