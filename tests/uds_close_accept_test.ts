@@ -17,25 +17,21 @@ import {
   type Server,
   transports,
 } from "./_fixtures.ts";
+import { exists } from "./_paths.ts";
 
 const udsTransport = transports.find((t) => t.name === "uds")!;
 
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Asserts that a client reaches `l` on `path`. */
+/** Asserts that a client reaches `l` on `path`, then closes `l`. */
 async function assertReachable(l: Deno.UnixListener, path: string): Promise<void> {
-  assert(exists(path), `the file of the listener on ${path} is gone`);
-  const accepted = l.accept();
-  const c = await Deno.connect({ transport: "unix", path });
-  (await accepted).close();
-  c.close();
+  try {
+    assert(exists(path), `the file of the listener on ${path} is gone`);
+    const accepted = l.accept();
+    const c = await Deno.connect({ transport: "unix", path });
+    (await accepted).close();
+    c.close();
+  } finally {
+    l.close();
+  }
 }
 
 Deno.test("uds: a listener bound on the path of one closed with an accept pending stays reachable", async () => {
@@ -52,12 +48,7 @@ Deno.test("uds: a listener bound on the path of one closed with an accept pendin
   }
   assertInstanceOf(await accepting, Error);
   l.ended();
-  other ??= Deno.listen({ transport: "unix", path });
-  try {
-    await assertReachable(other, path);
-  } finally {
-    other.close();
-  }
+  await assertReachable(other ?? Deno.listen({ transport: "unix", path }), path);
 });
 
 Deno.test("uds: a listener closed with an accept pending keeps its file until Deno closes its socket", async () => {
@@ -73,12 +64,7 @@ Deno.test("uds: a listener closed with an accept pending keeps its file until De
   assertInstanceOf(await accepting, Error);
   l.ended();
   assert(!exists(path), "removed once the accept ended");
-  const other = Deno.listen({ transport: "unix", path });
-  try {
-    await assertReachable(other, path);
-  } finally {
-    other.close();
-  }
+  await assertReachable(Deno.listen({ transport: "unix", path }), path);
 });
 
 Deno.test("uds: a listen on the path of a listener of this process that is closing waits for it", async () => {
