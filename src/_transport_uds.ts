@@ -32,7 +32,8 @@ const closingSocketPaths: Map<string, Promise<void>> = new Map();
 // on it, here or in another process) or any other kind of file makes the listen fail.
 // Only a probe tells the two apart: connecting to a dead socket is refused.
 async function prepareSocketPath(path: string): Promise<void> {
-  await closingSocketPaths.get(path);
+  const closing = closingSocketPaths.get(path);
+  if (closing !== undefined) await closing; // no await otherwise: a listen takes no extra turn
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(path);

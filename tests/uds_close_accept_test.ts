@@ -137,3 +137,15 @@ Deno.test("engine: a unix path listened on by a new engine while the old one clo
   await closing;
   await connect(engine, udsTransport, { group, channel, bound });
 });
+
+Deno.test("uds: a file bound since is back at once when a listener with no accept pending closes", async () => {
+  const path = tempUdsPath();
+  const l = await uds.listen({ path });
+  Deno.removeSync(path);
+  const other = Deno.listen({ transport: "unix", path });
+  const ino = Deno.lstatSync(path).ino;
+  l.close(); // Deno unlinks the path here: the other listener's file must be back before any listen
+  assertEquals(exists(path) ? Deno.lstatSync(path).ino : null, ino, "back within close()");
+  l.ended();
+  await assertReachable(other, path);
+});
