@@ -138,13 +138,13 @@ export class ReceiveQueue {
 
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#timerAt = at;
     const timer = setTimeout(this.#expire, Math.max(0, at - performance.now()));
     // The first setTimeout of a process runs pending microtasks when called outside one
-    // (Deno 2.9). If they armed the timer for an earlier deadline or shut the queue down,
-    // this timer is not needed; if they served the last timed wait, it must not be ref'd.
-    if (this.#timer !== undefined || this.#timerAt !== at) {
+    // (Deno 2.9). If they armed the timer for an earlier deadline or shut the queue down
+    // (either changes #timerAt), this timer is not needed; if they served the last timed
+    // wait, it must not be ref'd.
+    if (this.#timerAt !== at) {
       clearTimeout(timer);
       return;
     }

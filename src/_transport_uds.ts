@@ -1,7 +1,7 @@
 // Unix domain sockets: Deno.connect / Deno.listen with transport "unix", and the socket
 // file rules: a file left by a dead process is removed before a listen, a live one or any
-// other kind of file makes the listen fail, and closing removes only the file this
-// listener bound (checked by inode).
+// other kind of file makes the listen fail, and closing leaves in place a file that someone
+// else bound on the path since (told apart by its inode).
 //
 // Deno removes a Unix listener's path when its socket goes away: at close(), or, with an
 // accept pending then, once that accept has ended (an event-loop turn later; meanwhile the
@@ -26,7 +26,7 @@ export interface UdsAddress {
 export const liveSocketPaths: Set<string> = new Set();
 
 /** Paths of closed listeners whose socket is still open (accepts pending): until it is not. */
-const closingSocketPaths: Map<string, Promise<void>> = new Map();
+export const closingSocketPaths: Map<string, Promise<void>> = new Map();
 
 // A socket file left by a dead process is removed; a live one (something accepts
 // on it, here or in another process) or any other kind of file makes the listen fail.
@@ -99,7 +99,7 @@ class UdsListener implements Listener {
     this.#closed = true;
     liveSocketPaths.delete(this.#path);
     const pending = this.#pendingAccepts > 0;
-    const restore = closeUnixListener(this.#l, this.#path, this.#ino, pending);
+    const restore = closeUnixListener(this.#l, this.#path, this.#ino);
     if (!pending) {
       restore();
       return;
@@ -110,7 +110,7 @@ class UdsListener implements Listener {
     this.#whenAcceptsEnd = () => {
       this.#whenAcceptsEnd = null;
       restore();
-      if (closingSocketPaths.get(path) === closing.promise) closingSocketPaths.delete(path);
+      closingSocketPaths.delete(path); // no other listen on it could start meanwhile
       closing.resolve();
     };
   }
@@ -141,18 +141,17 @@ export const uds: Transport<UdsAddress> = {
 };
 
 /**
- * Closes a Unix listener. With no accept pending (`accepting` false), Deno unlinks the path
- * at once, and the socket file is removed here too if it is still the one it bound (inode
- * `ino`); with one, Deno unlinks the path once that accept has ended, and the file stays
- * until then. Deno unlinks the path whatever the file is by then: a file bound since by
- * someone else is kept under a second name (a hard link) across the close, and the returned
- * function, to be called once Deno has let go of the socket, puts it back.
+ * Closes a Unix listener. Deno unlinks its path when it lets go of the socket: at once with
+ * no accept pending, else once that accept has ended; nothing is removed here (checked by
+ * inode after Deno's unlink, the path could name a new file with the same inode). Deno
+ * unlinks the path whatever the file is by then: a file bound since by someone else (its
+ * inode is not `ino`) is kept under a second name (a hard link) across the close, and the
+ * returned function, to be called once Deno has let go of the socket, puts it back.
  */
 function closeUnixListener(
   listener: Deno.UnixListener,
   path: string,
   ino: number | null,
-  accepting: boolean,
 ): () => void {
   let foreign = false;
   try {
@@ -162,7 +161,6 @@ function closeUnixListener(
   }
   if (!foreign) {
     closeQuietly(listener);
-    if (!accepting) removeSocketFile(path, ino);
     return noop;
   }
   // Linked before the close: with no accept pending, Deno unlinks the path at close().

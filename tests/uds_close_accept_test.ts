@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertInstanceOf, assertThrows } from "@std/assert";
 import { Engine, OpCode, Status, UdsServerAddress } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
-import { uds } from "../src/_transport_uds.ts";
+import { closingSocketPaths, uds } from "../src/_transport_uds.ts";
 import {
   connect,
   expect,
@@ -61,7 +61,9 @@ Deno.test("uds: a listener closed with an accept pending keeps its file until De
   // the path is in use.
   assertEquals(exists(path) ? Deno.lstatSync(path).ino : null, ino, "the file stays meanwhile");
   assertThrows(() => Deno.listen({ transport: "unix", path }), Deno.errors.AddrInUse);
+  assert(closingSocketPaths.has(path));
   assertInstanceOf(await accepting, Error);
+  assert(!closingSocketPaths.has(path), "nothing is kept of a listener that has gone");
   l.ended();
   assert(!exists(path), "removed once the accept ended");
   await assertReachable(Deno.listen({ transport: "unix", path }), path);
