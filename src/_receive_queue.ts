@@ -122,8 +122,8 @@ export class ReceiveQueue {
         if (this.#timed++ === 0 && this.#timer !== undefined) Deno.refTimer(this.#timer);
         if (w.deadline < this.#timerAt) this.#arm(w.deadline);
       }
-      // Arming a timer may run pending microtasks (seen under deno test); a message they
-      // delivered went to this waiter already.
+      // Arming a timer may run pending microtasks (see #arm); a message they delivered
+      // went to this waiter already.
       if (w.done) return;
       if (signal) {
         w.onAbort = () => {
@@ -139,7 +139,17 @@ export class ReceiveQueue {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(this.#expire, Math.max(0, at - performance.now()));
+    const timer = setTimeout(this.#expire, Math.max(0, at - performance.now()));
+    // The first setTimeout of a process runs pending microtasks when called outside one
+    // (Deno 2.9). If they armed the timer for an earlier deadline or shut the queue down
+    // (either changes #timerAt), this timer is not needed; if they served the last timed
+    // wait, it must not be ref'd.
+    if (this.#timerAt !== at) {
+      clearTimeout(timer);
+      return;
+    }
+    this.#timer = timer;
+    if (this.#timed === 0) Deno.unrefTimer(timer);
   }
 
   // Times out every live wait whose deadline passed, then re-arms for the earliest left.

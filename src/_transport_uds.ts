@@ -1,7 +1,15 @@
 // Unix domain sockets: Deno.connect / Deno.listen with transport "unix", and the socket
 // file rules: a file left by a dead process is removed before a listen, a live one or any
-// other kind of file makes the listen fail, and closing removes only the file this
-// listener bound (checked by inode).
+// other kind of file makes the listen fail, and closing leaves in place a file that someone
+// else bound on the path since (told apart by its inode).
+//
+// Deno removes a Unix listener's path when its socket goes away: at close(), or, with an
+// accept pending then, once that accept has ended (an event-loop turn later; meanwhile the
+// socket still takes connections). Whatever file the path names by then goes. So a listener
+// closed with an accept pending leaves its file in place for Deno to remove (the path stays
+// in use as long as the socket is open), and a listen in this process on that path waits
+// until it is gone. An inode number says nothing once the socket is closed: ext4 gives the
+// next file bound on the path the same number at once.
 
 import {
   isTemporaryAcceptError,
@@ -17,10 +25,15 @@ export interface UdsAddress {
 /** Unix socket paths this process listens on; a second listen on one fails. */
 export const liveSocketPaths: Set<string> = new Set();
 
+/** Paths of closed listeners whose socket is still open (accepts pending): until it is not. */
+export const closingSocketPaths: Map<string, Promise<void>> = new Map();
+
 // A socket file left by a dead process is removed; a live one (something accepts
 // on it, here or in another process) or any other kind of file makes the listen fail.
 // Only a probe tells the two apart: connecting to a dead socket is refused.
 async function prepareSocketPath(path: string): Promise<void> {
+  const closing = closingSocketPaths.get(path);
+  if (closing !== undefined) await closing; // no await otherwise: a listen takes no extra turn
   let info: Deno.FileInfo;
   try {
     info = Deno.lstatSync(path);
@@ -56,8 +69,10 @@ class UdsListener implements Listener {
   readonly #l: Deno.UnixListener;
   readonly #path: string;
   readonly #ino: number | null;
-  #restore: () => void = () => {};
   #closed = false;
+  #pendingAccepts = 0;
+  /** Set by a close with accepts pending: tidies up once the last of them has ended. */
+  #whenAcceptsEnd: (() => void) | null = null;
 
   constructor(l: Deno.UnixListener, path: string, ino: number | null) {
     this.#l = l;
@@ -68,18 +83,40 @@ class UdsListener implements Listener {
   }
 
   accept(): Promise<Conn> {
-    return this.#l.accept();
+    const accepted = this.#l.accept();
+    this.#pendingAccepts++;
+    accepted.then(this.#acceptEnded, this.#acceptEnded);
+    return accepted;
   }
+
+  // By the time an accept settles, Deno has let go of the socket if it was closed.
+  #acceptEnded = (): void => {
+    if (--this.#pendingAccepts === 0) this.#whenAcceptsEnd?.();
+  };
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     liveSocketPaths.delete(this.#path);
-    this.#restore = closeUnixListener(this.#l, this.#path, this.#ino);
+    const pending = this.#pendingAccepts > 0;
+    const restore = closeUnixListener(this.#l, this.#path, this.#ino);
+    if (!pending) {
+      restore();
+      return;
+    }
+    const path = this.#path;
+    const closing = Promise.withResolvers<void>();
+    closingSocketPaths.set(path, closing.promise);
+    this.#whenAcceptsEnd = () => {
+      this.#whenAcceptsEnd = null;
+      restore();
+      closingSocketPaths.delete(path); // no other listen on it could start meanwhile
+      closing.resolve();
+    };
   }
 
   ended(): void {
-    this.#restore();
+    // Tidied already: at close(), or when the accepts pending then ended.
   }
 }
 
@@ -104,11 +141,12 @@ export const uds: Transport<UdsAddress> = {
 };
 
 /**
- * Closes a Unix listener and removes its socket file, but only if the file is still the
- * one it bound (inode `ino`). Deno unlinks the path when a Unix listener's resource goes
- * away (at the close, or once an accept pending then has ended), whatever the file is by
- * then; a file bound since by someone else is kept under a second name (a hard link) across
- * the close, and the returned function, called once the accept loop has ended, puts it back.
+ * Closes a Unix listener. Deno unlinks its path when it lets go of the socket: at once with
+ * no accept pending, else once that accept has ended; nothing is removed here (checked by
+ * inode after Deno's unlink, the path could name a new file with the same inode). Deno
+ * unlinks the path whatever the file is by then: a file bound since by someone else (its
+ * inode is not `ino`) is kept under a second name (a hard link) across the close, and the
+ * returned function, to be called once Deno has let go of the socket, puts it back.
  */
 function closeUnixListener(
   listener: Deno.UnixListener,
@@ -123,8 +161,7 @@ function closeUnixListener(
   }
   if (!foreign) {
     closeQuietly(listener);
-    removeSocketFile(path, ino);
-    return () => removeSocketFile(path, ino);
+    return noop;
   }
   // Linked before the close: with no accept pending, Deno unlinks the path at close().
   const keep = `${path}.${Deno.pid}.${Math.random().toString(36).slice(2)}.keep`;
@@ -132,7 +169,7 @@ function closeUnixListener(
     Deno.linkSync(path, keep);
   } catch {
     closeQuietly(listener);
-    return () => {}; // cannot protect it
+    return noop; // cannot protect it
   }
   closeQuietly(listener);
   return () => {
@@ -143,6 +180,8 @@ function closeUnixListener(
     }
   };
 }
+
+function noop(): void {}
 
 function removeQuietly(path: string): void {
   try {

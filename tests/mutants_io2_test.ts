@@ -6,7 +6,7 @@
 
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { concat } from "@std/bytes/concat";
-import { Engine, OpCode, Status, TofuError } from "../mod.ts";
+import { type ChannelGroup, Engine, type Message, OpCode, Status, TofuError } from "../mod.ts";
 import {
   expect,
   expectClosed,
@@ -16,6 +16,8 @@ import {
   makeAbort,
   readToEnd,
   recv,
+  type Server,
+  type SocketTransport,
   transports,
   writeAll,
 } from "./_fixtures.ts";
@@ -26,6 +28,56 @@ import { rawHello, rawListen, rawServed, readFrames, untilClosed } from "./_raw_
 /** `p`, or a failure naming `what` after `ms` (a bound for something that must happen). */
 function within<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
   return withinMs(p, ms, what);
+}
+
+/** A listener of `engine` and its channel to a raw peer that sent a HelloRequest (id `id`). */
+async function rawPeer(
+  engine: Engine,
+  t: SocketTransport,
+  id?: bigint,
+): Promise<{ server: Server; conn: Deno.Conn; ch: number }> {
+  const server = await listen(engine, t);
+  return { server, ...await rawHello(engine, server.group, server.bound, id) };
+}
+
+/** Writes `frames` to a raw peer's socket in one go. */
+function writeFrames(conn: Deno.Conn, frames: Uint8Array[]): Promise<void> {
+  return writeAll(conn, concat(frames));
+}
+
+/** Posts a HelloRequest (message id `id`, if given) to `to` on `group`; returns its channel. */
+function postHello(engine: Engine, group: ChannelGroup, to: string, id?: bigint): number {
+  const hello = engine.get("always")!;
+  hello.bhdr.opCode = OpCode.HelloRequest;
+  if (id !== undefined) hello.bhdr.messageId = id;
+  hello.headers.append("~connect_to", to);
+  return group.post(hello).channelNumber;
+}
+
+/** Ends a rawServed() link: the peer closes, the channel's close is awaited, the listener closes. */
+async function endServed(
+  s: { client: ChannelGroup; ch: number; conn: Deno.Conn; listener: Deno.Listener },
+): Promise<void> {
+  s.conn.close();
+  await untilClosed(s.client, s.ch);
+  s.listener.close();
+}
+
+/** Asserts that posting `m` is refused with `queued` bytes queued in the engine of budget `max`. */
+function assertOverBudget(
+  engine: Engine,
+  group: ChannelGroup,
+  m: Message,
+  queued: number,
+  max: number,
+): void {
+  const e = assertThrows(() => group.post(m), TofuError);
+  assertEquals(e.status, Status.allocationFailed);
+  assertEquals(
+    e.message,
+    `Cannot post Request on channel ${m.bhdr.channelNumber}: ${queued} bytes are already queued in the engine (maxEngineQueuedBytes ${max})`,
+  );
+  engine.put(m);
 }
 
 for (const t of transports) {
@@ -58,19 +110,11 @@ for (const t of transports) {
     await using engine = new Engine({ maxEngineQueuedBytes: 60_000 });
     const { client, ch, conn, listener } = await rawServed(engine, t);
     client.post(make(engine, ch, OpCode.Request, "e".repeat(65535), 7n)); // 66,063 charged
-    const next = make(engine, ch, OpCode.Request); // the same turn: nothing written yet
-    const e = assertThrows(() => client.post(next), TofuError);
-    assertEquals(e.status, Status.allocationFailed);
-    assertEquals(
-      e.message,
-      `Cannot post Request on channel ${ch}: 66063 bytes are already queued in the engine (maxEngineQueuedBytes 60000)`,
-    );
-    engine.put(next);
+    // The same turn: nothing written yet.
+    assertOverBudget(engine, client, make(engine, ch, OpCode.Request), 66063, 60_000);
     const frames = await readFrames(conn, 2);
     assertEquals([frames[1]!.length, frames[1]![11]], [16 + 65535, 7]);
-    conn.close();
-    await untilClosed(client, ch);
-    listener.close();
+    await endServed({ client, ch, conn, listener });
   });
 
   // Mutation (line 143): `host.queuedBytes + c > host.maxEngineQueuedBytes` made `>=`. The
@@ -82,21 +126,13 @@ for (const t of transports) {
     // allowance of the channel. All in one turn: nothing is written in between.
     client.post(make(engine, ch, OpCode.Request, "f".repeat(60_000), 1n));
     client.post(make(engine, ch, OpCode.Request, "g".repeat(38_944), 2n));
-    const over = make(engine, ch, OpCode.Request);
-    const e = assertThrows(() => client.post(over), TofuError);
-    assertEquals(
-      e.message,
-      `Cannot post Request on channel ${ch}: 100000 bytes are already queued in the engine (maxEngineQueuedBytes 100000)`,
-    );
-    engine.put(over);
+    assertOverBudget(engine, client, make(engine, ch, OpCode.Request), 100_000, 100_000);
     const frames = await readFrames(conn, 3);
     assertEquals(frames.slice(1).map((f) => [f.length, f[11]]), [[16 + 60_000, 1], [
       16 + 38_944,
       2,
     ]]);
-    conn.close();
-    await untilClosed(client, ch);
-    listener.close();
+    await endServed({ client, ch, conn, listener });
   });
 
   // Mutations (line 217): attach()'s `if (this.#closed)` made `false`, or its block emptied;
@@ -107,11 +143,7 @@ for (const t of transports) {
     const { listener, bound } = rawListen(t);
     await using engine = new Engine();
     const client = engine.create();
-    const hello = engine.get("always")!;
-    hello.bhdr.opCode = OpCode.HelloRequest;
-    hello.bhdr.messageId = 21n;
-    hello.headers.append("~connect_to", bound);
-    const { channelNumber: ch } = client.post(hello);
+    const ch = postHello(engine, client, bound, 21n);
     client.post(make(engine, ch, OpCode.Request, "queued", 22n));
     const abort = makeAbort(engine, ch);
     abort.bhdr.messageId = 23n;
@@ -137,17 +169,13 @@ for (const t of transports) {
   // here the peer's ByeSignal behind three Requests is read and closes the socket.
   Deno.test(`${t.name}: a channel reads on while its unread messages fit its window`, async () => {
     await using engine = new Engine();
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
-    await writeAll(
-      conn,
-      concat([
-        frame(OpCode.Request, "a", 2n),
-        frame(OpCode.Request, "b", 3n),
-        frame(OpCode.Request, "c", 4n),
-        frame(OpCode.ByeSignal, "", 5n),
-      ]),
-    );
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
+    await writeFrames(conn, [
+      frame(OpCode.Request, "a", 2n),
+      frame(OpCode.Request, "b", 3n),
+      frame(OpCode.Request, "c", 4n),
+      frame(OpCode.ByeSignal, "", 5n),
+    ]);
     // Nothing is received yet: the engine must read all four frames on its own.
     assertEquals(await within(readToEnd(conn), "the end of the socket"), 0);
     const { before, closed } = await untilClosed(server.group, ch);
@@ -164,11 +192,7 @@ for (const t of transports) {
     const { listener, bound } = rawListen(t);
     await using engine = new Engine({ handshakeTimeoutMs: 20_000 });
     const client = engine.create();
-    const hello = engine.get("always")!;
-    hello.bhdr.opCode = OpCode.HelloRequest;
-    hello.bhdr.messageId = 31n;
-    hello.headers.append("~connect_to", bound);
-    const { channelNumber: ch } = client.post(hello);
+    const ch = postHello(engine, client, bound, 31n);
     const conn = await listener.accept();
     const [written] = await readFrames(conn, 1);
     assertEquals([written![2], written![11]], [OpCode.HelloRequest, 31]);
@@ -186,9 +210,7 @@ for (const t of transports) {
   Deno.test(`${t.name}: a connect failing after an abort leaves the hand-backs and the final report`, async () => {
     await using engine = new Engine({ maxQueuedBytes: 64 * 1024 * 1024 });
     const client = engine.create();
-    const hello = t.nobody().format(engine.get("always")!);
-    hello.bhdr.messageId = 1n;
-    const { channelNumber: ch } = client.post(hello);
+    const ch = postHello(engine, client, String(t.nobody()), 1n);
     const count = 5000;
     for (let i = 0; i < count; i++) {
       client.post(make(engine, ch, OpCode.Request, "", BigInt(i + 2)));
@@ -209,12 +231,11 @@ for (const t of transports) {
   // without a pool_empty Signal: it holds far fewer than maxChannelHeldMsgs.
   Deno.test(`${t.name}: a full unread window holds the reader back without pool_empty`, async () => {
     await using engine = new Engine({ maxPoolMsgs: 8 }); // window 8; share max(8, 1024)
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    const { server, conn, ch } = await rawPeer(engine, t);
     const count = 40;
     const frames: Uint8Array[] = [];
     for (let i = 0; i < count; i++) frames.push(frame(OpCode.Request, `w${i}`, BigInt(i + 2)));
-    await writeAll(conn, concat(frames));
+    await writeFrames(conn, frames);
     // A pause, not a measurement: the reader fills its window of 8 and stops (on a slow
     // machine it may not have yet; the test then checks less, never wrongly).
     await new Promise((r) => setTimeout(r, 300));
@@ -236,8 +257,7 @@ for (const t of transports) {
   // longer than frameTimeoutMs stays open.
   Deno.test(`${t.name}: frameTimeoutMs does not run between frames`, async () => {
     await using engine = new Engine({ frameTimeoutMs: 100 });
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    const { server, conn, ch } = await rawPeer(engine, t);
     // Four times the limit: a pause, not a measurement.
     await new Promise((r) => setTimeout(r, 400));
     await writeAll(conn, frame(OpCode.Request, "late", 2n));
@@ -256,8 +276,7 @@ for (const t of transports) {
   // long before 4,000 such messages are through.
   Deno.test(`${t.name}: a reader fed one message at a time lets timers run`, async () => {
     await using engine = new Engine({ maxChannelHeldMsgs: 1 });
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound);
+    const { server, conn, ch } = await rawPeer(engine, t);
     const count = 4000;
     await writeAll(conn, floodFrames(count + 1).subarray(16)); // 4,000 Signals, 64 KB
     let received = 0;
@@ -288,17 +307,13 @@ for (const t of transports) {
   // the ByeSignal closed the channel.
   Deno.test(`${t.name}: frames behind a peer's ByeSignal in the same read are not delivered`, async () => {
     await using engine = new Engine();
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
-    await writeAll(
-      conn,
-      concat([
-        frame(OpCode.Request, "before", 2n),
-        frame(OpCode.ByeSignal, "", 3n),
-        frame(OpCode.Request, "after", 4n),
-        frame(OpCode.Signal, "after", 5n),
-      ]),
-    );
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
+    await writeFrames(conn, [
+      frame(OpCode.Request, "before", 2n),
+      frame(OpCode.ByeSignal, "", 3n),
+      frame(OpCode.Request, "after", 4n),
+      frame(OpCode.Signal, "after", 5n),
+    ]);
     const { before, closed } = await untilClosed(server.group, ch);
     assertEquals(before.map((m) => [m.bhdr.opCode, m.bhdr.messageId]), [
       [OpCode.Request, 2n],
@@ -314,8 +329,7 @@ for (const t of transports) {
   // closes the socket without waiting for the peer to.
   Deno.test(`${t.name}: our ByeRequest written after the peer's closes the channel`, async () => {
     await using engine = new Engine();
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
     await writeAll(conn, frame(OpCode.ByeRequest, "", 6n));
     const bye = expect(await recv(server.group), OpCode.ByeRequest, Status.success, "peer's bye");
     bye.bhdr.opCode = OpCode.ByeRequest;
@@ -340,9 +354,8 @@ for (const t of transports) {
       maxQueuedBytes: 64 * 1024 * 1024,
       maxEngineQueuedBytes: 64 * 1024 * 1024,
     });
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
-    await writeAll(conn, concat([frame(OpCode.Request, "a", 2n), frame(OpCode.Request, "b", 3n)]));
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
+    await writeFrames(conn, [frame(OpCode.Request, "a", 2n), frame(OpCode.Request, "b", 3n)]);
     // Held, `a` keeps the reader at its share of one, with `b` buffered: it reads no more.
     const a = expect(await recv(server.group), OpCode.Request, Status.success, "a");
     for (let i = 0; i < 256; i++) {
@@ -366,8 +379,7 @@ for (const t of transports) {
   // the reset as the end of the stream, so the channel closes with peer_disconnected.
   Deno.test(`${t.name}: a read reset by the peer closes the channel, naming the receive`, async () => {
     await using engine = new Engine();
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
     server.group.post(make(engine, ch, OpCode.Request, "unread", 2n));
     await server.group.ready(ch, { lowWaterBytes: 0 }); // written: in the peer's socket
     conn.close();
@@ -391,11 +403,10 @@ for (const t of transports) {
   // the final report is queued at once, not only after the application reads.
   Deno.test(`${t.name}: a reader waiting for room in the receive queue ends on an abort`, async () => {
     await using engine = new Engine({ maxReceiveQueueMsgs: 8 });
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
     const frames: Uint8Array[] = [];
     for (let i = 0; i < 12; i++) frames.push(frame(OpCode.Request, `q${i}`, BigInt(i + 2)));
-    await writeAll(conn, concat(frames));
+    await writeFrames(conn, frames);
     // A pause, not a measurement: the reader fills the queue (8) and waits for room.
     await new Promise((r) => setTimeout(r, 300));
     server.group.post(makeAbort(engine, ch));
@@ -415,8 +426,7 @@ for (const t of transports) {
   // still open.
   Deno.test(`${t.name}: the peer's ByeResponse closes the channel`, async () => {
     await using engine = new Engine();
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
     server.group.post(make(engine, ch, OpCode.ByeRequest, "", 8n));
     const [ours] = await readFrames(conn, 1);
     assertEquals(ours![2], OpCode.ByeRequest);
@@ -438,8 +448,7 @@ for (const t of transports) {
       maxEngineQueuedBytes: 200_000,
     });
     const client = engine.create();
-    const hello = t.nobody().format(engine.get("always")!);
-    const { channelNumber: gone } = client.post(hello);
+    const gone = postHello(engine, client, String(t.nobody()));
     for (let i = 0; i < 100; i++) client.post(make(engine, gone, OpCode.Request, "u".repeat(1000)));
     client.post(makeAbort(engine, gone)); // all unsent: handed back
     const { before } = await untilClosed(client, gone);
@@ -449,15 +458,8 @@ for (const t of transports) {
     // Three of 60,528 charged bytes fit the 200,000 budget; the fourth does not.
     for (let i = 0; i < 3; i++) c2.post(make(engine, ch, OpCode.Request, "v".repeat(60_000)));
     const fourth = make(engine, ch, OpCode.Request, "v".repeat(60_000));
-    const e = assertThrows(() => c2.post(fourth), TofuError);
-    assertEquals(
-      e.message,
-      `Cannot post Request on channel ${ch}: 181584 bytes are already queued in the engine (maxEngineQueuedBytes 200000)`,
-    );
-    engine.put(fourth);
-    conn.close();
-    await untilClosed(c2, ch);
-    listener.close();
+    assertOverBudget(engine, c2, fourth, 181_584, 200_000);
+    await endServed({ client: c2, ch, conn, listener });
   });
 
   // Mutations (lines 574-575): the hand-back step's `max - n` made `max + n`, and
@@ -467,9 +469,7 @@ for (const t of transports) {
   Deno.test(`${t.name}: urgent and normal hand-backs: all back, urgent first, a slice per turn`, async () => {
     await using engine = new Engine({ maxQueuedBytes: 64 * 1024 * 1024 });
     const client = engine.create();
-    const hello = t.nobody().format(engine.get("always")!);
-    hello.bhdr.messageId = 1n;
-    const { channelNumber: ch } = client.post(hello);
+    const ch = postHello(engine, client, String(t.nobody()), 1n);
     const urgent = 599; // with the HelloRequest, 600 urgent frames
     const normal = 88; // after one slice: 88 urgent and 88 normal left
     for (let i = 0; i < urgent; i++) {
@@ -514,8 +514,7 @@ for (const t of transports) {
       maxEngineQueuedBytes: 4_000_000,
     });
     const doomed = engine.create();
-    const hello = t.nobody().format(engine.get("always")!);
-    const { channelNumber: gone } = doomed.post(hello);
+    const gone = postHello(engine, doomed, String(t.nobody()));
     for (let i = 0; i < 1500; i++) {
       doomed.post(make(engine, gone, OpCode.Request, "d".repeat(1000))); // 1,528 charged each
     }
@@ -530,9 +529,7 @@ for (const t of transports) {
     }
     const frames = await readFrames(conn, 51);
     assertEquals(frames[50]![11], 50);
-    conn.close();
-    await untilClosed(client, ch);
-    listener.close();
+    await endServed({ client, ch, conn, listener });
   });
 
   // Mutations (lines 546, 581, 599-600): the paths of #finish that end the channel (`done`).
@@ -572,9 +569,8 @@ for (const t of transports) {
       maxQueuedBytes: 64 * 1024 * 1024,
       maxEngineQueuedBytes: budget,
     });
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
-    await writeAll(conn, concat([frame(OpCode.Request, "a", 2n), frame(OpCode.Request, "b", 3n)]));
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
+    await writeFrames(conn, [frame(OpCode.Request, "a", 2n), frame(OpCode.Request, "b", 3n)]);
     const a = expect(await recv(server.group), OpCode.Request, Status.success, "a");
     for (let i = 0; i < 256; i++) {
       server.group.post(make(engine, ch, OpCode.Request, "s".repeat(65535), BigInt(i + 10)));
@@ -592,17 +588,8 @@ for (const t of transports) {
       other.client.post(make(engine, other.ch, OpCode.Request, "o".repeat(60_000)));
     }
     const over = make(engine, other.ch, OpCode.Request, "o".repeat(60_000));
-    const e = assertThrows(() => other.client.post(over), TofuError);
-    assertEquals(
-      e.message,
-      `Cannot post Request on channel ${other.ch}: ${
-        fit * cost
-      } bytes are already queued in the engine (maxEngineQueuedBytes ${budget})`,
-    );
-    engine.put(over);
-    other.conn.close();
-    await untilClosed(other.client, other.ch);
-    other.listener.close();
+    assertOverBudget(engine, other.client, over, fit * cost, budget);
+    await endServed(other);
     conn.close();
   });
 
@@ -611,14 +598,9 @@ for (const t of transports) {
   // is destroyed cleanly, and nothing is handed back to it.
   Deno.test(`${t.name}: a group destroyed in the turn of its channel's abort`, async () => {
     await using engine = new Engine();
-    const server = await listen(engine, t);
-    const { conn, ch } = await rawHello(engine, server.group, server.bound, 1n);
+    const { server, conn, ch } = await rawPeer(engine, t, 1n);
     const client = engine.create();
-    const { channelNumber: out } = client.post(
-      t.connectTo(server.bound).format(
-        engine.get("always")!,
-      ),
-    );
+    const out = postHello(engine, client, server.bound);
     client.post(make(engine, out, OpCode.Request, "unsent"));
     client.post(makeAbort(engine, out));
     await engine.destroy(client); // the same turn: the close has not reported yet

@@ -19,6 +19,7 @@ import {
 } from "../src/_transport_tcp.ts";
 import { liveSocketPaths, removeSocketFile, uds } from "../src/_transport_uds.ts";
 import { runChildJson } from "./_fixtures.ts";
+import { exists } from "./_paths.ts";
 
 const names = (xs: number[]) => xs.map(statusName);
 
@@ -133,15 +134,6 @@ async function deadSocket(path: string): Promise<void> {
   }).output();
   assert(out.success);
   assert(Deno.lstatSync(path).isSocket, "the child left its socket file");
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test("uds: a dead socket file is taken over; closing removes the file and frees the path", async () => {
