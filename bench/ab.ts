@@ -20,9 +20,14 @@
  * lacks. `--two` runs the receiver in a child `deno` process (needs --allow-run too).
  * `--profile FILE` profiles copy B alone (`--heap`: allocations instead of CPU time).
  * `--b-rx MODE` (drain, forAwait, wait) makes copy B's receiver take messages that way, so
- * `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
+ * `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another;
+ * `--b-tx ready` likewise makes copy B's sender the naive `ready()` loop.
  * With `--v8-flags=--expose-gc` (before the script name), garbage is collected before each
  * round, so the previous round's engines are not collected during the next one.
+ * `--isolated` (with --allow-run) runs every round in a fresh child process that loads one
+ * copy only (a warm-up round there, then the measured one): in one process the copies share
+ * the drivers' compiled code and the heap, and an A/A run favoured the copy loaded first
+ * (see bench/RESULTS.md). Then compare CPU per message, and run A/B and B/A both.
  *
  * Scenarios: drain (window sender, tryReceive drain), ready (naive sender awaiting ready()),
  * forAwait, wait (await waitReceive() per message), big (65,535-byte bodies, ready sender),
@@ -60,8 +65,12 @@ const args = parseArgs(Deno.args, {
     "profile",
     "child",
     "b-rx",
+    "b-tx",
+    "solo",
+    "rx",
+    "tx",
   ],
-  boolean: ["heap", "two"],
+  boolean: ["heap", "two", "isolated"],
   default: { scenario: "drain", rounds: "7" },
 });
 const ROUNDS = Number(args.rounds);
@@ -88,6 +97,10 @@ function engineOf(t: Tofu) {
 
 const RX_MODE: RxMode = SCENARIO === "forAwait" || SCENARIO === "wait" ? SCENARIO : "drain";
 const TX_MODE: TxMode = SCENARIO === "ready" || SCENARIO === "big" ? "ready" : "window";
+// --b-tx MODE: copy B's sender keeps pace that way instead (one process only), so that
+// `--a X --b X --scenario drain --b-tx ready` measures the naive ready() sender against
+// the window sender (B's receiver then sends no acks).
+const B_TX: TxMode = (args["b-tx"] as TxMode | undefined) ?? TX_MODE;
 // --b-rx MODE: copy B's receiver takes messages that way instead (one process only), so
 // that `--a X --b X --scenario drain --b-rx forAwait` measures one receiver against another.
 const B_RX: RxMode = (args["b-rx"] as RxMode | undefined) ?? RX_MODE;
@@ -98,11 +111,12 @@ async function receiver(
   rxE: InstanceType<Tofu["Engine"]>,
   group: Group,
   mode: RxMode = RX_MODE,
+  tx: TxMode = TX_MODE,
 ): Promise<[number, number]> {
   let c0 = process.cpuUsage();
   const ms = await receive(t, rxE, group, N, {
     mode,
-    acks: TX_MODE === "window",
+    acks: tx === "window",
     onFirst: () => c0 = process.cpuUsage(),
   });
   const cpu = process.cpuUsage(c0);
@@ -114,9 +128,10 @@ async function sender(
   t: Tofu,
   txE: InstanceType<Tofu["Engine"]>,
   port: number,
+  tx: TxMode = TX_MODE,
 ): Promise<void> {
   const [group, ch] = await connect(t, txE, port);
-  await send(t, txE, group, ch, N, TX_MODE, BODY);
+  await send(t, txE, group, ch, N, tx, BODY);
 }
 
 /**
@@ -128,6 +143,7 @@ async function round(
   t: Tofu,
   dir: string,
   rx: RxMode = RX_MODE,
+  tx: TxMode = TX_MODE,
 ): Promise<number[]> {
   // With --v8-flags=--expose-gc: the previous round's engines (their pools) are collected
   // before this round, not during it.
@@ -140,8 +156,8 @@ async function round(
     if (SCENARIO === "pingpong") {
       return await pingpong(t, rxE, srv.group, srv.port);
     }
-    const receiving = receiver(t, rxE, srv.group, rx);
-    await sender(t, txE, srv.port);
+    const receiving = receiver(t, rxE, srv.group, rx, tx);
+    await sender(t, txE, srv.port, tx);
     const [ms, cpuUs] = await receiving;
     return [N / (ms / 1000), (cpuUs * 1000) / N, NaN];
   } catch (err) {
@@ -285,19 +301,89 @@ if (args.child) {
   await rxE.close();
   Deno.exit(0);
 }
-const A = await load(args.a!);
-const B = await load(args.b!);
-await round(A, args.a!);
-await round(B, args.b!, B_RX);
+if (args.solo) {
+  // One copy alone in this process (--isolated): a warm-up round, then one measured round,
+  // printed as JSON for the parent.
+  const t = await load(args.solo);
+  const rx = (args.rx as RxMode | undefined) ?? RX_MODE;
+  const tx = (args.tx as TxMode | undefined) ?? TX_MODE;
+  await round(t, args.solo, rx, tx);
+  console.log(JSON.stringify(await round(t, args.solo, rx, tx)));
+  Deno.exit(0);
+}
+
+/**
+ * --isolated: each round runs in a fresh `deno` process that loads one copy only. In one
+ * process the two copies share the drivers' code (and its inline caches) and the heap,
+ * which favoured one copy: A/A runs (the same tree twice, 1 M messages, 9-11 rounds) gave
+ * the copy loaded second 0.80x the throughput and 1.18-1.24x the CPU per message with
+ * --expose-gc, 0.96x and 1.02x without; isolated, 0.995x the CPU.
+ */
+async function soloRound(
+  dir: string,
+  rx: RxMode,
+  tx: TxMode,
+): Promise<number[]> {
+  const flags = [
+    "run",
+    "--config",
+    new URL("../deno.json", import.meta.url).pathname,
+    `--allow-read=${dir}`,
+    "--allow-net=127.0.0.1",
+    "--allow-env",
+  ];
+  if (args.two) flags.push("--allow-run"); // the child starts the receiver's process
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...flags,
+      new URL(import.meta.url).pathname,
+      "--solo",
+      dir,
+      "--scenario",
+      SCENARIO,
+      "--n",
+      String(N),
+      "--pool",
+      String(POOL),
+      "--rx",
+      rx,
+      "--tx",
+      tx,
+      ...(args.two ? ["--two"] : []),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`solo round of ${dir} failed`);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]!) as number[];
+}
+
 const ra: number[][] = [];
 const rb: number[][] = [];
-for (let r = 0; r < ROUNDS; r++) {
-  if (r % 2 === 0) {
-    ra.push(await round(A, args.a!));
-    rb.push(await round(B, args.b!, B_RX));
-  } else {
-    rb.push(await round(B, args.b!, B_RX));
-    ra.push(await round(A, args.a!));
+if (args.isolated) {
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      ra.push(await soloRound(args.a!, RX_MODE, TX_MODE));
+      rb.push(await soloRound(args.b!, B_RX, B_TX));
+    } else {
+      rb.push(await soloRound(args.b!, B_RX, B_TX));
+      ra.push(await soloRound(args.a!, RX_MODE, TX_MODE));
+    }
+  }
+} else {
+  const A = await load(args.a!);
+  const B = await load(args.b!);
+  await round(A, args.a!);
+  await round(B, args.b!, B_RX, B_TX);
+  for (let r = 0; r < ROUNDS; r++) {
+    if (r % 2 === 0) {
+      ra.push(await round(A, args.a!));
+      rb.push(await round(B, args.b!, B_RX, B_TX));
+    } else {
+      rb.push(await round(B, args.b!, B_RX, B_TX));
+      ra.push(await round(A, args.a!));
+    }
   }
 }
 const [l1 = NaN] = Deno.loadavg();
