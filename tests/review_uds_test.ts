@@ -1,12 +1,17 @@
+// Review of the Unix listener close with an accept pending (src/_transport_uds.ts).
+//
 // A listen the engine has under way when its group is destroyed or the engine closes: the
 // Unix transport may still be waiting then (for a listener of this process closing on the
-// path, src/_transport_uds.ts, or for the probe of a dead file). Once destroy() or close()
-// has resolved, nothing of the engine may hold the path: no socket bound late, no file.
+// path, or for the probe of a dead file). Once destroy() or close() has resolved, nothing of
+// the engine may hold the path: no socket bound late, no file.
+//
+// A listen on a closing path waits until the last accept pending at the close has ended (Deno
+// refuses the others at once with Busy), not the first.
 
-import { assert } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { Engine, OpCode, Status, UdsServerAddress } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
-import { closingSocketPaths } from "../src/_transport_uds.ts";
+import { closingSocketPaths, uds } from "../src/_transport_uds.ts";
 import { expect, makeAbort, recv } from "./_fixtures.ts";
 import { exists } from "./_paths.ts";
 
@@ -81,3 +86,24 @@ for (const how of ["closing", "dead file"] as const) {
     await assertFree(path);
   });
 }
+
+Deno.test("uds: a listen on a closing path waits for the last of the accepts pending at the close", async () => {
+  const path = tempUdsPath();
+  const l = await uds.listen({ path });
+  // Deno refuses a second accept while one is pending (Busy): those end first.
+  const accepts = [l.accept(), l.accept(), l.accept()].map((a) => a.then(() => "", (e) => e.name));
+  l.close();
+  const again = await uds.listen({ path }); // AddrInUse if it went on after a Busy one ended
+  try {
+    assertEquals(await Promise.all(accepts), ["BadResource", "Busy", "Busy"]);
+    await new Promise((r) => setTimeout(r, 50));
+    assert(exists(path), "the new listener's file is there");
+    const accepted = again.accept();
+    const c = await Deno.connect({ transport: "unix", path });
+    (await accepted).close();
+    c.close();
+  } finally {
+    again.close();
+  }
+  assert(!exists(path));
+});
