@@ -37,6 +37,8 @@ export interface ResolvedOptions {
 export class GroupCore implements GroupHost {
   readonly queue: ReceiveQueue;
   readonly channels = new Set<Channel>();
+  /** Listens under way (before their channel is registered); destroy() awaits them. */
+  readonly opening = new Set<Promise<void>>();
   readonly engine: EngineCore;
   destroyed = false;
 
@@ -284,7 +286,10 @@ export class EngineCore implements EngineHost {
   }
 
   #listen(group: GroupCore, welcome: Message): void {
-    void this.#openListener(group, welcome);
+    const opening = this.#openListener(group, welcome);
+    group.opening.add(opening);
+    const done = () => group.opening.delete(opening);
+    opening.then(done, done);
   }
 
   async #openListener(group: GroupCore, welcome: Message): Promise<void> {
@@ -329,6 +334,7 @@ export class EngineCore implements EngineHost {
     if (this.closed || group.destroyed) {
       ch.close(Status.shutdownStarted, null, true);
       this.recycle(welcome);
+      await ch.done; // its socket is gone by the time destroy() resolves
       return;
     }
     welcome.bhdr.opCode = OpCode.WelcomeResponse;
@@ -347,7 +353,7 @@ export class EngineCore implements EngineHost {
     const channels = [...group.channels];
     for (const ch of channels) ch.close(Status.shutdownStarted, err, true);
     for (const m of group.queue.shutdown(err)) this.recycle(m);
-    await Promise.all(channels.map((ch) => ch.done));
+    await Promise.all([...channels.map((ch) => ch.done), ...group.opening]);
   }
 
   async close(): Promise<void> {

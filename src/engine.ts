@@ -218,7 +218,8 @@ export class Engine implements AsyncDisposable {
   /**
    * Destroys a group: its channels close (peers see their connections close), its
    * pending messages are dropped without reports, and its waits reject with
-   * `shutdown_started`. Destroying twice is a no-op.
+   * `shutdown_started`. Destroying twice is a no-op. It resolves once the group's
+   * channels have closed, a listen still under way included (a socket it bound is closed).
    *
    * @param group A group of this engine.
    * @throws {TypeError} If the group belongs to another engine.
