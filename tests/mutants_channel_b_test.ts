@@ -4,7 +4,7 @@
 // message ids, `more` and the order of frames are chosen by the test; TCP and Unix sockets
 // alike.
 
-import { assert, assertEquals, assertInstanceOf } from "@std/assert";
+import { assert, assertEquals, assertInstanceOf, assertRejects } from "@std/assert";
 import {
   type Channel,
   connect,
@@ -12,14 +12,24 @@ import {
   encodeFrame,
   Engine,
   FrameDecoder,
+  listen,
+  type Listener,
   Message,
   OpCode,
+  serve,
   Status,
   statusName,
   TofuError,
 } from "../mod.ts";
-import { expectTofuError, type PeerTransport, peerTransports, within } from "./_peer_fixtures.ts";
+import {
+  expectTofuError,
+  hello,
+  type PeerTransport,
+  peerTransports,
+  within,
+} from "./_peer_fixtures.ts";
 import { nextOf } from "./_peer_pair.ts";
+import { rawConnect, writeAll } from "./_fixtures.ts";
 
 /** The bytes of one frame a raw peer sends. */
 function frame(
@@ -45,10 +55,6 @@ function frames(...parts: Uint8Array[]): Uint8Array {
     off += p.length;
   }
   return out;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 
 /** Reads whole frames from a raw peer's socket, keeping what it read past a frame. */
@@ -101,9 +107,9 @@ async function rawServed(t: PeerTransport, options: ConnectOptions = {}): Promis
     connecting.catch(() => {});
     const conn = await within(accepted, 20_000, "the client's connection");
     const reader = new FrameReader(conn);
-    const hello = await reader.next();
-    assertEquals(hello.bhdr.opCode, OpCode.HelloRequest);
-    await writeAll(conn, frame(OpCode.HelloResponse, hello.bhdr.messageId));
+    const helloRequest = await reader.next();
+    assertEquals(helloRequest.bhdr.opCode, OpCode.HelloRequest);
+    await writeAll(conn, frame(OpCode.HelloResponse, helloRequest.bhdr.messageId));
     const ch = await connecting;
     return {
       ch,
@@ -123,6 +129,27 @@ async function rawServed(t: PeerTransport, options: ConnectOptions = {}): Promis
   } finally {
     listener.close();
   }
+}
+
+/** Resolves once `cond()` holds; fails the test if it does not within 20 s. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (const start = Date.now(); !cond();) {
+    if (Date.now() - start > 20_000) throw new Error(`${what}: not within 20000 ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A raw client connected to a tofu listener at `address`, its HelloRequest answered. */
+async function rawAccepted(
+  listener: Listener,
+): Promise<{ conn: Deno.Conn; reader: FrameReader; peer: Channel }> {
+  const conn = await rawConnect(listener.address) as Deno.Conn;
+  await writeAll(conn, hello(listener.address));
+  const r = await within(listener[Symbol.asyncIterator]().next(), 20_000, "the accepted peer");
+  assert(!r.done);
+  const reader = new FrameReader(conn);
+  assertEquals((await reader.next()).bhdr.opCode, OpCode.HelloResponse);
+  return { conn, reader, peer: r.value };
 }
 
 /** Resolves with "late" unless `p` settles within `ms`. */
@@ -345,8 +372,8 @@ for (const t of peerTransports) {
       connecting.catch(() => {});
       const conn = await within(accepted, 20_000, "the client's connection");
       const reader = new FrameReader(conn);
-      const hello = await reader.next();
-      await writeAll(conn, frame(OpCode.ByeSignal, hello.bhdr.messageId));
+      const helloRequest = await reader.next();
+      await writeAll(conn, frame(OpCode.ByeSignal, helloRequest.bhdr.messageId));
       const err = await expectTofuError(connecting, Status.connectFailed);
       assertEquals(err.message, `Cannot connect to ${address}: refused`);
       await reader.toEnd();
@@ -390,5 +417,111 @@ for (const t of peerTransports) {
     s.ch.engine.put(r.value ?? null);
     assertEquals((await reader.next()).done, true);
     s.ch.engine.put(b1);
+  });
+}
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: Channel: after the peer's ByeRequest nothing more is sent, though its ByeResponse waits its turn`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 64 * 1024 * 1024 });
+    await using listener = await listen(t.any(), { engine });
+    const { conn, peer } = await rawAccepted(listener);
+    // The peer's requests fill the socket: the raw client reads nothing more.
+    const big = "x".repeat(60_000);
+    const asks = Array.from({ length: 200 }, () => peer.request(big, { timeoutMs: 30_000 }));
+    for (const a of asks) a.catch(() => {});
+    await writeAll(conn, frame(OpCode.ByeRequest, 2n));
+    await until(() => !peer.isOpen, "the channel closing");
+    const err = await expectTofuError(peer.send("more", { timeoutMs: 5000 }), Status.channelClosed);
+    assertEquals(err.message, "Cannot send: the channel is closed");
+    // The raw client goes away (a reset or an end, as the socket has it).
+    conn.close();
+    const status = await within(peer.closed, 20_000, "the close");
+    assert(status !== Status.success, statusName(status));
+    for (const a of asks) await assertRejects(() => a, TofuError);
+  });
+
+  Deno.test(`${t.name}: Channel: ByeRequests that cross give the message back to the pool`, async () => {
+    await using engine = new Engine();
+    await using listener = await listen(t.any(), { engine });
+    const before = engine.poolSize;
+    const { conn, reader, peer } = await rawAccepted(listener);
+    const closing = peer.close();
+    assertEquals((await reader.next()).bhdr.opCode, OpCode.ByeRequest);
+    // The raw client's own ByeRequest instead of a ByeResponse: the engine closes the
+    // channel, and the ByeResponse the Channel would post is refused.
+    await writeAll(conn, frame(OpCode.ByeRequest, 3n));
+    await within(closing, 20_000, "the close");
+    await reader.toEnd();
+    conn.close();
+    assertEquals(statusName(await peer.closed), "success");
+    assertEquals(engine.poolSize, before);
+  });
+
+  Deno.test(`${t.name}: Channel: a re-dial the peer refuses with a ByeRequest is followed by the next`, async () => {
+    const address = t.fixed();
+    const first = await serve(address, () => "one");
+    const ch = await connect(address, {
+      timeoutMs: 20_000,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
+    });
+    try {
+      using one = await ch.request("x", { timeoutMs: 20_000 });
+      assertEquals(one.body.text(), "one");
+      await first.close();
+      await until(() => !ch.isOpen, "the drop");
+      // A peer that answers the re-dial's HelloRequest with a ByeRequest.
+      const raw = t.silent(address);
+      try {
+        const conn = await within(raw.accept(), 20_000, "the re-dial");
+        const reader = new FrameReader(conn);
+        const helloRequest = await reader.next();
+        assertEquals(helloRequest.bhdr.opCode, OpCode.HelloRequest);
+        await writeAll(conn, frame(OpCode.ByeRequest, helloRequest.bhdr.messageId));
+        assertEquals((await reader.next()).bhdr.opCode, OpCode.ByeResponse);
+        await reader.toEnd();
+        conn.close();
+      } finally {
+        raw.close();
+      }
+      // The channel re-dials on: a request waits for the next connection.
+      const asking = ch.request("y", { timeoutMs: 20_000 });
+      await using _second = await serve(address, () => "two");
+      using two = await within(asking, 20_000, "the answer over the next connection");
+      assertEquals(two.body.text(), "two");
+      assert(ch.isOpen);
+    } finally {
+      await ch.close();
+    }
+  });
+
+  Deno.test(`${t.name}: Channel: the report of a re-dial that timed out does not restart the re-dialing`, async () => {
+    const address = t.fixed();
+    const first = await serve(address, () => "one");
+    // The handshake timeout (2 s) also bounds each re-dial; re-dials pause 200-400 ms.
+    const ch = await connect(address, {
+      timeoutMs: 2000,
+      reconnect: { initialDelayMs: 400, maxDelayMs: 400 },
+    });
+    try {
+      await first.close();
+      await until(() => !ch.isOpen, "the drop");
+      const asking = ch.request("y", { timeoutMs: 30_000 });
+      asking.catch(() => {});
+      // A peer that never answers: the re-dial gives up after 2 s and closes its socket.
+      const silent = t.silent(address);
+      try {
+        const conn = await within(silent.accept(), 20_000, "the re-dial");
+        await new FrameReader(conn).toEnd();
+        conn.close();
+      } finally {
+        silent.close();
+      }
+      // The request still waits for the connection the next re-dial makes.
+      await using _second = await serve(address, () => "two");
+      using two = await within(asking, 20_000, "the answer over the next connection");
+      assertEquals(two.body.text(), "two");
+    } finally {
+      await ch.close();
+    }
   });
 }
