@@ -525,3 +525,38 @@ for (const t of peerTransports) {
     }
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: Channel: a listener accepts a peer on the number of a closed one`, async () => {
+    // Channel numbers are drawn at random, and a released number waits until 1024 others
+    // were released: a fixed Math.random makes the engine draw the same one again after.
+    const random = Math.random;
+    Math.random = () => 0.5;
+    try {
+      await using engine = new Engine();
+      await using listener = await listen(t.any(), { engine });
+      const first = await rawAccepted(listener);
+      const number = first.peer.channelNumber;
+      first.conn.close();
+      await within(first.peer.closed, 20_000, "the first peer's close");
+      for (let i = 0; i < 1024; i += 64) {
+        await Promise.all(Array.from({ length: 64 }, async () => {
+          const conn = await rawConnect(listener.address);
+          conn.close();
+        }));
+      }
+      // Once those are released, a new peer gets the first one's number: the closed
+      // Channel no longer routes it.
+      for (let i = 0;; i++) {
+        assert(i < 200, `no peer got channel ${number} again`);
+        const next = await rawAccepted(listener);
+        const got = next.peer.channelNumber;
+        next.conn.close();
+        await within(next.peer.closed, 20_000, "a peer's close");
+        if (got === number) break;
+      }
+    } finally {
+      Math.random = random;
+    }
+  });
+}
