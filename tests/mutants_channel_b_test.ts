@@ -560,3 +560,33 @@ for (const t of peerTransports) {
     }
   });
 }
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: Channel: a connect whose first attempt the peer refused with a ByeRequest still closes with a bye`, async () => {
+    const address = t.fixed();
+    const raw = t.silent(address);
+    const connecting = connect(address, {
+      timeoutMs: 20_000,
+      reconnect: { initialDelayMs: 20, maxDelayMs: 100 },
+    });
+    connecting.catch(() => {});
+    try {
+      const conn = await within(raw.accept(), 20_000, "the first attempt");
+      const reader = new FrameReader(conn);
+      const helloRequest = await reader.next();
+      await writeAll(conn, frame(OpCode.ByeRequest, helloRequest.bhdr.messageId));
+      assertEquals((await reader.next()).bhdr.opCode, OpCode.ByeResponse);
+      await reader.toEnd();
+      conn.close();
+    } finally {
+      raw.close();
+    }
+    await using _server = await serve(address, () => "two");
+    const ch = await within(connecting, 20_000, "the next attempt");
+    using two = await ch.request("x", { timeoutMs: 20_000 });
+    assertEquals(two.body.text(), "two");
+    // The ByeResponse of the refused attempt is not this connection's: close() says bye.
+    await ch.close();
+    assertEquals(statusName(await ch.closed), "success");
+  });
+}
