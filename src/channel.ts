@@ -844,6 +844,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (this.#handshake) {
       const h = this.#handshake;
       this.#handshake = null;
+      this.#byeSent = false; // a bye of the failed attempt (its ByeResponse) went with it
       h.reject(
         this.#helloFailure ?? error ??
           new TofuError(Status.connectFailed, `Cannot connect to ${this.#address}: refused`),
