@@ -1,0 +1,283 @@
+// Tests that kill mutants of src/channel.ts lines 866-1060 (the end of a channel, dialing,
+// re-dialing and the stream key) that the other Peers tests let survive, over real sockets,
+// TCP and Unix sockets alike. A plain engine's listener plays the server, so that each
+// HelloRequest is answered, refused or left unanswered as the test says.
+
+import { assert, assertEquals, assertInstanceOf } from "@std/assert";
+import { delay } from "@std/async/delay";
+import {
+  type Channel,
+  connect,
+  Engine,
+  type Message,
+  OpCode,
+  Status,
+  statusName,
+  TofuError,
+} from "../mod.ts";
+import { expectTofuError, within } from "./_peer_fixtures.ts";
+import { listen as plainListen, makeAbort, type SocketTransport, transports } from "./_fixtures.ts";
+
+/** What the server does with a HelloRequest: answer it, drop its connection, or hold it. */
+type HelloPolicy = "answer" | "drop" | "hold";
+
+/** A plain engine's listener that plays the server of a Peers client, one Hello at a time. */
+interface HelloServer extends AsyncDisposable {
+  engine: Engine;
+  /** The address a client dials. */
+  bound: string;
+  /** How many HelloRequests came so far. */
+  readonly hellos: number;
+  /** What to do with each HelloRequest from now on (default "hold"). */
+  policy: HelloPolicy;
+  /** The server channel of the next HelloRequest (of those not yet taken). */
+  nextHello(): Promise<number>;
+  /** Answers the held HelloRequest of channel `ch`. */
+  answer(ch: number): void;
+  /** Aborts the server's channel `ch` (its connection closes). */
+  drop(ch: number): void;
+  /** Resolves once the server's channel `ch` is closed (either side). */
+  closed(ch: number): Promise<void>;
+}
+
+async function helloServer(t: SocketTransport): Promise<HelloServer> {
+  const engine = new Engine();
+  const { group, bound } = await plainListen(engine, t);
+  const held = new Map<number, Message>();
+  const fresh: number[] = [];
+  let wakeHello = (): void => {};
+  const closed = new Set<number>();
+  const closeWaiters = new Map<number, Array<() => void>>();
+  let hellos = 0;
+  const server: HelloServer = {
+    engine,
+    bound,
+    get hellos() {
+      return hellos;
+    },
+    policy: "hold",
+    async nextHello() {
+      while (fresh.length === 0) {
+        await within(new Promise<void>((r) => wakeHello = r), 20_000, "the next HelloRequest");
+      }
+      return fresh.shift()!;
+    },
+    answer(ch) {
+      const m = held.get(ch)!;
+      held.delete(ch);
+      m.bhdr.opCode = OpCode.HelloResponse;
+      group.post(m);
+    },
+    drop(ch) {
+      const m = held.get(ch);
+      held.delete(ch);
+      engine.put(m);
+      group.post(makeAbort(engine, ch));
+    },
+    closed(ch) {
+      if (closed.has(ch)) return Promise.resolve();
+      return within(
+        new Promise<void>((r) => closeWaiters.set(ch, [...(closeWaiters.get(ch) ?? []), r])),
+        20_000,
+        `the close of the server's channel ${ch}`,
+      );
+    },
+    async [Symbol.asyncDispose]() {
+      for (const m of held.values()) engine.put(m);
+      held.clear();
+      await engine.close();
+      await pumped;
+    },
+  };
+  const pumped = (async () => {
+    for await (const m of group as AsyncIterable<Message>) {
+      const bh = m.bhdr;
+      if (m.isFromEngine() && bh.opCode === OpCode.Signal && bh.status === Status.channelClosed) {
+        closed.add(bh.channelNumber);
+        for (const w of closeWaiters.get(bh.channelNumber) ?? []) w();
+        closeWaiters.delete(bh.channelNumber);
+        engine.put(m);
+        continue;
+      }
+      if (bh.opCode === OpCode.HelloRequest && !m.isFromEngine()) {
+        hellos++;
+        const ch = bh.channelNumber;
+        held.set(ch, m);
+        if (server.policy === "answer") server.answer(ch);
+        else if (server.policy === "drop") server.drop(ch);
+        else {
+          fresh.push(ch);
+          wakeHello();
+        }
+        continue;
+      }
+      if (bh.opCode === OpCode.ByeRequest && !m.isFromEngine()) {
+        bh.opCode = OpCode.ByeResponse; // a graceful close() of the client
+        group.post(m);
+        continue;
+      }
+      engine.put(m);
+    }
+  })();
+  return server;
+}
+
+/** Waits (generously) until `cond()` holds. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within 20000 ms`);
+    await delay(5);
+  }
+}
+
+/** A client channel of `engine` connected to `server` (its first Hello answered). */
+async function connected(
+  server: HelloServer,
+  engine: Engine,
+  options: Parameters<typeof connect>[1] = {},
+): Promise<{ ch: Channel; first: number }> {
+  const connecting = connect(server.bound, { engine, timeoutMs: 20_000, ...options });
+  const first = await server.nextHello();
+  server.answer(first);
+  return { ch: await within(connecting, 20_000, "connect()"), first };
+}
+
+/** Drops the server side of `ch`'s connection `first`; resolves once `ch` is re-dialling. */
+async function dropLink(server: HelloServer, ch: Channel, first: number): Promise<void> {
+  server.drop(first);
+  await server.closed(first);
+  await until(() => !ch.isOpen, "the client noticing the drop");
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: Channel: closing the engine while a channel waits to re-dial ends it (shutdown_started)`, async () => {
+    await using server = await helloServer(t);
+    const engine = new Engine();
+    // The pause before the re-dial is 30 s at least: the engine closes during it.
+    const { ch, first } = await connected(server, engine, {
+      reconnect: { initialDelayMs: 60_000 },
+    });
+    const reading = (async () => {
+      for await (const _m of ch) { /* nothing arrives */ }
+      return "ended";
+    })();
+    await dropLink(server, ch, first);
+    const waiting = ch.request("after the drop");
+    waiting.catch(() => {});
+    await within(engine.close(), 20_000, "engine.close()");
+    assertEquals(statusName(await within(ch.closed, 20_000, "closed")), "shutdown_started");
+    const err = await within(expectTofuError(waiting, Status.channelClosed), 20_000, "the request");
+    assertEquals(err.message, "Cannot use channel: it is closed");
+    assertEquals(await within(reading, 20_000, "the iterator"), "ended");
+    assertEquals([ch.isOpen, ch.channelNumber, server.hellos], [false, 0, 1]);
+    await ch.close();
+  });
+
+  Deno.test(`${t.name}: connect(): closing the engine while it waits to re-dial rejects at once (shutdown_started)`, async () => {
+    await using server = await helloServer(t);
+    server.policy = "drop";
+    const engine = new Engine();
+    const connecting = connect(server.bound, {
+      engine,
+      timeoutMs: 120_000,
+      reconnect: { initialDelayMs: 60_000 },
+    });
+    connecting.catch(() => {});
+    await until(() => server.hellos === 1, "the first dial");
+    await delay(50); // the dial fails; the pause of 30 s at least begins
+    await within(engine.close(), 20_000, "engine.close()");
+    await within(expectTofuError(connecting, Status.shutdownStarted), 20_000, "connect()");
+    assertEquals(server.hellos, 1);
+  });
+
+  Deno.test(`${t.name}: connect(): closing the engine during the handshake rejects at once (shutdown_started)`, async () => {
+    await using server = await helloServer(t);
+    for (const reconnect of [false, true]) {
+      const engine = new Engine();
+      const connecting = connect(server.bound, { engine, timeoutMs: 120_000, reconnect });
+      connecting.catch(() => {});
+      const ch = await server.nextHello(); // held: the client waits for the answer
+      await within(engine.close(), 20_000, "engine.close()");
+      const err = await within(
+        expectTofuError(connecting, Status.shutdownStarted),
+        20_000,
+        `connect() (reconnect ${reconnect})`,
+      );
+      assertEquals(err.message, "Cannot use channel: the engine is closed");
+      await server.closed(ch);
+    }
+  });
+
+  Deno.test(`${t.name}: connect(): maxAttempts re-dials after the first dial, then it gives up`, async () => {
+    await using server = await helloServer(t);
+    server.policy = "drop";
+    // maxDelayMs is never reached: the pauses are half to all of 1, 2 and 4 ms.
+    const err = await within(
+      connect(server.bound, {
+        timeoutMs: 120_000,
+        reconnect: { initialDelayMs: 1, maxDelayMs: 60_000, maxAttempts: 3 },
+      }).then(() => null, (e) => e),
+      20_000,
+      "connect()",
+    );
+    assertInstanceOf(err, TofuError);
+    assertEquals(server.hellos, 4);
+  });
+
+  Deno.test(`${t.name}: Channel: a dropped connection is re-dialled maxAttempts times, then closed (connect_failed)`, async () => {
+    await using server = await helloServer(t);
+    await using engine = new Engine();
+    const { ch, first } = await connected(server, engine, {
+      reconnect: { initialDelayMs: 1, maxDelayMs: 60_000, maxAttempts: 3 },
+    });
+    server.policy = "drop";
+    const reading = (async () => {
+      for await (const _m of ch) { /* nothing arrives */ }
+      return "ended";
+    })();
+    server.drop(first);
+    assertEquals(statusName(await within(ch.closed, 20_000, "closed")), "connect_failed");
+    assertEquals(server.hellos, 1 + 3);
+    assertEquals(await within(reading, 20_000, "the iterator"), "ended");
+    const err = await expectTofuError(ch.request("late"), Status.channelClosed);
+    assertEquals(err.message, "Cannot complete request: the channel is closed");
+    await ch.close();
+  });
+
+  Deno.test(`${t.name}: Channel: a re-dial whose handshake times out is dropped, then the next one connects`, async () => {
+    await using server = await helloServer(t);
+    await using engine = new Engine();
+    // connect()'s timeoutMs bounds each re-dial's handshake too.
+    const { ch, first } = await connected(server, engine, {
+      timeoutMs: 2000,
+      reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
+    });
+    await dropLink(server, ch, first);
+    const unanswered = await server.nextHello();
+    // Never answered: after 2 s the client gives the attempt up and closes its connection.
+    await server.closed(unanswered);
+    const next = await server.nextHello();
+    assert(next !== unanswered);
+    server.answer(next);
+    await until(() => ch.isOpen, "the reconnect");
+    await ch.close();
+    assertEquals(statusName(await ch.closed), "success");
+  });
+
+  Deno.test(`${t.name}: Channel: abort() during a re-dial drops the connection being dialled at once`, async () => {
+    await using server = await helloServer(t);
+    await using engine = new Engine();
+    const { ch, first } = await connected(server, engine, {
+      reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
+    });
+    await dropLink(server, ch, first);
+    const dialling = await server.nextHello(); // held: the re-dial waits for its answer
+    await until(() => ch.channelNumber !== 0, "the re-dial's channel number");
+    ch.abort();
+    assertEquals(ch.channelNumber, 0, "no connection once abort() returns");
+    assertEquals(statusName(await within(ch.closed, 20_000, "closed")), "channel_closed");
+    await server.closed(dialling);
+    await ch.close();
+  });
+}
