@@ -8,15 +8,25 @@ import { delay } from "@std/async/delay";
 import {
   type Channel,
   connect,
+  decodeFrame,
+  encodeFrame,
   Engine,
-  type Message,
+  Message,
   OpCode,
   Status,
   statusName,
   TofuError,
 } from "../mod.ts";
 import { expectTofuError, within } from "./_peer_fixtures.ts";
-import { listen as plainListen, makeAbort, type SocketTransport, transports } from "./_fixtures.ts";
+import {
+  listen as plainListen,
+  make,
+  makeAbort,
+  type SocketTransport,
+  transports,
+  writeAll,
+} from "./_fixtures.ts";
+import { rawListen, readFrames } from "./_raw_peer.ts";
 
 /** What the server does with a HelloRequest: answer it, drop its connection, or hold it. */
 type HelloPolicy = "answer" | "drop" | "hold";
@@ -36,6 +46,8 @@ interface HelloServer extends AsyncDisposable {
   answer(ch: number): void;
   /** Aborts the server's channel `ch` (its connection closes). */
   drop(ch: number): void;
+  /** Closes the server's channel `ch` gracefully (a ByeRequest). */
+  bye(ch: number): void;
   /** Resolves once the server's channel `ch` is closed (either side). */
   closed(ch: number): Promise<void>;
 }
@@ -73,6 +85,9 @@ async function helloServer(t: SocketTransport): Promise<HelloServer> {
       held.delete(ch);
       engine.put(m);
       group.post(makeAbort(engine, ch));
+    },
+    bye(ch) {
+      group.post(make(engine, ch, OpCode.ByeRequest));
     },
     closed(ch) {
       if (closed.has(ch)) return Promise.resolve();
@@ -281,3 +296,166 @@ for (const t of transports) {
     await ch.close();
   });
 }
+
+/**
+ * Runs `f` with the jitter of re-dial pauses pinned to its middle (`Math.random()` is 0.5
+ * when `jitter()` asks) and records the delay of every pause (`sleep()` of src/_deadline.ts)
+ * started meanwhile.
+ */
+async function recordPauses(f: () => Promise<void>): Promise<number[]> {
+  const random = Math.random;
+  const setTimer = globalThis.setTimeout;
+  const pauses: number[] = [];
+  Math.random = () => /\bjitter\b/.test(new Error().stack ?? "") ? 0.5 : random();
+  globalThis.setTimeout = ((...a: Parameters<typeof setTimeout>) => {
+    if (/at sleep \(.*_deadline\.ts/.test(new Error().stack ?? "")) pauses.push(a[1] ?? 0);
+    return setTimer(...a);
+  }) as typeof setTimeout;
+  try {
+    await f();
+  } finally {
+    Math.random = random;
+    globalThis.setTimeout = setTimer;
+  }
+  return pauses;
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: Channel: re-dials pause half to all of a delay that doubles up to maxDelayMs`, async () => {
+    await using server = await helloServer(t);
+    await using engine = new Engine();
+    let ch: Channel | undefined;
+    /** Refuses three Hellos, answers the fourth; returns its channel. */
+    const refuseThree = async () => {
+      for (let i = 0; i < 3; i++) server.drop(await server.nextHello());
+      const ok = await server.nextHello();
+      server.answer(ok);
+      return ok;
+    };
+    const pauses = await recordPauses(async () => {
+      const serving = refuseThree();
+      ch = await within(
+        connect(server.bound, {
+          engine,
+          timeoutMs: 20_000,
+          reconnect: { initialDelayMs: 40, maxDelayMs: 100 },
+        }),
+        20_000,
+        "connect()",
+      );
+      const first = await serving;
+      const reserving = refuseThree();
+      await dropLink(server, ch, first);
+      await reserving;
+      await until(() => ch!.isOpen, "the reconnect");
+    });
+    // jitter(d) = d/2 + 0.5 * d/2: 40 -> 30, 80 -> 60, 160 capped at 100 -> 75. connect()
+    // pauses after each failed dial (three); a re-dial pauses before each dial (four).
+    assertEquals(pauses, [30, 60, 75, 30, 60, 75, 75]);
+    assertEquals(server.hellos, 8);
+    await ch!.close();
+    assertEquals(statusName(await ch!.closed), "success");
+  });
+
+  Deno.test(`${t.name}: Channel: after a reconnect, close() says bye again (the peer's bye is forgotten)`, async () => {
+    await using server = await helloServer(t);
+    await using engine = new Engine();
+    const { ch, first } = await connected(server, engine, {
+      reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
+    });
+    server.bye(first); // the server closes gracefully; the client answers and re-dials
+    await server.closed(first);
+    server.answer(await server.nextHello());
+    await until(() => ch.isOpen, "the reconnect");
+    // A ByeRequest goes out and is answered: success, not an abort after the 2 s grace.
+    await ch.close();
+    assertEquals(statusName(await ch.closed), "success");
+  });
+
+  Deno.test(`${t.name}: Channel: a dial takes its HelloRequest from an empty pool too`, async () => {
+    await using server = await helloServer(t);
+    await using engine = new Engine();
+    const drained: Message[] = [];
+    for (let m = engine.get("poolOnly"); m !== null; m = engine.get("poolOnly")) drained.push(m);
+    try {
+      const { ch } = await connected(server, engine);
+      assert(ch.isOpen);
+      await ch.close();
+    } finally {
+      for (const m of drained) engine.put(m);
+    }
+  });
+
+  Deno.test(`${t.name}: Channel: streams are told apart by opcode: an answer, a Signal and a Request of one id`, async () => {
+    const { listener, bound } = rawListen(t);
+    const accepting = listener.accept();
+    const connecting = connect(bound, { timeoutMs: 20_000 });
+    await using conn = await within(accepting, 20_000, "accept");
+    await readFrames(conn, 1); // the HelloRequest
+    await writeAll(conn, encodeFrame(chunk(OpCode.HelloResponse, "", 1n, 0)));
+    const ch = await within(connecting, 20_000, "connect()");
+    const asking = ch.request("q", { timeoutMs: 20_000 });
+    const [request] = await readFrames(conn, 1);
+    const id = decodeFrame(request!).bhdr.messageId;
+    // The peer numbers its own messages: its Signal and Request streams may reuse the id of
+    // the request it answers (and each other's).
+    const frames = [
+      chunk(OpCode.Response, "r1", id, 1),
+      chunk(OpCode.Signal, "s1", id, 1),
+      chunk(OpCode.Request, "q1", id, 1),
+      chunk(OpCode.Response, "r2", id, 0),
+      chunk(OpCode.Signal, "s2", id, 0),
+      chunk(OpCode.Request, "q2", id, 0),
+    ].map((m) => encodeFrame(m));
+    await writeAll(conn, new Uint8Array(frames.flatMap((f) => [...f])));
+    const answer = await asking;
+    const it = ch[Symbol.asyncIterator]();
+    const signal = (await within(it.next(), 20_000, "the Signal")).value as Message;
+    const req = (await within(it.next(), 20_000, "the Request")).value as Message;
+    const read = async (first: Message) => {
+      const out: string[] = [];
+      for await (using c of ch.chunks(first)) out.push(`${c.bhdr.opCode}:${c.body.text()}`);
+      return out;
+    };
+    const { Response: R, Signal: S, Request: Q } = OpCode;
+    assertEquals(await within(read(answer), 20_000, "the answer"), [`${R}:r1`, `${R}:r2`]);
+    assertEquals(await within(read(signal), 20_000, "the Signal"), [`${S}:s1`, `${S}:s2`]);
+    assertEquals(await within(read(req), 20_000, "the Request"), [`${Q}:q1`, `${Q}:q2`]);
+    ch.abort(); // the raw peer would never answer a bye
+    await ch.close();
+    listener.close();
+  });
+}
+
+/** A message with these fields, as a raw peer sends it. */
+function chunk(op: number, body: string, id: bigint, more: 0 | 1): Message {
+  const m = new Message();
+  m.bhdr.opCode = op;
+  m.bhdr.messageId = id;
+  m.bhdr.more = more;
+  if (body) m.body.set(body);
+  return m;
+}
+
+Deno.test("connect(): a dial the engine refuses fails at once with its status and reason", async () => {
+  const bogus = await within(
+    expectTofuError(connect("bogus", { timeoutMs: 120_000 }), Status.invalidAddress),
+    20_000,
+    "connect(bogus)",
+  );
+  assertEquals(
+    bogus.message,
+    'Cannot parse address "bogus": the transport must be tcp, uds or isolate',
+  );
+  // An address the HelloRequest's header cannot hold: the header's TypeError, as the reason.
+  const address = "tcp|127.0.0.1|1\nx";
+  const bad = await within(
+    expectTofuError(connect(address, { timeoutMs: 120_000 }), Status.invalidAddress),
+    20_000,
+    "connect() with a line break",
+  );
+  assert(
+    bad.message.startsWith(`Cannot connect to ${address}: TypeError: Cannot append header`),
+    bad.message,
+  );
+});
