@@ -17,7 +17,7 @@ import {
   statusName,
   TofuError,
 } from "../mod.ts";
-import { expectTofuError, within } from "./_peer_fixtures.ts";
+import { expectTofuError, peerTransports, within } from "./_peer_fixtures.ts";
 import {
   listen as plainListen,
   make,
@@ -268,14 +268,17 @@ for (const t of transports) {
       timeoutMs: 2000,
       reconnect: { initialDelayMs: 1, maxDelayMs: 1 },
     });
-    await dropLink(server, ch, first);
-    const unanswered = await server.nextHello();
-    // Never answered: after 2 s the client gives the attempt up and closes its connection.
-    await server.closed(unanswered);
-    const next = await server.nextHello();
-    assert(next !== unanswered);
-    server.answer(next);
-    await until(() => ch.isOpen, "the reconnect");
+    const deadlines = await recordTimers("new Deadline", async () => {
+      await dropLink(server, ch, first);
+      const unanswered = await server.nextHello();
+      // Never answered: after 2 s the client gives the attempt up and closes its connection.
+      await server.closed(unanswered);
+      const next = await server.nextHello();
+      assert(next !== unanswered);
+      server.answer(next);
+      await until(() => ch.isOpen, "the reconnect");
+    });
+    assertEquals(deadlines, [2000, 2000], "one handshake deadline per re-dial");
     await ch.close();
     assertEquals(statusName(await ch.closed), "success");
   });
@@ -299,16 +302,17 @@ for (const t of transports) {
 
 /**
  * Runs `f` with the jitter of re-dial pauses pinned to its middle (`Math.random()` is 0.5
- * when `jitter()` asks) and records the delay of every pause (`sleep()` of src/_deadline.ts)
- * started meanwhile.
+ * when `jitter()` asks) and records the delay of every timer started meanwhile from `site`
+ * (a function of src/_deadline.ts: `sleep`, a pause, or `new Deadline`, a deadline).
  */
-async function recordPauses(f: () => Promise<void>): Promise<number[]> {
+async function recordTimers(site: string, f: () => Promise<void>): Promise<number[]> {
   const random = Math.random;
   const setTimer = globalThis.setTimeout;
-  const pauses: number[] = [];
+  const from = new RegExp(`at ${site} \\(.*_deadline\\.ts`);
+  const timers: number[] = [];
   Math.random = () => /\bjitter\b/.test(new Error().stack ?? "") ? 0.5 : random();
   globalThis.setTimeout = ((...a: Parameters<typeof setTimeout>) => {
-    if (/at sleep \(.*_deadline\.ts/.test(new Error().stack ?? "")) pauses.push(a[1] ?? 0);
+    if (from.test(new Error().stack ?? "")) timers.push(a[1] ?? 0);
     return setTimer(...a);
   }) as typeof setTimeout;
   try {
@@ -317,7 +321,7 @@ async function recordPauses(f: () => Promise<void>): Promise<number[]> {
     Math.random = random;
     globalThis.setTimeout = setTimer;
   }
-  return pauses;
+  return timers;
 }
 
 for (const t of transports) {
@@ -332,7 +336,7 @@ for (const t of transports) {
       server.answer(ok);
       return ok;
     };
-    const pauses = await recordPauses(async () => {
+    const pauses = await recordTimers("sleep", async () => {
       const serving = refuseThree();
       ch = await within(
         connect(server.bound, {
@@ -459,3 +463,43 @@ Deno.test("connect(): a dial the engine refuses fails at once with its status an
     bad.message,
   );
 });
+
+for (const t of peerTransports) {
+  Deno.test(`${t.name}: connect(): out of time after failed dials, it gives the last one's reason and error`, async () => {
+    const [nobody, status] = t.nobody();
+    const err = await within(
+      expectTofuError(
+        connect(nobody, { timeoutMs: 1500, reconnect: { initialDelayMs: 5, maxDelayMs: 20 } }),
+        Status.connectFailed,
+      ),
+      20_000,
+      "connect()",
+    );
+    const last = err.cause as TofuError;
+    assertInstanceOf(last, TofuError);
+    assertEquals(statusName(last.status), statusName(status));
+    const prefix = `Cannot connect to ${nobody}: `;
+    assert(last.message.startsWith(prefix), last.message);
+    const why = last.message.slice(prefix.length);
+    assertEquals(err.message, `${prefix}no answer within 1500 ms; the last attempt: ${why}`);
+  });
+
+  Deno.test(`${t.name}: connect(): aborted after failed dials, it says aborted and no more`, async () => {
+    const [nobody] = t.nobody();
+    const ac = new AbortController();
+    const connecting = connect(nobody, {
+      timeoutMs: 120_000,
+      reconnect: { initialDelayMs: 60_000 },
+      signal: ac.signal,
+    });
+    connecting.catch(() => {});
+    await delay(100); // the first dial is refused; the pause of 30 s at least begins
+    ac.abort();
+    const err = await within(
+      expectTofuError(connecting, Status.connectFailed),
+      20_000,
+      "connect()",
+    );
+    assertEquals(err.message, `Cannot connect to ${nobody}: aborted`);
+  });
+}
