@@ -980,16 +980,21 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       } catch (err) {
         attempts++;
         const r = this.#reconnect;
-        if (!r || deadline.expired || attempts > r.maxAttempts || this.#userClosed) {
+        if (
+          !r || deadline.expired || attempts > r.maxAttempts || this.#userClosed ||
+          this.#hub.destroyed // the engine is closed: no dial can succeed
+        ) {
           giveUp(err as TofuError);
         }
         last = err as TofuError;
         const pause = sleep(jitter(delay), true);
         this.#wakeSleep = pause.wake;
-        await deadline.race(pause.done).catch((e) => {
+        // A pause ends early when the engine closes: the next dial then fails at once.
+        await deadline.race(Promise.race([pause.done, this.#hub.pumped])).catch((e) => {
           pause.wake(); // its timer would keep the process alive
           giveUp(e);
         });
+        pause.wake();
         delay = Math.min(delay * 2, r!.maxDelayMs);
       }
     }
@@ -1005,8 +1010,12 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       }
       const pause = sleep(jitter(delay), true);
       this.#wakeSleep = pause.wake;
-      await pause.done;
+      // No connection of this channel is routed while it pauses, so nothing calls #gone
+      // if the engine closes meanwhile: the end of the hub's pump says so instead.
+      await Promise.race([pause.done, this.#hub.pumped]);
+      pause.wake();
       if (this.#state !== "reconnecting") return;
+      if (this.#hub.destroyed) return this.#gone(this.#number);
       using deadline = new Deadline(
         `reconnect to ${this.#address}`,
         this.#handshakeTimeoutMs,
