@@ -316,6 +316,58 @@ for (const t of peerTransports) {
     await probe.check("after two aborts");
   });
 
+  Deno.test(`${t.name}: Channel: abort() gives back the messages nobody read once it is closed`, async () => {
+    await using engine = probedEngine();
+    const probe = poolProbe(engine);
+    await using p = await pair(t, engine, { timeoutMs: 20_000 });
+    await p.peer.send("never read");
+    await p.peer.send(["a stream", "never read"]);
+    await p.peer.send("never read either");
+    // The client reads none of them; the answer to a request, sent after them, tells that
+    // they all arrived.
+    const asking = p.client.request("sync", { timeoutMs: 20_000 });
+    const sync = await nextOf(p.peer);
+    await p.peer.respond(sync, "synced");
+    engine.put(sync);
+    const synced = await asking;
+    assertEquals(synced.body.text(), "synced");
+    engine.put(synced);
+    p.client.abort();
+    assertEquals(statusName(await p.client.closed), "channel_closed");
+    await p.peer.closed;
+    await probe.check("after abort(), before any close()");
+  });
+
+  Deno.test(`${t.name}: Channel: a stream cut by a reconnect sends no error chunk to the new connection`, async () => {
+    await using listener = await listen(t.any());
+    const accepted = listener[Symbol.asyncIterator]();
+    await using ch = await connect(listener.address, {
+      reconnect: { initialDelayMs: 10, maxDelayMs: 20 },
+      timeoutMs: 20_000,
+    });
+    const first = (await accepted.next()).value as Channel;
+    const resume = gate();
+    async function* cut(): AsyncGenerator<string> {
+      yield "one";
+      yield "two"; // "one" goes out on the first connection
+      await resume.wait;
+      yield "three";
+    }
+    const sending = ch.send(cut());
+    sending.catch(() => {});
+    using one = await nextOf(first);
+    assertEquals([one.body.text(), one.hasMore()], ["one", true]);
+    first.abort();
+    const second = (await within(accepted.next(), 20_000, "the re-dial")).value as Channel;
+    for (let i = 0; i < 2000 && !ch.isOpen; i++) await delay(5);
+    assert(ch.isOpen, "reconnected");
+    resume.open();
+    await expectTofuError(sending, Status.channelClosed, "in the middle of it");
+    await ch.send("fresh");
+    using fresh = await nextOf(second);
+    assertEquals([fresh.body.text(), fresh.headers.get("tofu-status")], ["fresh", undefined]);
+  });
+
   Deno.test(`${t.name}: Channel: a Message sent keeps its id and gets the call's headers`, async () => {
     await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     const m = p.client.engine.get("always");
