@@ -242,6 +242,38 @@ for (const t of peerTransports) {
     await probe.check("after the early answer");
   });
 
+  Deno.test(`${t.name}: Channel: a second answer to a streamed request that was answered early reaches the iterator`, async () => {
+    await using p = await pair(t, undefined, { timeoutMs: 20_000 });
+    const more = gate();
+    async function* source(): AsyncGenerator<string> {
+      yield "a";
+      yield "b"; // "a" goes out now: the request is in flight
+      await more.wait;
+      yield "c";
+    }
+    const asking = p.client.request(source(), { timeoutMs: 20_000 });
+    const first = await nextOf(p.peer); // read to its end below
+    const id = first.bhdr.messageId;
+    await p.peer.respond(id, "answer");
+    await p.peer.send("answered"); // arrives after the answer
+    using answered = await nextOf(p.client);
+    assertEquals(answered.body.text(), "answered");
+    more.open(); // the rest of the request goes out after its answer came
+    using answer = await asking;
+    assertEquals(answer.body.text(), "answer");
+    // The request is settled: a second Response with its id is the peer's own message.
+    await p.peer.respond(id, "again");
+    using again = await nextOf(p.client);
+    assertEquals([again.bhdr.opCode, again.bhdr.messageId, again.body.text()], [
+      OpCode.Response,
+      id,
+      "again",
+    ]);
+    const rest: string[] = [];
+    for await (using c of p.peer.chunks(first)) rest.push(c.body.text());
+    assertEquals(rest, ["a", "b", "c"]);
+  });
+
   Deno.test(`${t.name}: Channel: close() and abort() of a reconnecting client end it for good`, async () => {
     await using listener = await listen(t.any());
     const accepted = listener[Symbol.asyncIterator]();
