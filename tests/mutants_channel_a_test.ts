@@ -296,6 +296,20 @@ for (const t of peerTransports) {
     assertEquals(listener.peerCount, 0, "no client dialled again");
   });
 
+  Deno.test(`${t.name}: Channel: closing an accepted channel leaves its listener accepting`, async () => {
+    await using listener = await listen(t.any());
+    const accepted = listener[Symbol.asyncIterator]();
+    await using a = await connect(listener.address, { timeoutMs: 20_000 });
+    const peerA = (await accepted.next()).value as Channel;
+    await within(peerA.close(), 20_000, "the accepted channel's close()");
+    assertEquals(statusName(await a.closed), "success");
+    await using b = await connect(listener.address, { timeoutMs: 20_000 });
+    const peerB = (await within(accepted.next(), 20_000, "the next peer")).value as Channel;
+    await b.send("still listening");
+    using m = await nextOf(peerB);
+    assertEquals(m.body.text(), "still listening");
+  });
+
   Deno.test(`${t.name}: Channel: a second close() waits for the same graceful close`, async () => {
     await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     const first = p.client.close();
