@@ -208,6 +208,37 @@ for (const t of peerTransports) {
     await clientEngine.destroy(group);
   });
 
+  Deno.test(`${t.name}: Channel: chunks() of a one-message request leaves a stream with the same id alone`, async () => {
+    // A hand-driven peer reuses message id 7: a one-message Request, then a streamed one.
+    await using listener = await listen(t.any());
+    await using clientEngine = new Engine();
+    const accepting = listener[Symbol.asyncIterator]().next();
+    const { group, channel } = await rawClient(clientEngine, listener.address);
+    const peer = (await within(accepting, 20_000, "the peer")).value as Channel;
+    const post = (body: string, more: 0 | 1) => {
+      const m = make(clientEngine, channel, OpCode.Request, body, 7n);
+      m.bhdr.more = more;
+      group.post(m);
+    };
+    post("single", 0);
+    post("a", 1);
+    const single = await nextOf(peer);
+    const opener = await nextOf(peer);
+    assertEquals([single.body.text(), opener.body.text()], ["single", "a"]);
+    for await (using c of peer.chunks(single)) assertEquals(c.body.text(), "single");
+    post("b", 0);
+    const got: string[] = [];
+    await within(
+      (async () => {
+        for await (using c of peer.chunks(opener)) got.push(c.body.text());
+      })(),
+      20_000,
+      "the stream with the same id",
+    );
+    assertEquals(got, ["a", "b"]);
+    await clientEngine.destroy(group);
+  });
+
   Deno.test(`${t.name}: Channel: an answer that came before a streamed request's source failed goes back to the pool`, async () => {
     await using engine = probedEngine();
     const probe = poolProbe(engine);
