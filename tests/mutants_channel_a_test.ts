@@ -10,7 +10,7 @@ import {
   connect,
   Engine,
   listen,
-  Message,
+  type Message,
   OpCode,
   serve,
   Status,
@@ -245,12 +245,12 @@ for (const t of peerTransports) {
     {
       await using p = await pair(t, engine, { timeoutMs: 20_000 });
       const failLate = gate();
-      async function* source(): AsyncGenerator<string> {
+      const source = async function* (): AsyncGenerator<string> {
         yield "a";
         yield "b"; // "a" goes out now, as the first chunk: the request is in flight
         await failLate.wait;
         throw new Error("the source failed late");
-      }
+      };
       const asking = p.client.request(source(), { timeoutMs: 20_000 });
       asking.catch(() => {});
       const first = await nextOf(p.peer);
@@ -538,10 +538,10 @@ for (const t of peerTransports) {
       // A post overtaken by close(): refused as closing, with the same ownership rules.
       const peer = p.peer;
       let closing: Promise<void> | undefined;
-      function* closesFirst(): Generator<string> {
+      const closesFirst = function* (): Generator<string> {
         closing = peer.close();
         yield "late";
-      }
+      };
       const refused = await expectTofuError(peer.send(closesFirst()), Status.channelClosed);
       assertEquals(refused.message, "Cannot send message: the channel is closing");
       await closing;
