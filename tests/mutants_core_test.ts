@@ -200,6 +200,26 @@ for (const t of transports) {
     }
   });
 
+  // destroy() closes its channels silently: their unsent messages are dropped at once, not
+  // handed back over many turns to a group that can no longer receive them (the close
+  // without `silent` armed the hand-back timer and built a message of every frame).
+  Deno.test(`${t.name}: destroying a group drops its channels' unsent messages at once`, async () => {
+    using timer = watchHandBackTimer();
+    await using engine = new Engine({ maxQueuedBytes: 2 ** 26 });
+    const server = await listen(engine, t);
+    const g = engine.create();
+    const chs = await openChannels(engine, t, server, g, 2);
+    for (const ch of chs) {
+      for (let i = 0; i < 3_000; i++) g.post(make(engine, ch, OpCode.Signal, `${ch}:${i}`));
+    }
+    const armed = timer.armed;
+    await engine.destroy(g);
+    await turn();
+    await turn();
+    assertEquals(timer.armed, armed, "the destroyed group's channels handed back");
+    assertEquals(timer.pending.size, 0, "a hand-back timer left");
+  });
+
   // #openListener's gone(): a listen posted and its group destroyed (or the engine
   // closed) in the same turn never listens; the number and the WelcomeRequest are given
   // back exactly once (a second recycle put the same message twice in the pool).
