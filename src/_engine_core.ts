@@ -41,6 +41,8 @@ export class GroupCore implements GroupHost {
   readonly opening = new Set<Promise<void>>();
   readonly engine: EngineCore;
   destroyed = false;
+  /** The destroy() under way or done: a second call resolves with it. */
+  destroying: Promise<void> | null = null;
 
   constructor(engine: EngineCore) {
     this.engine = engine;
@@ -83,6 +85,8 @@ export class EngineCore implements EngineHost {
   readonly channels = new Map<number, Channel>();
   readonly groups = new Set<GroupCore>();
   closed = false;
+  /** The close() under way or done: a second call resolves with it. */
+  #closing: Promise<void> | null = null;
   // Closed channels still handing back unsent messages, and the timer of the next turn's
   // slice. The slice is shared: k channels closing at once hand back HAND_BACK_SLICE
   // messages per turn in all, not k slices.
@@ -345,8 +349,11 @@ export class EngineCore implements EngineHost {
     group.deliver(welcome);
   }
 
-  async destroy(group: GroupCore): Promise<void> {
-    if (group.destroyed) return;
+  destroy(group: GroupCore): Promise<void> {
+    return group.destroying ??= this.#destroy(group);
+  }
+
+  async #destroy(group: GroupCore): Promise<void> {
     group.destroyed = true;
     this.groups.delete(group);
     const err = new TofuError(Status.shutdownStarted, "Cannot receive: the group is destroyed");
@@ -356,8 +363,11 @@ export class EngineCore implements EngineHost {
     await Promise.all([...channels.map((ch) => ch.done), ...group.opening]);
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.groups].map((g) => this.destroy(g)));
     this.pool.clear();

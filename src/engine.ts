@@ -218,7 +218,7 @@ export class Engine implements AsyncDisposable {
   /**
    * Destroys a group: its channels close (peers see their connections close), its
    * pending messages are dropped without reports, and its waits reject with
-   * `shutdown_started`. Destroying twice is a no-op. It resolves once the group's
+   * `shutdown_started`. A second call resolves with the first. It resolves once the group's
    * channels have closed, a listen still under way included (a socket it bound is closed).
    *
    * @param group A group of this engine.
@@ -232,7 +232,10 @@ export class Engine implements AsyncDisposable {
     await this.#core.destroy(core);
   }
 
-  /** Closes every group and channel; idempotent. */
+  /**
+   * Closes every group and channel. It resolves once they have closed; a second call
+   * resolves with the first.
+   */
   async close(): Promise<void> {
     await this.#core.close();
   }
