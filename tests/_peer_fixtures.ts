@@ -2,7 +2,16 @@
 // assertions on rejections and deadlines they all use.
 
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { encodeFrame, Message, OpCode, Status, statusName, TofuError } from "../mod.ts";
+import { delay } from "@std/async/delay";
+import {
+  encodeFrame,
+  type Engine,
+  Message,
+  OpCode,
+  Status,
+  statusName,
+  TofuError,
+} from "../mod.ts";
 import { freeTcpPort, tempUdsPath } from "../testing.ts";
 
 export interface PeerTransport {
@@ -101,4 +110,42 @@ export function hello(address: string): Uint8Array {
   m.bhdr.messageId = 1n;
   m.headers.append("~connect_to", address);
   return encodeFrame(m);
+}
+
+/**
+ * Remembers the messages now in `engine`'s pool; `check()` asserts (within a generous
+ * deadline) that every one of them is back in the pool and, unless `channels` is null, that
+ * the engine has exactly `channels` channels open. Small scenarios never drain the pool, so a
+ * message missing at the end was leaked.
+ */
+export function poolProbe(
+  engine: Engine,
+  channels: number | null = 0,
+): { check(what: string): Promise<void> } {
+  const drain = () => {
+    const out: Message[] = [];
+    for (let m = engine.get("poolOnly"); m !== null; m = engine.get("poolOnly")) out.push(m);
+    return out;
+  };
+  const start = drain();
+  for (const m of start) engine.put(m);
+  return {
+    async check(what) {
+      const until = Date.now() + 10_000;
+      let missing = 0;
+      for (;;) {
+        const now = drain();
+        const back = new Set(now);
+        missing = start.filter((m) => !back.has(m)).length;
+        for (const m of now) engine.put(m);
+        const settled = channels === null || engine.channelCount === channels;
+        if ((missing === 0 && settled) || Date.now() > until) break;
+        await delay(20);
+      }
+      assertEquals(missing, 0, `${what}: messages not back in the pool`);
+      if (channels !== null) {
+        assertEquals(engine.channelCount, channels, `${what}: channels still open`);
+      }
+    },
+  };
 }

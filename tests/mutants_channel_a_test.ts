@@ -16,39 +16,15 @@ import {
   Status,
   statusName,
 } from "../mod.ts";
-import { expectTofuError, type PeerTransport, peerTransports, within } from "./_peer_fixtures.ts";
+import {
+  expectTofuError,
+  type PeerTransport,
+  peerTransports,
+  poolProbe,
+  within,
+} from "./_peer_fixtures.ts";
 import { nextOf, pair } from "./_peer_pair.ts";
 import { listen as rawListen, make, recv, transports } from "./_fixtures.ts";
-
-/**
- * Remembers the messages now in `engine`'s pool; `check()` asserts (within a generous
- * deadline) that every one of them is back. Small scenarios never drain the pool, so a
- * message missing at the end was leaked.
- */
-function poolProbe(engine: Engine): { check(what: string): Promise<void> } {
-  const drain = () => {
-    const out: Message[] = [];
-    for (let m = engine.get("poolOnly"); m !== null; m = engine.get("poolOnly")) out.push(m);
-    return out;
-  };
-  const start = drain();
-  for (const m of start) engine.put(m);
-  return {
-    async check(what) {
-      const until = Date.now() + 10_000;
-      let missing = 0;
-      for (;;) {
-        const now = drain();
-        const back = new Set(now);
-        missing = start.filter((m) => !back.has(m)).length;
-        for (const m of now) engine.put(m);
-        if (missing === 0 || Date.now() > until) break;
-        await delay(20);
-      }
-      assertEquals(missing, 0, `${what}: messages not back in the pool`);
-    },
-  };
-}
 
 /** An engine whose pool starts with 64 messages and keeps every message put back. */
 function probedEngine(options: { maxChannelHeldMsgs?: number } = {}): Engine {
@@ -241,7 +217,7 @@ for (const t of peerTransports) {
 
   Deno.test(`${t.name}: Channel: an answer that came before a streamed request's source failed goes back to the pool`, async () => {
     await using engine = probedEngine();
-    const probe = poolProbe(engine);
+    const probe = poolProbe(engine, null);
     {
       await using p = await pair(t, engine, { timeoutMs: 20_000 });
       const failLate = gate();
@@ -382,7 +358,7 @@ for (const t of peerTransports) {
 
   Deno.test(`${t.name}: Channel: abort() twice gives its second bye back to the pool`, async () => {
     await using engine = probedEngine();
-    const probe = poolProbe(engine);
+    const probe = poolProbe(engine, null);
     {
       await using p = await pair(t, engine, { timeoutMs: 20_000 });
       p.client.abort();
@@ -395,7 +371,7 @@ for (const t of peerTransports) {
 
   Deno.test(`${t.name}: Channel: abort() gives back the messages nobody read once it is closed`, async () => {
     await using engine = probedEngine();
-    const probe = poolProbe(engine);
+    const probe = poolProbe(engine, null);
     await using p = await pair(t, engine, { timeoutMs: 20_000 });
     await p.peer.send("never read");
     await p.peer.send(["a stream", "never read"]);
@@ -518,7 +494,7 @@ for (const t of peerTransports) {
       maxPoolMsgs: 100_000,
       maxQueuedBytes: 70_000,
     });
-    const probe = poolProbe(engine);
+    const probe = poolProbe(engine, null);
     {
       await using p = await pair(t, engine, { timeoutMs: 20_000 });
       const first = p.client.request("a".repeat(40_000), { timeoutMs: 20_000 });

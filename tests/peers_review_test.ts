@@ -2,7 +2,13 @@
 // flight; late answers; peers that send what they should not; and, after every scenario,
 // every message back in its pool and every channel closed.
 
-import { expectTofuError, peerTransports, startServerChild, within } from "./_peer_fixtures.ts";
+import {
+  expectTofuError,
+  peerTransports,
+  poolProbe,
+  startServerChild,
+  within,
+} from "./_peer_fixtures.ts";
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
@@ -38,37 +44,6 @@ async function connectAnswered(
   hello.bhdr.opCode = OpCode.HelloResponse;
   peer.group.post(hello);
   return await connecting;
-}
-
-/**
- * Remembers the messages now in `engine`'s pool; `check()` asserts (within a generous
- * deadline) that every one of them is back in the pool and that no channel is open.
- * Small scenarios never drain the pool, so a message missing at the end was leaked.
- */
-function poolProbe(engine: Engine, channels = 0): { check(what: string): Promise<void> } {
-  const drain = () => {
-    const out: Message[] = [];
-    for (let m = engine.get("poolOnly"); m !== null; m = engine.get("poolOnly")) out.push(m);
-    return out;
-  };
-  const start = drain();
-  for (const m of start) engine.put(m);
-  return {
-    async check(what) {
-      const until = Date.now() + 10_000;
-      let missing = 0;
-      for (;;) {
-        const now = drain();
-        const back = new Set(now);
-        missing = start.filter((m) => !back.has(m)).length;
-        for (const m of now) engine.put(m);
-        if ((missing === 0 && engine.channelCount === channels) || Date.now() > until) break;
-        await delay(20);
-      }
-      assertEquals(missing, 0, `${what}: messages not back in the pool`);
-      assertEquals(engine.channelCount, channels, `${what}: channels still open`);
-    },
-  };
 }
 
 function gate(): { wait: Promise<void>; open(): void } {
