@@ -19,35 +19,10 @@ import {
   UdsClientAddress,
   UdsServerAddress,
 } from "../mod.ts";
+import { pause, recorder } from "./_pause_recorder.ts";
 
 const where = Deno.args[0]!;
 const isUds = where.startsWith("uds|");
-
-// The delays asked of setTimeout while the hoard is held, in order, but for 0 ms and for
-// 10 s or more: the listener's pauses (the engine's other timers ask for 0 ms, the receive
-// waits below for 20 s).
-let recording = false;
-const delays: number[] = [];
-const timers = globalThis as unknown as {
-  setTimeout(fn: () => void, ms?: number): number;
-};
-const realSetTimeout = timers.setTimeout;
-timers.setTimeout = (fn: () => void, ms?: number) => {
-  if (recording && ms !== undefined && ms > 0 && ms < 10_000) delays.push(ms);
-  return realSetTimeout(fn, ms);
-};
-
-/** A timer of the real setTimeout (not recorded). */
-function pause(ms: number): Promise<void> {
-  return new Promise((r) => realSetTimeout(r, ms));
-}
-
-// Deno sets up its signal handling (a pipe) at the first signal listener of the process and
-// panics if no descriptor is free then; something in Deno adds one at an unforeseen time,
-// so it is set up here, before the hoard.
-const noop = () => {};
-Deno.addSignalListener("SIGUSR2", noop);
-Deno.removeSignalListener("SIGUSR2", noop);
 
 const engine = new Engine();
 const server = engine.create();
@@ -127,7 +102,7 @@ if (await serve("A") !== null) throw new Error("Cannot run the child: a report b
 // Every descriptor taken but two: B's client socket takes one, its accept the other. The
 // listener then has none free besides its reserve.
 const hoard: Deno.FsFile[] = [];
-recording = true;
+recorder.recording = true;
 hoardAll(hoard);
 hoard.pop()!.close();
 hoard.pop()!.close();
@@ -140,9 +115,9 @@ if (report.bhdr.channelNumber !== first.channel || !report.isFromEngine()) {
 console.log(`report ${report.bhdr.opCode} ${report.bhdr.status} ${report.error?.message}`);
 engine.put(report);
 // Six pauses of the backoff, then the hoard goes.
-while (delays.length < 6) await pause(20);
-recording = false;
-console.log(`pauses ${delays.join(",")}`);
+while (recorder.delays.length < 6) await pause(20);
+recorder.recording = false;
+console.log(`pauses ${recorder.delays.join(",")}`);
 for (const f of hoard.splice(0)) f.close();
 const late = await serve("C");
 if (late !== null) console.log(`report ${late.error?.message}`);

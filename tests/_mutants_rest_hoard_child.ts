@@ -15,29 +15,7 @@ import {
   OpCode,
   Status,
 } from "../mod.ts";
-
-// The delays asked of setTimeout from the first report on, but for 0 ms and for 10 s or
-// more: the listener's pauses (the engine's other timers ask for 0 ms or 10 s and more).
-let recording = false;
-const delays: number[] = [];
-const timers = globalThis as unknown as {
-  setTimeout(fn: () => void, ms?: number): number;
-};
-const realSetTimeout = timers.setTimeout;
-timers.setTimeout = (fn: () => void, ms?: number) => {
-  if (recording && ms !== undefined && ms > 0 && ms < 10_000) delays.push(ms);
-  return realSetTimeout(fn, ms);
-};
-
-function pause(ms: number): Promise<void> {
-  return new Promise((r) => realSetTimeout(r, ms));
-}
-
-// Deno sets up its signal handling (a pipe) at the first signal listener; it must not
-// find every descriptor taken (see tests/_fd_hoard_child.ts).
-const noop = () => {};
-Deno.addSignalListener("SIGUSR2", noop);
-Deno.removeSignalListener("SIGUSR2", noop);
+import { pause, recorder } from "./_pause_recorder.ts";
 
 const name = `rest-hoard-${Deno.pid}`;
 const engine = new Engine();
@@ -91,7 +69,7 @@ await answer(await next(server, "HelloRequest of A"), "A");
 // none free besides its reserve: it reports the episode, drops the reserve and pauses.
 const hoard: Deno.FsFile[] = [];
 hoardAll(hoard);
-recording = true;
+recorder.recording = true;
 dial();
 let report: Message | null = null;
 for (let served = false; !served || report === null;) {
@@ -109,24 +87,24 @@ engine.put(report);
 // The descriptor the dropped reserve freed is taken too (the listener holds its reserve
 // only inside one synchronous step, so it is free now): the reserve cannot be opened again.
 hoardAll(hoard);
-const before = delays.length;
+const before = recorder.delays.length;
 // C connects. The listener must not accept while it cannot hold its reserve: it goes on
 // pausing, and C waits.
 dial();
-while (delays.length < before + 5) {
+while (recorder.delays.length < before + 5) {
   await pause(10);
   const m = server.tryReceive();
   if (m !== null) {
     console.log(
       `C accepted with no descriptor free (op ${m.bhdr.opCode} status ${m.bhdr.status}, after ${
-        delays.length - before
+        recorder.delays.length - before
       } pauses)`,
     );
     Deno.exit(1);
   }
 }
-console.log(`C waits ${delays.length - before} pauses`);
-recording = false;
+console.log(`C waits ${recorder.delays.length - before} pauses`);
+recorder.recording = false;
 for (const f of hoard.splice(0)) f.close();
 await answer(await next(server, "HelloRequest of C"), "C");
 console.log("done");
