@@ -9,3 +9,14 @@ export function exists(path: string): boolean {
     return false;
   }
 }
+
+/** Has `l` accept a client that connects to the Unix socket `path`; closes both ends. */
+export async function connectOnce(
+  l: { accept(): Promise<{ close(): void }> },
+  path: string,
+): Promise<void> {
+  const accepted = l.accept();
+  const c = await Deno.connect({ transport: "unix", path });
+  (await accepted).close();
+  c.close();
+}

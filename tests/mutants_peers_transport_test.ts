@@ -19,7 +19,7 @@ import {
 } from "../src/_transport_tcp.ts";
 import { liveSocketPaths, removeSocketFile, uds } from "../src/_transport_uds.ts";
 import { runChildJson } from "./_fixtures.ts";
-import { exists } from "./_paths.ts";
+import { connectOnce, exists } from "./_paths.ts";
 
 const names = (xs: number[]) => xs.map(statusName);
 
@@ -177,10 +177,7 @@ Deno.test("uds: a path live in this process, or live elsewhere, or not a socket,
     const err = await assertRejects(() => uds.listen({ path }), Deno.errors.AddrInUse);
     assertStringIncludes(err.message, "another process is listening on");
     assertEquals(Deno.lstatSync(path).ino, ino, "the live socket file is kept");
-    const accepted = other.accept();
-    const c = await Deno.connect({ transport: "unix", path });
-    (await accepted).close();
-    c.close();
+    await connectOnce(other, path);
   } finally {
     other.close();
   }
@@ -225,10 +222,7 @@ for (const pending of [true, false]) {
     const base = path.slice(path.lastIndexOf("/") + 1);
     const leftovers = [...Deno.readDirSync(dir)].filter((e) => e.name.startsWith(`${base}.`));
     assertEquals(leftovers, [], "no hard link is left behind");
-    const accepted = other.accept();
-    const c = await Deno.connect({ transport: "unix", path });
-    (await accepted).close();
-    c.close();
+    await connectOnce(other, path);
     other.close();
   });
 }

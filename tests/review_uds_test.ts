@@ -13,7 +13,7 @@ import { Engine, OpCode, Status, UdsServerAddress } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { closingSocketPaths, uds } from "../src/_transport_uds.ts";
 import { expect, makeAbort, recv } from "./_fixtures.ts";
-import { exists } from "./_paths.ts";
+import { connectOnce, exists } from "./_paths.ts";
 
 type Group = ReturnType<Engine["create"]>;
 
@@ -41,10 +41,7 @@ async function assertFree(path: string): Promise<void> {
   try {
     await new Promise((r) => setTimeout(r, 50));
     assert(exists(path), "the new listener's file is gone");
-    const accepted = l.accept();
-    const c = await Deno.connect({ transport: "unix", path });
-    (await accepted).close();
-    c.close();
+    await connectOnce(l, path);
   } finally {
     l.close();
   }
@@ -98,10 +95,7 @@ Deno.test("uds: a listen on a closing path waits for the last of the accepts pen
     assertEquals(await Promise.all(accepts), ["BadResource", "Busy", "Busy"]);
     await new Promise((r) => setTimeout(r, 50));
     assert(exists(path), "the new listener's file is there");
-    const accepted = again.accept();
-    const c = await Deno.connect({ transport: "unix", path });
-    (await accepted).close();
-    c.close();
+    await connectOnce(again, path);
   } finally {
     again.close();
   }

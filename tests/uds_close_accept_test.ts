@@ -17,7 +17,7 @@ import {
   type Server,
   transports,
 } from "./_fixtures.ts";
-import { exists } from "./_paths.ts";
+import { connectOnce, exists } from "./_paths.ts";
 
 const udsTransport = transports.find((t) => t.name === "uds")!;
 
@@ -25,10 +25,7 @@ const udsTransport = transports.find((t) => t.name === "uds")!;
 async function assertReachable(l: Deno.UnixListener, path: string): Promise<void> {
   try {
     assert(exists(path), `the file of the listener on ${path} is gone`);
-    const accepted = l.accept();
-    const c = await Deno.connect({ transport: "unix", path });
-    (await accepted).close();
-    c.close();
+    await connectOnce(l, path);
   } finally {
     l.close();
   }
@@ -79,10 +76,7 @@ Deno.test("uds: a listen on the path of a listener of this process that is closi
     assertInstanceOf(await accepting, Error);
     l.ended();
     assert(exists(path), "the new listener's file is there");
-    const accepted = again.accept();
-    const c = await Deno.connect({ transport: "unix", path });
-    (await accepted).close();
-    c.close();
+    await connectOnce(again, path);
   } finally {
     again.close();
     again.ended();
