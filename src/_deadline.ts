@@ -12,6 +12,10 @@ export class Deadline implements Disposable {
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
   #expired = false;
+  // The races under way: each is rejected when the deadline passes. A race leaves the set
+  // when its promise settles, so a deadline raced many times (a dial re-tried under one
+  // handshake deadline) holds only the races still open.
+  readonly #racers = new Set<(e: unknown) => void>();
 
   /**
    * @param action What is being waited for, for the message (`Cannot <action>: ...`).
@@ -31,6 +35,8 @@ export class Deadline implements Disposable {
     const reject = (e: unknown) => {
       this.#expired = true;
       rejectRaw(e);
+      for (const r of this.#racers) r(e);
+      this.#racers.clear();
     };
     this.promise.catch(noop); // a deadline nobody raced is not an unhandled rejection
     if (signal?.aborted) {
@@ -62,7 +68,19 @@ export class Deadline implements Disposable {
    * expired it rejects even if `p` has settled too (an aborted signal wins every race).
    */
   race<T>(p: Promise<T>): Promise<T> {
-    return this.#expired ? this.promise : Promise.race([p, this.promise]);
+    if (this.#expired) return this.promise;
+    // Not Promise.race with this.promise: that would leave a reaction on it per race,
+    // kept until the deadline itself is gone.
+    return new Promise<T>((resolve, reject) => {
+      this.#racers.add(reject);
+      p.then((v) => {
+        this.#racers.delete(reject);
+        resolve(v);
+      }, (e) => {
+        this.#racers.delete(reject);
+        reject(e);
+      });
+    });
   }
 
   [Symbol.dispose](): void {

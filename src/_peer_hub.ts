@@ -21,6 +21,9 @@ export class Hub {
   readonly #fallback: (m: Message) => void;
   readonly pumped: Promise<void>;
   #destroyed = false;
+  #ended = false;
+  // Called once when the pump ends (see onEnd).
+  readonly #onEnd = new Set<() => void>();
 
   /** `fallback` gets messages of channels nobody routes (on a server: new peers). */
   constructor(engine: Engine, fallback?: (m: Message) => void) {
@@ -32,6 +35,20 @@ export class Hub {
 
   get destroyed(): boolean {
     return this.#destroyed;
+  }
+
+  /**
+   * Calls `fn` when the pump ends (at once if it has), and returns what takes it off
+   * again. Unlike a reaction on `pumped`, nothing of a removed `fn` stays behind: a
+   * channel that pauses between re-dials for as long as its group lives adds one per pause.
+   */
+  onEnd(fn: () => void): () => void {
+    if (this.#ended) {
+      fn();
+      return () => {};
+    }
+    this.#onEnd.add(fn);
+    return () => this.#onEnd.delete(fn);
   }
 
   route(channel: number, r: Route): void {
@@ -73,5 +90,9 @@ export class Hub {
     const routes = [...this.#routes.values()];
     this.#routes.clear();
     for (const r of routes) r.gone();
+    this.#ended = true;
+    const waiting = [...this.#onEnd];
+    this.#onEnd.clear();
+    for (const fn of waiting) fn();
   }
 }

@@ -990,11 +990,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         const pause = sleep(jitter(delay), true);
         this.#wakeSleep = pause.wake;
         // A pause ends early when the engine closes: the next dial then fails at once.
-        await deadline.race(Promise.race([pause.done, this.#hub.pumped])).catch((e) => {
+        const unhook = this.#hub.onEnd(pause.wake);
+        try {
+          await deadline.race(pause.done).catch(giveUp);
+        } finally {
+          unhook();
           pause.wake(); // its timer would keep the process alive
-          giveUp(e);
-        });
-        pause.wake();
+        }
         delay = Math.min(delay * 2, r!.maxDelayMs);
       }
     }
@@ -1012,7 +1014,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       this.#wakeSleep = pause.wake;
       // No connection of this channel is routed while it pauses, so nothing calls #gone
       // if the engine closes meanwhile: the end of the hub's pump says so instead.
-      await Promise.race([pause.done, this.#hub.pumped]);
+      const unhook = this.#hub.onEnd(pause.wake);
+      await pause.done;
+      unhook();
       pause.wake();
       if (this.#state !== "reconnecting") return;
       if (this.#hub.destroyed) return this.#gone(this.#number);

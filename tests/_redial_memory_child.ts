@@ -1,0 +1,68 @@
+// deno-lint-ignore-file no-console
+// Run by tests/redial_memory_test.ts with --v8-flags=--expose-gc: a client channel that
+// keeps dialling a peer that is not there must not hold more memory with every attempt.
+// Deno.args: the transport (`tcp` or `uds`) and the path that dials:
+// - `open`: connect() to an address nobody listens on, re-dialling (1 ms pauses) within
+//   one long handshake deadline;
+// - `redial`: a connected channel whose listener closed, re-dialling after the drop.
+// The pauses are counted at setTimeout (the only timers of 0.5-1 ms here; Deno clamps a
+// nested timer to 4 ms, so an attempt takes about 4.5 ms). After WARM-UP
+// attempts it collects garbage and reads the heap, again after MEASURED more; prints the
+// growth per attempt in bytes (JSON: {"attempts", "bytesPerAttempt"}).
+
+const timers = globalThis as unknown as { setTimeout(fn: () => void, ms?: number): number };
+const realSetTimeout = timers.setTimeout;
+let pauses = 0;
+let wanted = Infinity;
+let reached: () => void = () => {};
+timers.setTimeout = (fn: () => void, ms?: number) => {
+  if (ms !== undefined && ms > 0 && ms <= 1 && ++pauses === wanted) reached();
+  return realSetTimeout(fn, ms);
+};
+
+const { connect, listen } = await import("../mod.ts");
+const { transports } = await import("./_fixtures.ts");
+
+const WARM_UP = 1000;
+const MEASURED = 1000;
+const t = transports.find((x) => x.name === Deno.args[0])!;
+const path = Deno.args[1];
+const gc = (globalThis as unknown as { gc(): void }).gc;
+
+function attempts(n: number): Promise<void> {
+  return new Promise((r) => {
+    wanted = pauses + n;
+    reached = r;
+  });
+}
+
+async function heapUsed(): Promise<number> {
+  await new Promise((r) => realSetTimeout(r, 0));
+  gc();
+  gc();
+  return Deno.memoryUsage().heapUsed;
+}
+
+const reconnect = { initialDelayMs: 1, maxDelayMs: 1 };
+const ac = new AbortController();
+let done: Promise<unknown>;
+if (path === "open") {
+  done = connect(t.nobody().toString(), { reconnect, timeoutMs: 600_000, signal: ac.signal })
+    .then(() => {
+      throw new Error("Cannot run the child: the address nobody listens on answered");
+    }, (e) => e);
+} else {
+  const l = await listen(t.listenAt().toString());
+  const ch = await connect(l.addresses[0]!, { reconnect });
+  await l.close();
+  done = ac.signal.aborted ? Promise.resolve() : new Promise<void>((r) => {
+    ac.signal.addEventListener("abort", () => ch.close().then(() => r()));
+  });
+}
+await attempts(WARM_UP);
+const before = await heapUsed();
+await attempts(MEASURED);
+const after = await heapUsed();
+ac.abort();
+await done;
+console.log(JSON.stringify({ attempts: MEASURED, bytesPerAttempt: (after - before) / MEASURED }));
