@@ -66,18 +66,28 @@ export class Deadline implements Disposable {
   /**
    * Settles like `p`, unless the deadline passes or the signal aborts first. Once
    * expired it rejects even if `p` has settled too (an aborted signal wins every race).
+   * `onLost` runs if the deadline wins, so the caller can drop what `p` waits on.
    */
-  race<T>(p: Promise<T>): Promise<T> {
-    if (this.#expired) return this.promise;
+  race<T>(p: Promise<T>, onLost?: () => void): Promise<T> {
+    if (this.#expired) {
+      onLost?.();
+      return this.promise;
+    }
     // Not Promise.race with this.promise: that would leave a reaction on it per race,
     // kept until the deadline itself is gone.
     return new Promise<T>((resolve, reject) => {
-      this.#racers.add(reject);
+      const lose = onLost
+        ? (e: unknown) => {
+          onLost();
+          reject(e);
+        }
+        : reject;
+      this.#racers.add(lose);
       p.then((v) => {
-        this.#racers.delete(reject);
+        this.#racers.delete(lose);
         resolve(v);
       }, (e) => {
-        this.#racers.delete(reject);
+        this.#racers.delete(lose);
         reject(e);
       });
     });

@@ -88,8 +88,8 @@ function peerFailure(m: Message, action: string): TofuError | null {
 
 type State = "connecting" | "open" | "reconnecting" | "closing" | "closed";
 
-interface Pending {
-  resolve(m: Message): void;
+interface Pending<T = Message> {
+  resolve(v: T): void;
   reject(e: TofuError): void;
 }
 
@@ -171,9 +171,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   readonly #incoming = new AsyncQueue<Message>();
   #closed!: Promise<number>;
   #resolveClosed!: (status: number) => void;
-  #ready!: Promise<void>;
-  #resolveReady: () => void = noop;
-  #rejectReady: (e: TofuError) => void = noop;
+  // Callers of request() and send() waiting for the channel to open again. Not one shared
+  // promise: each caller that gave up (timed out, aborted) would leave a reaction on it,
+  // holding its error, for as long as the channel stays down.
+  readonly #openWaiters = new Set<Pending<void>>();
   #handshake: Pending | null = null;
   #helloFailure: TofuError | null = null;
   #byeSent = false;
@@ -221,7 +222,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     this.#address = address;
     this.#ownsHub = ownsHub;
     this.#closed = new Promise((r) => this.#resolveClosed = r);
-    this.#newReady();
   }
 
   /** The engine whose pool the channel's messages come from. */
@@ -287,7 +287,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    */
   async request(body: Payload, options: RequestOptions = {}): Promise<Message> {
     using deadline = new Deadline("complete request", options.timeoutMs, options.signal);
-    await deadline.race(this.#whenOpen("complete request"));
+    await this.#whenOpen("complete request", deadline);
     const { promise: reply, resolve, reject } = Promise.withResolvers<Message>();
     reply.catch(noop);
     let id: bigint | undefined;
@@ -350,7 +350,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       throw new TypeError(`Cannot send: op ${op} is not OpCode.Signal or OpCode.Request`);
     }
     using deadline = new Deadline("send", options.timeoutMs, options.signal);
-    await deadline.race(this.#whenOpen("send"));
+    await this.#whenOpen("send", deadline);
     await deadline.race(this.#hub.group.ready(this.#number));
     return await this.#send(op, body, options.headers, 0n, noop);
   }
@@ -672,14 +672,30 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
   }
 
-  #whenOpen(action: string): Promise<void> {
-    if (this.#state === "open") return Promise.resolve();
+  /** Resolves once the channel is open (at once if it is), within `deadline`. */
+  #whenOpen(action: string, deadline: Deadline): Promise<void> {
+    if (this.#state === "open") return deadline.race(Promise.resolve());
     if (this.#state === "closing" || this.#state === "closed") {
-      return Promise.reject(
+      return deadline.race(Promise.reject(
         new TofuError(Status.channelClosed, `Cannot ${action}: the channel is closed`),
-      );
+      ));
     }
-    return this.#ready;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const waiter = { resolve, reject };
+    this.#openWaiters.add(waiter);
+    return deadline.race(promise, () => this.#openWaiters.delete(waiter));
+  }
+
+  #resolveReady(): void {
+    const waiting = [...this.#openWaiters];
+    this.#openWaiters.clear();
+    for (const w of waiting) w.resolve();
+  }
+
+  #rejectReady(err: TofuError): void {
+    const waiting = [...this.#openWaiters];
+    this.#openWaiters.clear();
+    for (const w of waiting) w.reject(err);
   }
 
   #abandon(id: bigint): void {
@@ -857,7 +873,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     );
     if (!this.#userClosed && this.#reconnect && !this.#hub.destroyed) {
       this.#state = "reconnecting";
-      this.#newReady();
       this.#redial();
     } else {
       this.#finish(status);
@@ -905,14 +920,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   // ---- dialing ----
-
-  #newReady(): void {
-    this.#ready = new Promise((res, rej) => {
-      this.#resolveReady = res;
-      this.#rejectReady = rej;
-    });
-    this.#ready.catch(noop);
-  }
 
   #dialOnce(deadline: Deadline): Promise<void> {
     if (deadline.expired) return deadline.promise;

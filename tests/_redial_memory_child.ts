@@ -4,11 +4,13 @@
 // Deno.args: the transport (`tcp` or `uds`) and the path that dials:
 // - `open`: connect() to an address nobody listens on, re-dialling (1 ms pauses) within
 //   one long handshake deadline;
-// - `redial`: a connected channel whose listener closed, re-dialling after the drop.
-// The pauses are counted at setTimeout (the only timers of 0.5-1 ms here; Deno clamps a
-// nested timer to 4 ms, so an attempt takes about 4.5 ms). After WARM-UP
-// attempts it collects garbage and reads the heap, again after MEASURED more; prints the
-// growth per attempt in bytes (JSON: {"attempts", "bytesPerAttempt"}).
+// - `redial`: a connected channel whose listener closed, re-dialling after the drop;
+// - `waiting`: a dropped channel that waits a minute between re-dials while request() and
+//   send() are called on it again and again, each giving up after 1 ms (the attempts).
+// The attempts are counted at setTimeout (the only timers of 1 ms or less here: the pauses,
+// or the deadlines of `waiting`; Deno clamps a nested timer to 4 ms, so an attempt takes
+// about 4.5 ms). After WARM_UP attempts it collects garbage and reads the heap, again after
+// MEASURED more; prints the growth per attempt in bytes (JSON: {"attempts", "bytesPerAttempt"}).
 
 const timers = globalThis as unknown as { setTimeout(fn: () => void, ms?: number): number };
 const realSetTimeout = timers.setTimeout;
@@ -53,10 +55,28 @@ if (path === "open") {
     }, (e) => e);
 } else {
   const l = await listen(t.listenAt().toString());
-  const ch = await connect(l.addresses[0]!, { reconnect });
+  const ch = await connect(l.addresses[0]!, {
+    reconnect: path === "redial" ? reconnect : { initialDelayMs: 60_000, maxDelayMs: 60_000 },
+  });
   await l.close();
-  done = ac.signal.aborted ? Promise.resolve() : new Promise<void>((r) => {
-    ac.signal.addEventListener("abort", () => ch.close().then(() => r()));
+  let waiting = Promise.resolve();
+  if (path === "waiting") {
+    // The drop is seen once the channel's read ends; then every call waits for it to open.
+    await new Promise((r) => realSetTimeout(r, 200));
+    waiting = (async () => {
+      for (let i = 0; !ac.signal.aborted; i++) {
+        const call = i % 2 === 0 ? ch.request("ping", { timeoutMs: 1 }) : ch.send("ping", {
+          timeoutMs: 1,
+        });
+        const err = await call.then(() => null, (e: Error) => e);
+        if (!err?.message.includes("no answer within 1 ms")) {
+          throw new Error(`Cannot run the child: a call on the dropped channel gave ${err}`);
+        }
+      }
+    })();
+  }
+  done = new Promise<void>((r) => {
+    ac.signal.addEventListener("abort", () => waiting.then(() => ch.close()).then(() => r()));
   });
 }
 await attempts(WARM_UP);
