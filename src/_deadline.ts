@@ -16,6 +16,9 @@ export class Deadline implements Disposable {
   // when its promise settles, so a deadline raced many times (a dial re-tried under one
   // handshake deadline) holds only the races still open.
   readonly #racers = new Set<(e: unknown) => void>();
+  // Made on first use of `signal`, aborted when the deadline passes.
+  #controller: AbortController | undefined;
+  #reason: unknown;
 
   /**
    * @param action What is being waited for, for the message (`Cannot <action>: ...`).
@@ -34,9 +37,11 @@ export class Deadline implements Disposable {
     this.promise = new Promise<never>((_, r) => rejectRaw = r);
     const reject = (e: unknown) => {
       this.#expired = true;
+      this.#reason = e;
       rejectRaw(e);
       for (const r of this.#racers) r(e);
       this.#racers.clear();
+      this.#controller?.abort(e);
     };
     this.promise.catch(noop); // a deadline nobody raced is not an unhandled rejection
     if (signal?.aborted) {
@@ -56,6 +61,18 @@ export class Deadline implements Disposable {
       this.#onAbort = () => reject(aborted(action, status, signal));
       signal.addEventListener("abort", this.#onAbort, { once: true });
     }
+  }
+
+  /**
+   * An AbortSignal that aborts (with the deadline's error) when the deadline passes, for
+   * waits that take a signal and must stop waiting then, not just lose the race.
+   */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#expired) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
 
   /** Whether the time ran out or the signal aborted. */

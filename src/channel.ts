@@ -296,7 +296,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
         id = first;
         this.#pending.set(first, { resolve, reject });
-      });
+      }, deadline);
       m = await deadline.race(reply);
     } catch (err) {
       if (id !== undefined) {
@@ -351,8 +351,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     using deadline = new Deadline("send", options.timeoutMs, options.signal);
     await this.#whenOpen("send", deadline);
-    await deadline.race(this.#hub.group.ready(this.#number));
-    return await this.#send(op, body, options.headers, 0n, noop);
+    // With the deadline's signal, a send that gave up leaves no wait behind on a full channel.
+    await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
+    return await this.#send(op, body, options.headers, 0n, noop, deadline);
   }
 
   /**
@@ -412,7 +413,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (id === 0n) {
       throw new TofuError(Status.invalidMessageId, "Cannot respond: the request has no message id");
     }
-    await this.#send(OpCode.Response, body, headers, id, onFirst);
+    await this.#send(OpCode.Response, body, headers, id, onFirst, null);
   }
 
   /**
@@ -569,6 +570,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     headers: Record<string, string> | undefined,
     id: bigint,
     onFirst: (id: bigint) => void,
+    deadline: Deadline | null,
   ): Promise<bigint> {
     if (body instanceof Message) {
       const bh = body.bhdr;
@@ -607,7 +609,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           );
         }
         if (prev !== undefined) {
-          await this.#hub.group.ready(link); // a long stream keeps pace with the socket
+          // A long stream keeps pace with the socket, within the caller's deadline.
+          await (deadline
+            ? deadline.race(this.#hub.group.ready(link, { signal: deadline.signal }))
+            : this.#hub.group.ready(link));
           id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
           if (first) onFirst(id);
           first = false;

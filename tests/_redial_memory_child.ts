@@ -6,7 +6,9 @@
 //   one long handshake deadline;
 // - `redial`: a connected channel whose listener closed, re-dialling after the drop;
 // - `waiting`: a dropped channel that waits a minute between re-dials while request() and
-//   send() are called on it again and again, each giving up after 1 ms (the attempts).
+//   send() are called on it again and again, each giving up after 1 ms (the attempts);
+// - `full`: a channel to a peer that never reads, full, while send() is called on it again
+//   and again, each giving up after 1 ms waiting for room (the attempts).
 // The attempts are counted at setTimeout (the only timers of 1 ms or less here: the pauses,
 // or the deadlines of `waiting`; Deno clamps a nested timer to 4 ms, so an attempt takes
 // about 4.5 ms). After WARM_UP attempts it collects garbage and reads the heap, again after
@@ -22,8 +24,10 @@ timers.setTimeout = (fn: () => void, ms?: number) => {
   return realSetTimeout(fn, ms);
 };
 
-const { connect, listen } = await import("../mod.ts");
-const { transports } = await import("./_fixtures.ts");
+const { connect, Engine, listen, OpCode } = await import("../mod.ts");
+const { transports, writeAll } = await import("./_fixtures.ts");
+const { rawListen } = await import("./_raw_peer.ts");
+const { frame } = await import("./_attack.ts");
 
 const WARM_UP = 1000;
 const MEASURED = 1000;
@@ -39,7 +43,7 @@ function attempts(n: number): Promise<void> {
 }
 
 async function heapUsed(): Promise<number> {
-  await new Promise((r) => realSetTimeout(r, 0));
+  await new Promise<void>((r) => realSetTimeout(r, 0));
   gc();
   gc();
   return Deno.memoryUsage().heapUsed;
@@ -53,6 +57,37 @@ if (path === "open") {
     .then(() => {
       throw new Error("Cannot run the child: the address nobody listens on answered");
     }, (e) => e);
+} else if (path === "full") {
+  const { listener, bound } = rawListen(t);
+  const accepted = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(4096)); // the HelloRequest; nothing is read after it
+    await writeAll(conn, frame(OpCode.HelloResponse));
+    return conn;
+  })();
+  const engine = new Engine({ maxQueuedBytes: 1 << 20 });
+  const ch = await connect(bound, { engine });
+  const conn = await accepted;
+  const big = new Uint8Array(60_000);
+  while (await ch.send(big, { timeoutMs: 200 }).then(() => true, () => false));
+  const sending = (async () => {
+    while (!ac.signal.aborted) {
+      const err = await ch.send("ping", { timeoutMs: 1 }).then(() => null, (e: Error) => e);
+      if (!err?.message.includes("no answer within 1 ms")) {
+        throw new Error(`Cannot run the child: a send on the full channel gave ${err}`);
+      }
+    }
+  })();
+  done = new Promise<void>((r) => {
+    ac.signal.addEventListener("abort", async () => {
+      await sending;
+      conn.close();
+      listener.close();
+      await ch.close();
+      await engine.close();
+      r();
+    });
+  });
 } else {
   const l = await listen(t.listenAt().toString());
   const ch = await connect(l.addresses[0]!, {
@@ -62,7 +97,7 @@ if (path === "open") {
   let waiting = Promise.resolve();
   if (path === "waiting") {
     // The drop is seen once the channel's read ends; then every call waits for it to open.
-    await new Promise((r) => realSetTimeout(r, 200));
+    await new Promise<void>((r) => realSetTimeout(r, 200));
     waiting = (async () => {
       for (let i = 0; !ac.signal.aborted; i++) {
         const call = i % 2 === 0 ? ch.request("ping", { timeoutMs: 1 }) : ch.send("ping", {
