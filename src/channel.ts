@@ -27,7 +27,10 @@ export type Payload = Chunk | Message | Iterable<Chunk> | AsyncIterable<Chunk>;
 
 /** Options of {@linkcode Channel.request}. */
 export interface RequestOptions {
-  /** How long to wait for the answer (and for a reconnect first); default forever. */
+  /**
+   * How long to wait for the answer (and before it, for a reconnect and, between the chunks
+   * of a stream, for room on the connection); default forever.
+   */
   timeoutMs?: number;
   /** Text headers of the request (of its first chunk when it is a stream). */
   headers?: Record<string, string>;
@@ -315,8 +318,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Sends a one-way Signal (or a Request whose answer you read from the iterator).
    * Resolves once every chunk is posted (the engine then owns them and writes them in
    * order). While a reconnecting channel is down, it waits within `timeoutMs`; while more
-   * than 2 MiB is queued unsent on the connection, it waits for room first (backpressure,
-   * see `ChannelGroup.ready`), so a loop of awaited sends keeps pace with the peer.
+   * than 2 MiB is queued unsent on the connection, it waits for room first, and before each
+   * chunk of a stream (backpressure, see `ChannelGroup.ready`), all within `timeoutMs`, so a
+   * loop of awaited sends keeps pace with the peer.
    *
    * @param body The body, a ready message, or chunks to send as one stream.
    * @param options The opcode, headers, timeout and abort signal.
