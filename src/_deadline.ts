@@ -87,6 +87,7 @@ export class Deadline implements Disposable {
    */
   race<T>(p: Promise<T>, onLost?: () => void): Promise<T> {
     if (this.#expired) {
+      p.catch(noop); // lost unseen: its rejection, if it comes, is nobody's
       onLost?.();
       return this.promise;
     }
