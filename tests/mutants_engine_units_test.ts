@@ -885,7 +885,8 @@ function stepped(): { now: number; clock: () => number } {
 }
 
 Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, not a tick before", () => {
-  for (const what of ["handshake", "frame", "writeStall", "idle"] as const) {
+  // writeStall: see the next test (writes read no clock; the sweep stamps them).
+  for (const what of ["handshake", "frame", "idle"] as const) {
     const t = stepped();
     const d = new Deadlines(limits({ [what]: 100 }), t.clock);
     const a = new Owned();
@@ -893,8 +894,6 @@ Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, 
     if (what === "frame") {
       w.frameDone();
       w.beforeRead(true); // the first byte of a frame, at 1,000
-    } else if (what === "writeStall") {
-      w.beforeWrite(); // a write starts at 1,000
     }
     t.now = 1_099;
     d.sweep();
@@ -906,6 +905,66 @@ Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, 
     d.sweep();
     assertEquals(a.expired.length, 1, `${what}: once (the sweep stopped with its last channel)`);
   }
+});
+
+Deno.test("Deadlines on a stepped clock: a write stall fires between its value and its value plus one tick, never before", () => {
+  // A write reads no clock: the first sweep that finds it in flight stamps it. The sweep
+  // runs every half tick while the write-stall limit is on, so a write is found within a
+  // half tick of its start and fires within another half tick of its value.
+  const probe = new Deadlines(limits({ writeStall: 100 }));
+  assertEquals([probe.tickMs, probe.periodMs], [25, 12]);
+  for (let offset = 0; offset < 12; offset++) {
+    const t = stepped();
+    const d = new Deadlines(limits({ writeStall: 100 }), t.clock);
+    const a = new Owned();
+    const w = d.watch(a)!;
+    w.frameDone();
+    d.sweep(); // a sweep at 1,000 finds nothing in flight
+    t.now = 1_000 + offset;
+    w.beforeWrite(); // the write starts `offset` ms after that sweep
+    const start = t.now;
+    let sweepAt = 1_000;
+    while (a.expired.length === 0 && sweepAt < 2_000) {
+      sweepAt += d.periodMs;
+      t.now = sweepAt;
+      d.sweep();
+      if (a.expired.length === 0) continue;
+      assertEquals(a.expired, [["writeStall", 100]]);
+      const late = sweepAt - start;
+      assert(late >= 100, `offset ${offset}: fired ${late} ms after the write began, before 100`);
+      assert(late <= 100 + d.tickMs, `offset ${offset}: fired ${late} ms after, past 100 + a tick`);
+    }
+    assertEquals(a.expired.length, 1, `offset ${offset}: fired`);
+  }
+});
+
+Deno.test("Deadlines on a stepped clock: each write's stall is its own; a write that took bytes ends it", () => {
+  const t = stepped();
+  const d = new Deadlines(limits({ writeStall: 100 }), t.clock);
+  const a = new Owned();
+  const w = d.watch(a)!;
+  w.frameDone();
+  w.beforeWrite(); // write 1
+  d.sweep(); // found in flight at 1,000
+  t.now = 1_090;
+  d.sweep();
+  assertEquals(a.expired, [], "90 ms");
+  w.afterWrite();
+  w.beforeWrite(); // write 2 starts at 1,090: its stall starts over
+  t.now = 1_100;
+  d.sweep(); // found at 1,100 (100 ms after write 1 was found: not write 2's stall)
+  t.now = 1_199;
+  d.sweep();
+  assertEquals(a.expired, [], "write 2 was found 99 ms ago");
+  w.afterWrite();
+  t.now = 1_500;
+  d.sweep();
+  assertEquals(a.expired, [], "no write in flight: no stall, however long");
+  w.beforeWrite();
+  d.sweep(); // write 3 found at 1,500
+  t.now = 1_600;
+  d.sweep();
+  assertEquals(a.expired, [["writeStall", 100]]);
 });
 
 Deno.test("Deadlines on a stepped clock: times count from the event, and each event restarts its own", () => {
@@ -966,12 +1025,14 @@ Deno.test("Deadlines on a stepped clock: a limit that is off never fires, howeve
 });
 
 Deno.test("Deadlines on a stepped clock: without an idle limit, reads and writes never read the clock", () => {
+  // A write starting never reads it (the write-stall limit is on here): the sweep stamps it.
   const t = stepped();
   let reads = 0;
-  const d = new Deadlines(limits({ handshake: 100 }), () => (reads++, t.now));
+  const d = new Deadlines(limits({ handshake: 100, writeStall: 100 }), () => (reads++, t.now));
   const w = d.watch(new Owned())!;
   const before = reads;
   w.afterRead();
+  w.beforeWrite();
   w.afterWrite();
   assertEquals(reads, before, "activeAt is not refreshed without an idle limit");
   assertEquals(w.activeAt, 1_000);
@@ -992,6 +1053,10 @@ Deno.test("Deadlines: the sweep runs every quarter of the smallest limit, betwee
   assertEquals(new Deadlines(limits({ handshake: 400 })).tickMs, 100);
   assertEquals(new Deadlines(limits({ handshake: 403, frame: 10_000 })).tickMs, 100);
   assertEquals(new Deadlines(limits({ idle: 10_000, writeStall: 60_000 })).tickMs, 1000);
+  // With the write-stall limit on, the sweep runs every half tick (writes are stamped by it).
+  assertEquals(new Deadlines(limits({ handshake: 400 })).periodMs, 100);
+  assertEquals(new Deadlines(limits({ handshake: 400, writeStall: 1000 })).periodMs, 50);
+  assertEquals(new Deadlines(limits({ idle: 10_000, writeStall: 60_000 })).periodMs, 500);
 });
 
 // ---- Timers that must not keep a process alive ----------------------------------------
