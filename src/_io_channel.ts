@@ -13,7 +13,12 @@ import { FrameDecoder } from "./codec.ts";
 import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
-import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
+import {
+  type Chunk,
+  ENGINE_BUDGET_ALLOWANCE,
+  QUEUED_MESSAGE_OVERHEAD,
+  SendLane,
+} from "./_send_lane.ts";
 import { SendRoom } from "./_send_room.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, statusName, TofuError } from "./status.ts";
@@ -275,26 +280,26 @@ export class IoChannel implements Channel {
   }
 
   /** Accounts for frames written up to `upTo` in `chunk`. */
-  #settle(
-    lane: SendLane,
-    chunk: { buf: Uint8Array; len: number; sent: number },
-    upTo: number,
-  ): void {
-    let closeAfter = false;
-    let released = 0;
-    lane.settle(chunk, upTo, (op, size) => {
-      if (op === OpCode.HelloRequest) this.#helloWritten = true;
-      else if (op === OpCode.ByeRequest) this.#byeSent = true;
-      else if (op === OpCode.ByeResponse || op === OpCode.ByeSignal) closeAfter = true;
-      released += cost(size);
-    });
+  #settle(lane: SendLane, chunk: Chunk, upTo: number): void {
+    this.#closeAfter = false;
+    const n = lane.settle(chunk, upTo, this.#onMarked);
+    // Each frame is charged its bytes plus the overhead (see cost()).
+    const released = lane.settledBytes + n * QUEUED_MESSAGE_OVERHEAD;
     this.#queuedBytes -= released;
     this.#host.charge(-released);
     if (this.#room.waiting) this.#room.update(this.#queuedBytes);
-    if (closeAfter || (this.#byeSent && this.#byeReceived)) {
+    if (this.#closeAfter || (this.#byeSent && this.#byeReceived)) {
       this.close(Status.channelClosed, null);
     }
   }
+
+  // A HelloRequest or a Bye was written (SendLane.settle): bound once, not per write.
+  #closeAfter = false;
+  readonly #onMarked = (op: number): void => {
+    if (op === OpCode.HelloRequest) this.#helloWritten = true;
+    else if (op === OpCode.ByeRequest) this.#byeSent = true;
+    else this.#closeAfter = true; // ByeResponse or ByeSignal
+  };
 
   async #readLoop(conn: Conn): Promise<void> {
     const dec = this.#decoder!;

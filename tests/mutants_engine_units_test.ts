@@ -499,16 +499,15 @@ Deno.test("SendLane: settle() takes whole frames only; a cut frame stays unsent"
   for (const m of ms) lane.append(m, frameLength(m));
   const c = lane.next()!;
   assertEquals([c.sent, c.len], [0, sizes[0]! + sizes[1]! + sizes[2]!]);
-  const seen: Array<[number, number]> = [];
-  lane.settle(c, sizes[0]! + sizes[1]! - 1, (op, size) => seen.push([op, size]));
-  assertEquals(seen, [[OpCode.Request, sizes[0]!]], "the second frame is cut: not settled");
+  const marked: number[] = [];
+  const onMarked = (op: number) => marked.push(op);
+  assertEquals(lane.settle(c, sizes[0]! + sizes[1]! - 1, onMarked), 1, "the second frame is cut");
   assertEquals([c.sent, lane.frames], [sizes[0], 2]);
   assertStrictEquals(lane.next(), c, "the same chunk, with its unsent bytes");
-  lane.settle(c, sizes[0]! + sizes[1]!, (op, size) => seen.push([op, size]));
-  assertEquals(seen.length, 2);
+  assertEquals(lane.settle(c, sizes[0]! + sizes[1]!, onMarked), 1);
   assertEquals([c.sent, lane.frames], [sizes[0]! + sizes[1]!, 1]);
-  lane.settle(c, c.len, (op, size) => seen.push([op, size]));
-  assertEquals(seen.map((s) => s[1]), sizes);
+  assertEquals(lane.settle(c, c.len, onMarked), 1);
+  assertEquals(marked, [], "no HelloRequest or Bye among them");
   assertEquals(lane.frames, 0);
   assertEquals(lane.chunkCount, 1, "the written chunk is kept for reuse");
   assertEquals([c.sent, c.len], [0, 0], "and emptied");
@@ -518,6 +517,48 @@ Deno.test("SendLane: settle() takes whole frames only; a cut frame stays unsent"
   lane.append(m, frameLength(m));
   assertStrictEquals(lane.next(), c);
   assertEquals(lane.chunkCount, 1);
+});
+
+Deno.test("SendLane: settle() counts a whole write without reading it, reports each HelloRequest and Bye, and ignores frames appended during the write", () => {
+  const lane = new SendLane();
+  const sizeOf = (m: Message) => frameLength(m);
+  const ms = [framed(1, 1, 10), framed(1, 2, 20), framed(1, 3, 30)];
+  for (const m of ms) lane.append(m, sizeOf(m));
+  const c = lane.next()!;
+  const taken = c.len;
+  // Two posts land while the write is in flight: past the bytes the writer took.
+  const late = [framed(1, 4, 40), framed(1, 5, 50, OpCode.ByeRequest)];
+  for (const m of late) lane.append(m, sizeOf(m));
+  const marked: number[] = [];
+  assertEquals(lane.settle(c, taken, (op) => marked.push(op)), 3, "the three frames taken");
+  assertEquals([c.sent, lane.frames, marked], [taken, 2, []]);
+  assertEquals(lane.settledBytes, taken);
+  assertStrictEquals(lane.next(), c);
+  assertEquals(lane.settle(c, c.len, (op) => marked.push(op)), 2);
+  assertEquals(
+    lane.settledBytes,
+    sizeOf(late[0]!) + sizeOf(late[1]!),
+    "counted before the chunk is emptied",
+  );
+  assertEquals(c.sent, 0, "emptied for reuse");
+  assertEquals(marked, [OpCode.ByeRequest], "the Bye is reported once");
+  assertEquals(lane.frames, 0);
+  // Marked frames of every kind, between ordinary ones, in a write cut inside the last.
+  const kinds = [OpCode.HelloRequest, OpCode.Request, OpCode.ByeResponse, OpCode.ByeSignal];
+  const mixed = kinds.map((op, i) => framed(1, 10 + i, 5, op));
+  for (const m of mixed) lane.append(m, sizeOf(m));
+  const d = lane.next()!;
+  const got: number[] = [];
+  assertEquals(lane.settle(d, d.len - 1, (op) => got.push(op)), 3);
+  assertEquals(got, [OpCode.HelloRequest, OpCode.ByeResponse], "the cut ByeSignal is not yet");
+  assertEquals(lane.settle(d, d.len, (op) => got.push(op)), 1);
+  assertEquals(got, [OpCode.HelloRequest, OpCode.ByeResponse, OpCode.ByeSignal]);
+  assertEquals(lane.frames, 0);
+  // After the marked frames were written, a whole write is counted again (no walk).
+  for (const m of ms) lane.append(m, sizeOf(m));
+  const e = lane.next()!;
+  assertEquals(lane.settle(e, e.len, () => got.push(-1)), 3);
+  assertEquals(got.length, 3);
 });
 
 Deno.test("SendLane: written chunks are dropped as the writer moves on", () => {
