@@ -72,21 +72,17 @@ function chunkOf(buf: Uint8Array): Chunk {
 
 /** Empties `c` (every frame in it was written). */
 function empty(c: Chunk): void {
-  c.len =
-    c.sent =
-    c.frames =
-    c.done =
-    c.taken =
-    c.takenFrames =
-    c.markedEnd =
-      0;
+  c.len = c.sent = 0;
+  c.frames = c.done = 0;
+  c.taken = c.takenFrames = 0;
+  c.markedEnd = 0;
 }
 
 /**
  * Frames whose writing the channel must see (settle reports them): the HelloRequest and
  * the Byes. Any other run of frames is settled by its counts, without reading them.
  */
-export function isMarked(op: number): boolean {
+function isMarked(op: number): boolean {
   return op === OpCode.HelloRequest || op === OpCode.ByeRequest ||
     op === OpCode.ByeResponse || op === OpCode.ByeSignal;
 }
