@@ -6,6 +6,13 @@
 // compares them with the limits. A limit fires between its value and its value plus one
 // tick (a quarter of the smallest limit, between 25 ms and 1 s). The interval is unref'd:
 // it never keeps the process alive by itself, and it stops when the last channel closes.
+//
+// Writes read no clock: a write only counts itself (a round trip makes one write per side,
+// and performance.now() costs 130-160 ns here). The sweep stamps a write the first time it
+// finds it in flight, which is at or after the write began, so a stall is never timed
+// longer than it is; and at most one sweep period after it began, so with the write-stall
+// limit on, the sweep runs every half tick and a stall still fires by its value plus one
+// tick (found within a half tick, fired within another).
 
 /** Limits in milliseconds; 0 turns one off. */
 export interface Timeouts {
@@ -39,7 +46,13 @@ export class Watch {
   readonly owner: Expirable;
   handshakeSince: number;
   frameSince = 0;
-  writeSince = 0;
+  /** Writes started (the sweep tells one write from the next by it). */
+  writes = 0;
+  /** A write is in flight (started, no byte taken yet). */
+  writing = false;
+  /** The write the sweep last found in flight (its number in `writes`), and when. */
+  stallWrite = -1;
+  stallSince = 0;
   activeAt: number;
   // Only the idle limit reads activeAt: without it, reads and writes skip a clock read
   // each (performance.now() costs ~90 ns here, several per round trip).
@@ -71,14 +84,15 @@ export class Watch {
     if (this.#idle) this.activeAt = this.#now();
   }
 
-  /** A write starts. */
+  /** A write starts (no clock read: the sweep stamps a write it finds in flight). */
   beforeWrite(): void {
-    this.writeSince = this.#now();
+    this.writes++;
+    this.writing = true;
   }
 
   /** A write took bytes. */
   afterWrite(): void {
-    this.writeSince = 0;
+    this.writing = false;
     if (this.#idle) this.activeAt = this.#now();
   }
 }
@@ -86,8 +100,10 @@ export class Watch {
 export class Deadlines {
   readonly limits: Readonly<Timeouts>;
   readonly #watches = new Set<Watch>();
-  /** The sweep's period in milliseconds. */
+  /** The tick in milliseconds: how late past its value a limit may fire. */
   readonly tickMs: number;
+  /** The sweep's period: the tick, or half of it when the write-stall limit is on. */
+  readonly periodMs: number;
   readonly #enabled: boolean;
   readonly #now: Clock;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -105,6 +121,7 @@ export class Deadlines {
     const on = Object.values(limits).filter((ms) => ms > 0);
     this.#enabled = on.length > 0;
     this.tickMs = Math.min(TICK_MAX_MS, Math.max(TICK_MIN_MS, Math.floor(Math.min(...on) / 4)));
+    this.periodMs = limits.writeStall > 0 ? Math.floor(this.tickMs / 2) : this.tickMs;
   }
 
   /** Starts watching a channel; null when every limit is off. */
@@ -113,7 +130,7 @@ export class Deadlines {
     const w = new Watch(owner, this.#now, this.limits.idle > 0);
     this.#watches.add(w);
     if (this.#timer === undefined) {
-      const timer = setInterval(() => this.sweep(), this.tickMs);
+      const timer = setInterval(() => this.sweep(), this.periodMs);
       Deno.unrefTimer(timer);
       this.#timer = timer;
     }
@@ -134,13 +151,13 @@ export class Deadlines {
     for (const w of this.#watches) {
       let what: Expiry | null = null;
       let limit = 0;
-      if (writeStall > 0 && w.writeSince > 0 && now - w.writeSince >= writeStall) {
+      if (writeStall > 0 && w.writing && stalled(w, now) >= writeStall) {
         [what, limit] = ["writeStall", writeStall];
       } else if (handshake > 0 && w.handshakeSince > 0 && now - w.handshakeSince >= handshake) {
         [what, limit] = ["handshake", handshake];
       } else if (frame > 0 && w.frameSince > 0 && now - w.frameSince >= frame) {
         [what, limit] = ["frame", frame];
-      } else if (idle > 0 && w.writeSince === 0 && now - w.activeAt >= idle) {
+      } else if (idle > 0 && !w.writing && now - w.activeAt >= idle) {
         [what, limit] = ["idle", idle];
       }
       if (what === null) continue;
@@ -148,4 +165,14 @@ export class Deadlines {
       w.owner.expire(what, limit);
     }
   }
+}
+
+// How long the write in flight has been known to stall: since the first sweep that found
+// it (0 at that sweep). It began at or before then, so this never exceeds the real stall.
+function stalled(w: Watch, now: number): number {
+  if (w.stallWrite !== w.writes) {
+    w.stallWrite = w.writes;
+    w.stallSince = now;
+  }
+  return now - w.stallSince;
 }

@@ -7,6 +7,7 @@ import { BinaryHeader } from "./binary_header.ts";
 import { encodeWithView } from "./codec.ts";
 import { dataViewOf } from "./_bytes.ts";
 import { Message } from "./message.ts";
+import { OpCode } from "./opcode.ts";
 
 /** What one queued message is charged beyond its frame bytes (see docs/reliability.md). */
 export const QUEUED_MESSAGE_OVERHEAD = 512;
@@ -36,7 +37,7 @@ const SPARE_BYTES = 8 * 1024 * 1024;
 const spares: Uint8Array[] = [];
 let spareBytes = 0;
 
-interface Chunk {
+export interface Chunk {
   buf: Uint8Array;
   /** A DataView over exactly `buf` (made when `buf` is set). */
   view: DataView;
@@ -44,6 +45,46 @@ interface Chunk {
   len: number;
   /** Bytes written (always at a frame boundary). */
   sent: number;
+  /** Frames encoded into `buf`, and how many of them were written. */
+  frames: number;
+  done: number;
+  /** `len` and `frames` when the writer last took the chunk (next()). */
+  taken: number;
+  takenFrames: number;
+  /** Where the last marked frame (see isMarked) ends; 0 if none. */
+  markedEnd: number;
+}
+
+/** A new chunk over `buf`, empty. */
+function chunkOf(buf: Uint8Array): Chunk {
+  return {
+    buf,
+    view: dataViewOf(buf),
+    len: 0,
+    sent: 0,
+    frames: 0,
+    done: 0,
+    taken: 0,
+    takenFrames: 0,
+    markedEnd: 0,
+  };
+}
+
+/** Empties `c` (every frame in it was written). */
+function empty(c: Chunk): void {
+  c.len = c.sent = 0;
+  c.frames = c.done = 0;
+  c.taken = c.takenFrames = 0;
+  c.markedEnd = 0;
+}
+
+/**
+ * Frames whose writing the channel must see (settle reports them): the HelloRequest and
+ * the Byes. Any other run of frames is settled by its counts, without reading them.
+ */
+function isMarked(op: number): boolean {
+  return op === OpCode.HelloRequest || op === OpCode.ByeRequest ||
+    op === OpCode.ByeResponse || op === OpCode.ByeSignal;
 }
 
 /** The size of the frame starting at `p` in `buf` (read from its header). */
@@ -85,10 +126,9 @@ export class SendLane {
         tail.buf = this.#alloc(chunkSize(size, old.length));
         tail.view = dataViewOf(tail.buf);
         this.#spare(old);
-        tail.len = tail.sent = 0;
+        empty(tail);
       } else {
-        const buf = this.#alloc(chunkSize(size, tail?.buf.length ?? 0));
-        tail = { buf, view: dataViewOf(buf), len: 0, sent: 0 };
+        tail = chunkOf(this.#alloc(chunkSize(size, tail?.buf.length ?? 0)));
         this.#chunks.push(tail);
       }
     }
@@ -104,10 +144,15 @@ export class SendLane {
     }
     tail.buf[tail.len + 2]! &= 0x3f; // internalA and internalB are local flags, never sent
     tail.len += size;
+    tail.frames++;
+    if (isMarked(opCodeAt(tail.buf, tail.len - size))) tail.markedEnd = tail.len;
     this.#frames++;
   }
 
-  /** The head chunk with unsent bytes, or null when everything was written. */
+  /**
+   * The head chunk with unsent bytes, or null when everything was written. The writer
+   * takes its bytes from `sent` to `len` (posts may append past them meanwhile).
+   */
   next(): Chunk | null {
     while (this.#head < this.#chunks.length) {
       const c = this.#chunks[this.#head]!;
@@ -115,6 +160,8 @@ export class SendLane {
         // Written chunks go now, not when the lane runs empty: a sender that keeps the
         // lane busy would otherwise keep every chunk it ever wrote.
         if (this.#head > 0) this.#dropWritten();
+        c.taken = c.len;
+        c.takenFrames = c.frames;
         return c;
       }
       if (this.#head === this.#chunks.length - 1) break;
@@ -132,26 +179,41 @@ export class SendLane {
   }
 
   /**
-   * Marks the frames of `c` ending at or before `upTo` as written and calls `each` with
-   * the opcode and size of each; a frame cut by `upTo` stays unsent.
+   * Marks the frames of `c` ending at or before `upTo` as written; a frame cut by `upTo`
+   * stays unsent. Calls `marked` with the opcode of each HelloRequest or Bye among them
+   * (see isMarked). Returns how many frames were written; their bytes are then in
+   * {@linkcode SendLane.settledBytes}. A write of all the bytes the writer took (the
+   * common case) is settled by counts, without reading its frames, unless a marked frame
+   * is among them.
    */
-  settle(
-    c: { buf: Uint8Array; len: number; sent: number },
-    upTo: number,
-    each: (op: number, size: number) => void,
-  ): void {
-    let p = c.sent;
-    const buf = c.buf;
-    while (p < c.len) {
-      const size = frameSizeAt(buf, p);
-      if (p + size > upTo) break;
-      each(opCodeAt(buf, p), size);
-      this.#frames--;
-      p += size;
+  settle(c: Chunk, upTo: number, marked: (op: number) => void): number {
+    let n = 0;
+    const from = c.sent;
+    if (upTo === c.taken && c.markedEnd <= c.sent && c.sent < upTo) {
+      n = c.takenFrames - c.done;
+      c.sent = upTo;
+    } else {
+      let p = c.sent;
+      const buf = c.buf;
+      while (p < c.len) {
+        const size = frameSizeAt(buf, p);
+        if (p + size > upTo) break;
+        const op = opCodeAt(buf, p);
+        if (isMarked(op)) marked(op);
+        n++;
+        p += size;
+      }
+      c.sent = p;
     }
-    c.sent = p;
-    if (p === c.len && this.#head === this.#chunks.length - 1) this.#compact();
+    c.done += n;
+    this.#frames -= n;
+    this.settledBytes = c.sent - from; // before a compaction empties the chunk
+    if (c.sent === c.len && this.#head === this.#chunks.length - 1) this.#compact();
+    return n;
   }
+
+  /** The bytes of the frames the last settle() marked as written. */
+  settledBytes = 0;
 
   // Drops written chunks; an empty last chunk is reused unless it grew past CHUNK_MAX.
   #compact(): void {
@@ -168,7 +230,7 @@ export class SendLane {
       this.#spare(last.buf);
       this.#chunks.length = 0;
     } else {
-      last.len = last.sent = 0;
+      empty(last);
       // Kept in place when it is the only chunk: emptying the array and pushing it back
       // reallocated the array at every write of a round trip.
       if (this.#chunks.length > 1) {
@@ -219,6 +281,7 @@ export class SendLane {
         const size = frameSizeAt(c.buf, c.sent);
         const m = frameToMessage(c.buf, c.sent, size);
         c.sent += size;
+        c.done++;
         this.#frames--;
         n++;
         each(m, size);

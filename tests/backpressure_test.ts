@@ -433,14 +433,14 @@ Deno.test("a send lane kept busy drops its written chunks (memory stays flat)", 
     // unsent bytes; posts go on meanwhile, so the lane never runs empty (as under a sender
     // that keeps pace with ready()).
     if (i % 100 === 99) {
-      if (writing !== null) lane.settle(writing[0], writing[1], () => written++);
+      if (writing !== null) written += lane.settle(writing[0], writing[1], () => {});
       const c = lane.next()!;
       writing = [c, c.len];
     }
     most = Math.max(most, lane.chunkCount);
   }
-  lane.settle(writing![0], writing![1], () => written++);
-  for (let c = lane.next(); c !== null; c = lane.next()) lane.settle(c, c.len, () => written++);
+  written += lane.settle(writing![0], writing![1], () => {});
+  for (let c = lane.next(); c !== null; c = lane.next()) written += lane.settle(c, c.len, () => {});
   assertEquals(written, 100_000);
   assert(most <= 8, `${most} chunks held`);
 });

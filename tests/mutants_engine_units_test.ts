@@ -499,16 +499,15 @@ Deno.test("SendLane: settle() takes whole frames only; a cut frame stays unsent"
   for (const m of ms) lane.append(m, frameLength(m));
   const c = lane.next()!;
   assertEquals([c.sent, c.len], [0, sizes[0]! + sizes[1]! + sizes[2]!]);
-  const seen: Array<[number, number]> = [];
-  lane.settle(c, sizes[0]! + sizes[1]! - 1, (op, size) => seen.push([op, size]));
-  assertEquals(seen, [[OpCode.Request, sizes[0]!]], "the second frame is cut: not settled");
+  const marked: number[] = [];
+  const onMarked = (op: number) => marked.push(op);
+  assertEquals(lane.settle(c, sizes[0]! + sizes[1]! - 1, onMarked), 1, "the second frame is cut");
   assertEquals([c.sent, lane.frames], [sizes[0], 2]);
   assertStrictEquals(lane.next(), c, "the same chunk, with its unsent bytes");
-  lane.settle(c, sizes[0]! + sizes[1]!, (op, size) => seen.push([op, size]));
-  assertEquals(seen.length, 2);
+  assertEquals(lane.settle(c, sizes[0]! + sizes[1]!, onMarked), 1);
   assertEquals([c.sent, lane.frames], [sizes[0]! + sizes[1]!, 1]);
-  lane.settle(c, c.len, (op, size) => seen.push([op, size]));
-  assertEquals(seen.map((s) => s[1]), sizes);
+  assertEquals(lane.settle(c, c.len, onMarked), 1);
+  assertEquals(marked, [], "no HelloRequest or Bye among them");
   assertEquals(lane.frames, 0);
   assertEquals(lane.chunkCount, 1, "the written chunk is kept for reuse");
   assertEquals([c.sent, c.len], [0, 0], "and emptied");
@@ -518,6 +517,48 @@ Deno.test("SendLane: settle() takes whole frames only; a cut frame stays unsent"
   lane.append(m, frameLength(m));
   assertStrictEquals(lane.next(), c);
   assertEquals(lane.chunkCount, 1);
+});
+
+Deno.test("SendLane: settle() counts a whole write without reading it, reports each HelloRequest and Bye, and ignores frames appended during the write", () => {
+  const lane = new SendLane();
+  const sizeOf = (m: Message) => frameLength(m);
+  const ms = [framed(1, 1, 10), framed(1, 2, 20), framed(1, 3, 30)];
+  for (const m of ms) lane.append(m, sizeOf(m));
+  const c = lane.next()!;
+  const taken = c.len;
+  // Two posts land while the write is in flight: past the bytes the writer took.
+  const late = [framed(1, 4, 40), framed(1, 5, 50, OpCode.ByeRequest)];
+  for (const m of late) lane.append(m, sizeOf(m));
+  const marked: number[] = [];
+  assertEquals(lane.settle(c, taken, (op) => marked.push(op)), 3, "the three frames taken");
+  assertEquals([c.sent, lane.frames, marked], [taken, 2, []]);
+  assertEquals(lane.settledBytes, taken);
+  assertStrictEquals(lane.next(), c);
+  assertEquals(lane.settle(c, c.len, (op) => marked.push(op)), 2);
+  assertEquals(
+    lane.settledBytes,
+    sizeOf(late[0]!) + sizeOf(late[1]!),
+    "counted before the chunk is emptied",
+  );
+  assertEquals(c.sent, 0, "emptied for reuse");
+  assertEquals(marked, [OpCode.ByeRequest], "the Bye is reported once");
+  assertEquals(lane.frames, 0);
+  // Marked frames of every kind, between ordinary ones, in a write cut inside the last.
+  const kinds = [OpCode.HelloRequest, OpCode.Request, OpCode.ByeResponse, OpCode.ByeSignal];
+  const mixed = kinds.map((op, i) => framed(1, 10 + i, 5, op));
+  for (const m of mixed) lane.append(m, sizeOf(m));
+  const d = lane.next()!;
+  const got: number[] = [];
+  assertEquals(lane.settle(d, d.len - 1, (op) => got.push(op)), 3);
+  assertEquals(got, [OpCode.HelloRequest, OpCode.ByeResponse], "the cut ByeSignal is not yet");
+  assertEquals(lane.settle(d, d.len, (op) => got.push(op)), 1);
+  assertEquals(got, [OpCode.HelloRequest, OpCode.ByeResponse, OpCode.ByeSignal]);
+  assertEquals(lane.frames, 0);
+  // After the marked frames were written, a whole write is counted again (no walk).
+  for (const m of ms) lane.append(m, sizeOf(m));
+  const e = lane.next()!;
+  assertEquals(lane.settle(e, e.len, () => got.push(-1)), 3);
+  assertEquals(got.length, 3);
 });
 
 Deno.test("SendLane: written chunks are dropped as the writer moves on", () => {
@@ -831,7 +872,9 @@ Deno.test("Deadlines: a frame left unfinished fires the frame limit; a finished 
 });
 
 Deno.test("Deadlines: a write the socket takes nothing of fires writeStall, before the handshake", async () => {
-  const d = new Deadlines(limits({ writeStall: 30, handshake: 50 }));
+  // The sweep stamps a write when it first finds it in flight (up to a sweep period late),
+  // so the handshake limit sits well clear of the write stall's firing on a loaded machine.
+  const d = new Deadlines(limits({ writeStall: 30, handshake: 200 }));
   const a = new Owned();
   const b = new Owned();
   const wa = d.watch(a)!;
@@ -885,7 +928,8 @@ function stepped(): { now: number; clock: () => number } {
 }
 
 Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, not a tick before", () => {
-  for (const what of ["handshake", "frame", "writeStall", "idle"] as const) {
+  // writeStall: see the next test (writes read no clock; the sweep stamps them).
+  for (const what of ["handshake", "frame", "idle"] as const) {
     const t = stepped();
     const d = new Deadlines(limits({ [what]: 100 }), t.clock);
     const a = new Owned();
@@ -893,8 +937,6 @@ Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, 
     if (what === "frame") {
       w.frameDone();
       w.beforeRead(true); // the first byte of a frame, at 1,000
-    } else if (what === "writeStall") {
-      w.beforeWrite(); // a write starts at 1,000
     }
     t.now = 1_099;
     d.sweep();
@@ -906,6 +948,66 @@ Deno.test("Deadlines on a stepped clock: each limit fires at exactly its value, 
     d.sweep();
     assertEquals(a.expired.length, 1, `${what}: once (the sweep stopped with its last channel)`);
   }
+});
+
+Deno.test("Deadlines on a stepped clock: a write stall fires between its value and its value plus one tick, never before", () => {
+  // A write reads no clock: the first sweep that finds it in flight stamps it. The sweep
+  // runs every half tick while the write-stall limit is on, so a write is found within a
+  // half tick of its start and fires within another half tick of its value.
+  const probe = new Deadlines(limits({ writeStall: 100 }));
+  assertEquals([probe.tickMs, probe.periodMs], [25, 12]);
+  for (let offset = 0; offset < 12; offset++) {
+    const t = stepped();
+    const d = new Deadlines(limits({ writeStall: 100 }), t.clock);
+    const a = new Owned();
+    const w = d.watch(a)!;
+    w.frameDone();
+    d.sweep(); // a sweep at 1,000 finds nothing in flight
+    t.now = 1_000 + offset;
+    w.beforeWrite(); // the write starts `offset` ms after that sweep
+    const start = t.now;
+    let sweepAt = 1_000;
+    while (a.expired.length === 0 && sweepAt < 2_000) {
+      sweepAt += d.periodMs;
+      t.now = sweepAt;
+      d.sweep();
+      if (a.expired.length === 0) continue;
+      assertEquals(a.expired, [["writeStall", 100]]);
+      const late = sweepAt - start;
+      assert(late >= 100, `offset ${offset}: fired ${late} ms after the write began, before 100`);
+      assert(late <= 100 + d.tickMs, `offset ${offset}: fired ${late} ms after, past 100 + a tick`);
+    }
+    assertEquals(a.expired.length, 1, `offset ${offset}: fired`);
+  }
+});
+
+Deno.test("Deadlines on a stepped clock: each write's stall is its own; a write that took bytes ends it", () => {
+  const t = stepped();
+  const d = new Deadlines(limits({ writeStall: 100 }), t.clock);
+  const a = new Owned();
+  const w = d.watch(a)!;
+  w.frameDone();
+  w.beforeWrite(); // write 1
+  d.sweep(); // found in flight at 1,000
+  t.now = 1_090;
+  d.sweep();
+  assertEquals(a.expired, [], "90 ms");
+  w.afterWrite();
+  w.beforeWrite(); // write 2 starts at 1,090: its stall starts over
+  t.now = 1_100;
+  d.sweep(); // found at 1,100 (100 ms after write 1 was found: not write 2's stall)
+  t.now = 1_199;
+  d.sweep();
+  assertEquals(a.expired, [], "write 2 was found 99 ms ago");
+  w.afterWrite();
+  t.now = 1_500;
+  d.sweep();
+  assertEquals(a.expired, [], "no write in flight: no stall, however long");
+  w.beforeWrite();
+  d.sweep(); // write 3 found at 1,500
+  t.now = 1_600;
+  d.sweep();
+  assertEquals(a.expired, [["writeStall", 100]]);
 });
 
 Deno.test("Deadlines on a stepped clock: times count from the event, and each event restarts its own", () => {
@@ -966,12 +1068,14 @@ Deno.test("Deadlines on a stepped clock: a limit that is off never fires, howeve
 });
 
 Deno.test("Deadlines on a stepped clock: without an idle limit, reads and writes never read the clock", () => {
+  // A write starting never reads it (the write-stall limit is on here): the sweep stamps it.
   const t = stepped();
   let reads = 0;
-  const d = new Deadlines(limits({ handshake: 100 }), () => (reads++, t.now));
+  const d = new Deadlines(limits({ handshake: 100, writeStall: 100 }), () => (reads++, t.now));
   const w = d.watch(new Owned())!;
   const before = reads;
   w.afterRead();
+  w.beforeWrite();
   w.afterWrite();
   assertEquals(reads, before, "activeAt is not refreshed without an idle limit");
   assertEquals(w.activeAt, 1_000);
@@ -992,6 +1096,10 @@ Deno.test("Deadlines: the sweep runs every quarter of the smallest limit, betwee
   assertEquals(new Deadlines(limits({ handshake: 400 })).tickMs, 100);
   assertEquals(new Deadlines(limits({ handshake: 403, frame: 10_000 })).tickMs, 100);
   assertEquals(new Deadlines(limits({ idle: 10_000, writeStall: 60_000 })).tickMs, 1000);
+  // With the write-stall limit on, the sweep runs every half tick (writes are stamped by it).
+  assertEquals(new Deadlines(limits({ handshake: 400 })).periodMs, 100);
+  assertEquals(new Deadlines(limits({ handshake: 400, writeStall: 1000 })).periodMs, 50);
+  assertEquals(new Deadlines(limits({ idle: 10_000, writeStall: 60_000 })).periodMs, 500);
 });
 
 // ---- Timers that must not keep a process alive ----------------------------------------
