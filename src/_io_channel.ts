@@ -9,7 +9,7 @@
 // has room; otherwise it stops reading (backpressure for that peer alone).
 
 import { BinaryHeader } from "./binary_header.ts";
-import { FrameDecoder } from "./codec.ts";
+import { dropSpilled, FrameDecoder, hasLargePartial, spillFrame, takeSpilled } from "./codec.ts";
 import { type Message, Owner, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
@@ -337,6 +337,14 @@ export class IoChannel implements Channel {
         // A starvation episode (one pool_empty Signal) lasts until the reader has caught up
         // with the socket: a reader woken for one message at a time stays in it.
         this.#starving = false;
+        // A large frame not yet complete goes into its message now, if the channel may take
+        // one (as for a whole frame): the rest of its body is copied in as it is read, and
+        // the partial frame is not moved to the front of the decoder's buffer to make room.
+        if (hasLargePartial(dec) && !group.full && !share.full) {
+          const m = pool.take();
+          share.charge(m);
+          spillFrame(dec, m);
+        }
         this.#watch?.beforeRead(dec.buffered > 0);
         const n = await conn.read(dec.writable());
         if (this.#starvesLoop()) await this.#yield();
@@ -363,6 +371,17 @@ export class IoChannel implements Channel {
           return;
         }
         dec.commit(n);
+        const whole = takeSpilled(dec);
+        if (whole !== null) {
+          if (this.#watch !== null) this.#handshakeDone(this.#watch);
+          while (group.full) {
+            if (!await this.#waitRoom()) {
+              this.#host.recycle(whole);
+              return;
+            }
+          }
+          this.#deliverFrame(whole);
+        }
       }
     } catch (err) {
       if (!this.#closed) {
@@ -371,6 +390,10 @@ export class IoChannel implements Channel {
           asTofuError(Status.recvFailed, `receive on channel ${this.number}`, err),
         );
       }
+    } finally {
+      // A large frame cut short by the close: its message goes back to the pool.
+      const part = dropSpilled(dec);
+      if (part !== null) this.#host.recycle(part);
     }
   }
 
