@@ -10,7 +10,7 @@
 
 import { BinaryHeader } from "./binary_header.ts";
 import { dropSpilled, FrameDecoder, hasLargePartial, spillFrame, takeSpilled } from "./codec.ts";
-import { type Message, Owner, transfer } from "./message.ts";
+import type { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
 import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD, SendLane } from "./_send_lane.ts";
@@ -454,8 +454,8 @@ export class IoChannel implements Channel {
     this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, this.#poolEmptyError));
   }
 
+  // `m` is the application's already (pool.take()).
   #deliverFrame(m: Message): void {
-    transfer(m, Owner.Application);
     const bh = m.bhdr;
     // A remote peer cannot forge engine reports or local flags.
     bh.origin = 0;

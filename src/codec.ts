@@ -445,7 +445,9 @@ export class FrameDecoder {
     target.error = undefined;
     target.bhdr.decodeFrom(buf, s);
     const view = this.#view;
-    textHeadersBytes(target.headers).copyIn(buf, view, s + HDR, s + HDR + thl);
+    const headers = textHeadersBytes(target.headers);
+    if (thl === 0) headers.reset();
+    else headers.copyIn(buf, view, s + HDR, s + HDR + thl);
     bodyBytes(target.body).copyIn(buf, view, s + HDR + thl, s + total);
     this.#start = s + total;
     if (this.#start === this.#end) this.#start = this.#end = 0;
