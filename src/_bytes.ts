@@ -47,6 +47,8 @@ export const EMPTY: Uint8Array = new Uint8Array(0);
 
 export class ByteBuffer {
   #buf: Uint8Array;
+  // #buf.length, kept here: a received message's copy checks it without touching the array.
+  #cap: number;
   #dv: DataView | null = null;
   #len = 0;
   readonly #limit: number;
@@ -55,6 +57,7 @@ export class ByteBuffer {
 
   constructor(storage: Uint8Array, limit: number, status: number, what: string) {
     this.#buf = storage;
+    this.#cap = storage.length;
     this.#limit = limit;
     this.#status = status;
     this.#what = what;
@@ -93,6 +96,7 @@ export class ByteBuffer {
     const next = new Uint8Array(cap);
     next.set(this.#buf.subarray(0, this.#len));
     this.#buf = next;
+    this.#cap = cap;
     this.#dv = null;
   }
 
@@ -140,7 +144,7 @@ export class ByteBuffer {
    */
   copyIn(src: Uint8Array, srcView: DataView, start: number, end: number): void {
     const n = end - start;
-    if (n > this.#buf.length) this.reserve(n, "set");
+    if (n > this.#cap) this.reserve(n, "set");
     if (n <= WORD_COPY_MAX) copyWords(srcView, start, this.#view(), 0, n);
     else this.#buf.set(src.subarray(start, end), 0);
     this.#len = n;

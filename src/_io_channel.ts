@@ -9,8 +9,15 @@
 // has room; otherwise it stops reading (backpressure for that peer alone).
 
 import { BinaryHeader } from "./binary_header.ts";
-import { FrameDecoder } from "./codec.ts";
-import { type Message, Owner, transfer } from "./message.ts";
+import {
+  dropSpilled,
+  FrameDecoder,
+  hasLargePartial,
+  limitReadAhead,
+  spillFrame,
+  takeSpilled,
+} from "./codec.ts";
+import type { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
 import {
@@ -36,6 +43,9 @@ function postedLength(m: Message): number {
 function cost(size: number): number {
   return size + QUEUED_MESSAGE_OVERHEAD;
 }
+
+/** How far full reads grow a channel's decoder (see #decoder). */
+const READ_AHEAD = 64 * 1024;
 
 /** Unsent messages a closing channel hands back per turn of the event loop. */
 export const HAND_BACK_SLICE = 512;
@@ -74,7 +84,10 @@ export class IoChannel implements Channel {
   #sendClosed: string | null = null;
   #byeSent = false;
   #byeReceived = false;
-  #decoder: FrameDecoder | null = new FrameDecoder();
+  // Full reads of small frames grow the decoder to READ_AHEAD only: the messages of one
+  // read are taken and put back together, and 256 KiB of 64-byte frames (3,276 of them)
+  // cycled more of the pool through the caches than 64 KiB (CPU per message 0.95-0.97x).
+  #decoder: FrameDecoder | null = limitReadAhead(new FrameDecoder(), READ_AHEAD);
   #starving = false;
   #poolEmptyError: TofuError | null = null;
   // Messages read on this channel and not yet back in the pool.
@@ -365,6 +378,14 @@ export class IoChannel implements Channel {
         // A starvation episode (one pool_empty Signal) lasts until the reader has caught up
         // with the socket: a reader woken for one message at a time stays in it.
         this.#starving = false;
+        // A large frame not yet complete goes into its message now, if the channel may take
+        // one (as for a whole frame): the rest of its body is copied in as it is read, and
+        // the partial frame is not moved to the front of the decoder's buffer to make room.
+        if (hasLargePartial(dec) && !group.full && !share.full) {
+          const m = pool.take();
+          share.charge(m);
+          spillFrame(dec, m);
+        }
         this.#watch?.beforeRead(dec.buffered > 0);
         const n = await conn.read(dec.writable());
         if (this.#starvesLoop()) await this.#yield();
@@ -391,6 +412,17 @@ export class IoChannel implements Channel {
           return;
         }
         dec.commit(n);
+        const whole = takeSpilled(dec);
+        if (whole !== null) {
+          if (this.#watch !== null) this.#handshakeDone(this.#watch);
+          while (group.full) {
+            if (!await this.#waitRoom()) {
+              this.#host.recycle(whole);
+              return;
+            }
+          }
+          this.#deliverFrame(whole);
+        }
       }
     } catch (err) {
       if (!this.#closed) {
@@ -399,6 +431,10 @@ export class IoChannel implements Channel {
           asTofuError(Status.recvFailed, `receive on channel ${this.number}`, err),
         );
       }
+    } finally {
+      // A large frame cut short by the close: its message goes back to the pool.
+      const part = dropSpilled(dec);
+      if (part !== null) this.#host.recycle(part);
     }
   }
 
@@ -459,8 +495,8 @@ export class IoChannel implements Channel {
     this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, this.#poolEmptyError));
   }
 
+  // `m` is the application's already (pool.take()).
   #deliverFrame(m: Message): void {
-    transfer(m, Owner.Application);
     const bh = m.bhdr;
     // A remote peer cannot forge engine reports or local flags.
     bh.origin = 0;

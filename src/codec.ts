@@ -11,7 +11,7 @@ import { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { Status, TofuError } from "./status.ts";
 import { bodyBytes } from "./body.ts";
-import { dataViewOf } from "./_bytes.ts";
+import { type ByteBuffer, dataViewOf } from "./_bytes.ts";
 import { textHeadersBytes } from "./text_headers.ts";
 
 /** Largest possible frame: 16 + 65535 + 65535 bytes. */
@@ -142,6 +142,12 @@ function checkWireHeader(proto: number): TofuError | null {
   return null;
 }
 
+let largePartial: (d: FrameDecoder) => boolean;
+let spill: (d: FrameDecoder, target: Message) => void;
+let spilled: (d: FrameDecoder) => Message | null;
+let dropSpill: (d: FrameDecoder) => Message | null;
+let setReadAhead: (d: FrameDecoder, bytes: number) => void;
+
 /** Options of {@linkcode FrameDecoder}. */
 export interface FrameDecoderOptions {
   /** Initial buffer size in bytes (default 16 KiB); it grows to fit the largest frame. */
@@ -191,6 +197,25 @@ export class FrameDecoder {
   #checkedAt = -1;
   #checkedTotal = 0;
   readonly #maxCapacity: number;
+  // How far full reads grow the buffer (a large frame still grows it to #maxCapacity).
+  #readAhead: number;
+  // A large frame being completed in its message (see spillFrame): the message, its body,
+  // the frame's 16 + text-header bytes, and how many body bytes are still to come. The
+  // bytes read go into the body first; the buffer holds only what follows the frame.
+  #into: Message | null = null;
+  #intoBody: ByteBuffer | null = null;
+  #intoHead = 0;
+  #intoLeft = 0;
+
+  static {
+    largePartial = (d) => d.#largePartial();
+    spill = (d, target) => d.#spill(target);
+    spilled = (d) => d.#spilled();
+    dropSpill = (d) => d.#dropSpill();
+    setReadAhead = (d, bytes) => {
+      d.#readAhead = Math.min(d.#maxCapacity, Math.max(d.#buf.length, bytes));
+    };
+  }
 
   /**
    * Creates a decoder.
@@ -202,11 +227,13 @@ export class FrameDecoder {
     this.#buf = new Uint8Array(initial);
     this.#view = dataViewOf(this.#buf);
     this.#maxCapacity = Math.max(initial, options.maxCapacity ?? 256 * 1024);
+    this.#readAhead = this.#maxCapacity;
   }
 
   /** Bytes buffered and not yet returned as frames. */
   get buffered(): number {
-    return this.#end - this.#start;
+    const pending = this.#end - this.#start;
+    return this.#into === null ? pending : pending + this.#intoHead + this.#intoBody!.length;
   }
 
   /** The error that failed this decoder, if any. */
@@ -251,6 +278,7 @@ export class FrameDecoder {
     this.#makeRoom(chunk.length);
     this.#buf.set(chunk, this.#end);
     this.#end += chunk.length;
+    if (this.#into !== null) this.#feed();
   }
 
   /**
@@ -279,7 +307,7 @@ export class FrameDecoder {
     // A read that filled all the space offered suggests a busy stream: grow to read more per call.
     if (
       this.#lastWritable > 0 && this.#lastWritable === this.#buf.length &&
-      this.#buf.length < this.#maxCapacity
+      this.#buf.length < this.#readAhead
     ) {
       need = Math.max(need, this.#buf.length * 2 - pending);
     }
@@ -300,6 +328,78 @@ export class FrameDecoder {
     }
     this.#lastWritable = n === this.#buf.length - this.#end && this.#start === 0 ? n : 0;
     this.#end += n;
+    if (this.#into !== null) this.#feed();
+  }
+
+  // Whether the buffer holds the start of a large frame, its header checked and its text
+  // headers complete, and not the whole frame: #spill can take it into its message now.
+  #largePartial(): boolean {
+    if (this.#error !== null || this.#into !== null) return false;
+    const pending = this.#end - this.#start;
+    if (pending < HDR) return false;
+    const buf = this.#buf;
+    const s = this.#start;
+    const thl = (buf[s + 12]! << 8) | buf[s + 13]!;
+    const total = HDR + thl + ((buf[s + 14]! << 8) | buf[s + 15]!);
+    return total > LARGE_FRAME && pending >= HDR + thl && pending < total &&
+      checkWireHeader(buf[s + 2]!) === null;
+  }
+
+  // Decodes the partial frame #largePartial found into `target`: its header, text headers
+  // and the body bytes buffered so far. The rest of the body goes straight into the
+  // message as it is read (#feed), so the partial frame is never moved to the front of the
+  // buffer to make room (64 KiB per read when reads fill the buffer), and is copied once.
+  #spill(target: Message): void {
+    const buf = this.#buf;
+    const s = this.#start;
+    const thl = (buf[s + 12]! << 8) | buf[s + 13]!;
+    const bl = (buf[s + 14]! << 8) | buf[s + 15]!;
+    const from = s + HDR + thl;
+    target.error = undefined;
+    target.bhdr.decodeFrom(buf, s);
+    const view = this.#view;
+    textHeadersBytes(target.headers).copyIn(buf, view, s + HDR, from);
+    const body = bodyBytes(target.body);
+    body.reset(); // reserve() keeps the content: none to keep
+    body.reserve(bl, "set");
+    body.copyIn(buf, view, from, this.#end);
+    this.#into = target;
+    this.#intoBody = body;
+    this.#intoHead = HDR + thl;
+    this.#intoLeft = bl - (this.#end - from);
+    this.#checkedAt = -1;
+    this.#start = this.#end = 0;
+    // As writable() grows for a large frame's header (which it no longer sees).
+    if (this.#buf.length < this.#maxCapacity) {
+      this.#buf = new Uint8Array(this.#maxCapacity);
+      this.#view = dataViewOf(this.#buf);
+    }
+  }
+
+  // Moves the bytes read for a spilled frame's body into its message.
+  #feed(): void {
+    const k = Math.min(this.#intoLeft, this.#end - this.#start);
+    if (k === 0) return;
+    const s = this.#start;
+    this.#intoBody!.append(this.#buf.subarray(s, s + k));
+    this.#intoLeft -= k;
+    this.#start = s + k;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+  }
+
+  // The spilled frame's message once its body is complete (the decoder lets go of it).
+  #spilled(): Message | null {
+    if (this.#into === null || this.#intoLeft > 0) return null;
+    return this.#dropSpill();
+  }
+
+  // Lets go of the spilled frame's message, complete or not.
+  #dropSpill(): Message | null {
+    const m = this.#into;
+    this.#into = null;
+    this.#intoBody = null;
+    this.#intoHead = this.#intoLeft = 0;
+    return m;
   }
 
   /**
@@ -352,7 +452,9 @@ export class FrameDecoder {
     target.error = undefined;
     target.bhdr.decodeFrom(buf, s);
     const view = this.#view;
-    textHeadersBytes(target.headers).copyIn(buf, view, s + HDR, s + HDR + thl);
+    const headers = textHeadersBytes(target.headers);
+    if (thl === 0) headers.reset();
+    else headers.copyIn(buf, view, s + HDR, s + HDR + thl);
     bodyBytes(target.body).copyIn(buf, view, s + HDR + thl, s + total);
     this.#start = s + total;
     if (this.#start === this.#end) this.#start = this.#end = 0;
@@ -363,8 +465,36 @@ export class FrameDecoder {
    * Whether the stream ended cleanly (no partial frame buffered).
    */
   get atFrameBoundary(): boolean {
-    return this.#end === this.#start;
+    return this.#end === this.#start && this.#into === null;
   }
+}
+
+/**
+ * Library-internal: whether `dec` holds the start of a large frame (over 16 KiB), its
+ * header valid and its text headers complete, but not the whole frame.
+ */
+export function hasLargePartial(dec: FrameDecoder): boolean {
+  return largePartial(dec);
+}
+
+/**
+ * Library-internal: decodes the partial frame {@linkcode hasLargePartial} found into
+ * `target` (which is overwritten); the rest of its body goes into `target` as bytes come
+ * in (read into {@linkcode FrameDecoder.writable}, or pushed). Take it back with
+ * {@linkcode takeSpilled} once complete; {@linkcode FrameDecoder.buffered} counts its bytes.
+ */
+export function spillFrame(dec: FrameDecoder, target: Message): void {
+  spill(dec, target);
+}
+
+/** Library-internal: the spilled frame's message once complete (then let go), else null. */
+export function takeSpilled(dec: FrameDecoder): Message | null {
+  return spilled(dec);
+}
+
+/** Library-internal: lets go of the spilled frame's message, complete or not (null: none). */
+export function dropSpilled(dec: FrameDecoder): Message | null {
+  return dropSpill(dec);
 }
 
 /**
@@ -479,4 +609,13 @@ export class FrameEncoderStream extends TransformStream<Message, Uint8Array> {
       },
     });
   }
+}
+
+/**
+ * Library-internal: full reads grow `dec` up to `bytes` (at least its current size, at
+ * most its maxCapacity) instead of maxCapacity; a large frame still grows it to maxCapacity.
+ */
+export function limitReadAhead(dec: FrameDecoder, bytes: number): FrameDecoder {
+  setReadAhead(dec, bytes);
+  return dec;
 }
