@@ -53,15 +53,6 @@ export const HAND_BACK_SLICE = 512;
 // The flush awaits it to start one microtask after the post that kicked it.
 const SETTLED = Promise.resolve();
 
-// Fewer unsent bytes than this after a write make the writer wait a turn of the event loop
-// (see #flush) before the next write.
-const GATHER_BYTES = 64 * 1024;
-
-/** Resolves after the current turn of the event loop (its I/O and timers). */
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 function isBye(op: number): boolean {
   return op === OpCode.ByeRequest || op === OpCode.ByeResponse || op === OpCode.ByeSignal;
 }
@@ -269,24 +260,10 @@ export class IoChannel implements Channel {
     await SETTLED;
     const conn = this.#conn!;
     try {
-      let wrote = false;
-      let waited = false;
       while (!this.#closed) {
         const lane = this.#urgent!.frames > 0 ? this.#urgent! : this.#normal!;
         const chunk = lane.next();
         if (chunk === null) break;
-        if (wrote && !waited && chunk.len - chunk.sent < GATHER_BYTES) {
-          // A few frames were posted while the last write was in flight: a sender is
-          // posting from microtasks (awaiting ready(), which resolves at once while there
-          // is room). Let it go on until it yields to the event loop, so that one write
-          // takes all it posts meanwhile, not the ~30 frames a write's completion takes.
-          // Once per write: the next write goes out after this turn whatever it holds.
-          waited = true;
-          await nextTurn();
-          continue;
-        }
-        waited = false;
-        wrote = true;
         const from = chunk.sent;
         const to = chunk.len;
         let off = from;
