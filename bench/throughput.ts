@@ -403,9 +403,7 @@ async function runNode(
     }).output();
     const text = new TextDecoder().decode(out.stdout).trim();
     if (!out.success || text === "") {
-      return `node ${script} failed: ${
-        new TextDecoder().decode(out.stderr).split("\n")[0]
-      }`;
+      return `node ${script} failed: ${new TextDecoder().decode(out.stderr).split("\n")[0]}`;
     }
     return JSON.parse(text.split("\n").pop()!);
   } catch (err) {
@@ -423,9 +421,7 @@ async function natsRun(n: number, rounds: number): Promise<Foreign | string> {
       stderr: "null",
     }).spawn();
   } catch (err) {
-    return `no nats-server binary (${
-      (err as Error).message.split("\n")[0]
-    }); ` +
+    return `no nats-server binary (${(err as Error).message.split("\n")[0]}); ` +
       "install it with apt-get install nats-server";
   }
   try {
@@ -476,9 +472,7 @@ function mbps(msgPerS: number, body: number): string {
 }
 
 function x(a: number, b: number): string {
-  return Number.isFinite(a) && Number.isFinite(b)
-    ? `${(a / b).toFixed(2)}x`
-    : "n/a";
+  return Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}x` : "n/a";
 }
 
 /** Runs each function REPS times, interleaved, after one warm-up each; medians. */
@@ -497,12 +491,8 @@ async function main(): Promise<void> {
   const [l1 = NaN, l5 = NaN] = Deno.loadavg();
   console.log(
     `tofu end-to-end benchmarks: ${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}, ` +
-      `loopback TCP, load average ${l1.toFixed(2)} / ${
-        l5.toFixed(2)
-      } (1 / 5 min), ` +
-      `medians of ${REPS} interleaved rounds after a warm-up${
-        QUICK ? " (quick)" : ""
-      }\n`,
+      `loopback TCP, load average ${l1.toFixed(2)} / ${l5.toFixed(2)} (1 / 5 min), ` +
+      `medians of ${REPS} interleaved rounds after a warm-up${QUICK ? " (quick)" : ""}\n`,
   );
   const n = ONE_WAY;
   const zmq = await runNode("zmq.mjs", [
@@ -517,14 +507,13 @@ async function main(): Promise<void> {
   const zOne = typeof zmq === "string" ? NaN : zmq.oneWay;
   const nOne = typeof nats === "string" ? NaN : nats.oneWay;
 
-  const [raw1 = NaN, win1 = NaN, ready1 = NaN, forAwait1 = NaN, wait1 = NaN] =
-    await interleaved([
-      () => rawOneWay(n),
-      () => tofuOneWay(n, "window", "drain"),
-      () => tofuOneWay(n, "ready", "drain"),
-      () => tofuOneWay(n, "window", "forAwait"),
-      () => tofuOneWay(n, "window", "wait"),
-    ]);
+  const [raw1 = NaN, win1 = NaN, ready1 = NaN, forAwait1 = NaN, wait1 = NaN] = await interleaved([
+    () => rawOneWay(n),
+    () => tofuOneWay(n, "window", "drain"),
+    () => tofuOneWay(n, "ready", "drain"),
+    () => tofuOneWay(n, "window", "forAwait"),
+    () => tofuOneWay(n, "window", "wait"),
+  ]);
   const [raw2 = NaN, tofu2 = NaN, tofu2ready = NaN] = await interleaved([
     () => twoProcess("raw", n),
     () => twoProcess("tofu", n),
@@ -546,29 +535,27 @@ async function main(): Promise<void> {
   const rows = [
     "| figure | raw Deno socket | tofu | tofu / raw | zeromq.js (Node) | NATS (Node, local server) | tofu / zeromq.js | tofu / NATS |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
-    `| one-way, one process, window sender, tryReceive drain | ${
-      rate(raw1)
-    } | ${rate(win1)} | ${x(win1, raw1)} | ${rate(zOne)} | ${rate(nOne)} | ${
-      x(win1, zOne)
-    } | ${x(win1, nOne)} |`,
-    `| one-way, one process, naive sender awaiting ready() | ${rate(raw1)} | ${
-      rate(ready1)
-    } | ${x(ready1, raw1)} | | | ${x(ready1, zOne)} | ${x(ready1, nOne)} |`,
-    `| one-way, one process, for await receiver | ${rate(raw1)} | ${
-      rate(forAwait1)
-    } | ${x(forAwait1, raw1)} | | | | |`,
-    `| one-way, one process, await waitReceive() per message | ${
-      rate(raw1)
-    } | ${rate(wait1)} | ${x(wait1, raw1)} | | | | |`,
-    `| one-way, two processes, window sender | ${rate(raw2)} | ${
-      rate(tofu2)
-    } | ${x(tofu2, raw2)} | | | | |`,
-    `| one-way, two processes, naive sender awaiting ready() | ${
-      rate(raw2)
-    } | ${rate(tofu2ready)} | ${x(tofu2ready, raw2)} | | | | |`,
-    `| one-way, 65,535-byte bodies, one process | ${mbps(rawBig, BIG)} | ${
-      mbps(tofuBig, BIG)
-    } | ${x(tofuBig, rawBig)} | | | | |`,
+    `| one-way, one process, window sender, tryReceive drain | ${rate(raw1)} | ${rate(win1)} | ${
+      x(win1, raw1)
+    } | ${rate(zOne)} | ${rate(nOne)} | ${x(win1, zOne)} | ${x(win1, nOne)} |`,
+    `| one-way, one process, naive sender awaiting ready() | ${rate(raw1)} | ${rate(ready1)} | ${
+      x(ready1, raw1)
+    } | | | ${x(ready1, zOne)} | ${x(ready1, nOne)} |`,
+    `| one-way, one process, for await receiver | ${rate(raw1)} | ${rate(forAwait1)} | ${
+      x(forAwait1, raw1)
+    } | | | | |`,
+    `| one-way, one process, await waitReceive() per message | ${rate(raw1)} | ${rate(wait1)} | ${
+      x(wait1, raw1)
+    } | | | | |`,
+    `| one-way, two processes, window sender | ${rate(raw2)} | ${rate(tofu2)} | ${
+      x(tofu2, raw2)
+    } | | | | |`,
+    `| one-way, two processes, naive sender awaiting ready() | ${rate(raw2)} | ${
+      rate(tofu2ready)
+    } | ${x(tofu2ready, raw2)} | | | | |`,
+    `| one-way, 65,535-byte bodies, one process | ${mbps(rawBig, BIG)} | ${mbps(tofuBig, BIG)} | ${
+      x(tofuBig, rawBig)
+    } | | | | |`,
   ];
   for (const p of [50, 99]) {
     const r = rttAt(0, p);
@@ -576,25 +563,21 @@ async function main(): Promise<void> {
     const z = typeof zmq === "string" ? NaN : pct(zmq.rtts, p);
     const q = typeof nats === "string" ? NaN : pct(nats.rtts, p);
     rows.push(
-      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${x(t, r)} | ${
-        us(z)
-      } | ${us(q)} | ${x(t, z)} | ${x(t, q)} |`,
+      `| round trip p${p}, one process | ${us(r)} | ${us(t)} | ${x(t, r)} | ${us(z)} | ${us(q)} | ${
+        x(t, z)
+      } | ${x(t, q)} |`,
     );
   }
   console.log(rows.join("\n"));
   console.log(
-    `\nratios: ready() sender / window sender ${
-      x(ready1, win1)
-    }; for await / drain ${
+    `\nratios: ready() sender / window sender ${x(ready1, win1)}; for await / drain ${
       x(forAwait1, win1)
     }; waitReceive per message / drain ${x(wait1, win1)}`,
   );
 
   const [errors, manyRate] = await tofuManyChannels(1000, QUICK ? 5 : 20);
   console.log(
-    `1,000 concurrent channels x ${
-      QUICK ? 5 : 20
-    } request/response each on one engine: ` +
+    `1,000 concurrent channels x ${QUICK ? 5 : 20} request/response each on one engine: ` +
       `${errors} errors, ${(manyRate / 1000).toFixed(1)} k round trips/s`,
   );
 
@@ -605,9 +588,7 @@ async function main(): Promise<void> {
         `resident memory (${mode} sender, own process): ${
           (m1 / 2 ** 20).toFixed(0)
         } MiB after 1 M messages, ` +
-          `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${
-            (m10 / m1).toFixed(2)
-          }x)`,
+          `${(m10 / 2 ** 20).toFixed(0)} MiB after 10 M (${(m10 / m1).toFixed(2)}x)`,
       );
     }
   }
