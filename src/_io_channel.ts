@@ -9,14 +9,7 @@
 // has room; otherwise it stops reading (backpressure for that peer alone).
 
 import { BinaryHeader } from "./binary_header.ts";
-import {
-  dropSpilled,
-  FrameDecoder,
-  hasLargePartial,
-  limitReadAhead,
-  spillFrame,
-  takeSpilled,
-} from "./codec.ts";
+import { dropSpilled, FrameDecoder, hasLargePartial, spillFrame, takeSpilled } from "./codec.ts";
 import type { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { ReadShare } from "./_read_share.ts";
@@ -43,9 +36,6 @@ function postedLength(m: Message): number {
 function cost(size: number): number {
   return size + QUEUED_MESSAGE_OVERHEAD;
 }
-
-/** How far full reads grow a channel's decoder (see #decoder). */
-const READ_AHEAD = 64 * 1024;
 
 /** Unsent messages a closing channel hands back per turn of the event loop. */
 export const HAND_BACK_SLICE = 512;
@@ -75,10 +65,7 @@ export class IoChannel implements Channel {
   #sendClosed: string | null = null;
   #byeSent = false;
   #byeReceived = false;
-  // Full reads of small frames grow the decoder to READ_AHEAD only: the messages of one
-  // read are taken and put back together, and 256 KiB of 64-byte frames (3,276 of them)
-  // cycled more of the pool through the caches than 64 KiB (CPU per message 0.95-0.97x).
-  #decoder: FrameDecoder | null = limitReadAhead(new FrameDecoder(), READ_AHEAD);
+  #decoder: FrameDecoder | null = new FrameDecoder();
   #starving = false;
   #poolEmptyError: TofuError | null = null;
   // Messages read on this channel and not yet back in the pool.

@@ -146,7 +146,6 @@ let largePartial: (d: FrameDecoder) => boolean;
 let spill: (d: FrameDecoder, target: Message) => void;
 let spilled: (d: FrameDecoder) => Message | null;
 let dropSpill: (d: FrameDecoder) => Message | null;
-let setReadAhead: (d: FrameDecoder, bytes: number) => void;
 
 /** Options of {@linkcode FrameDecoder}. */
 export interface FrameDecoderOptions {
@@ -197,8 +196,6 @@ export class FrameDecoder {
   #checkedAt = -1;
   #checkedTotal = 0;
   readonly #maxCapacity: number;
-  // How far full reads grow the buffer (a large frame still grows it to #maxCapacity).
-  #readAhead: number;
   // A large frame being completed in its message (see spillFrame): the message, its body,
   // the frame's 16 + text-header bytes, and how many body bytes are still to come. The
   // bytes read go into the body first; the buffer holds only what follows the frame.
@@ -212,9 +209,6 @@ export class FrameDecoder {
     spill = (d, target) => d.#spill(target);
     spilled = (d) => d.#spilled();
     dropSpill = (d) => d.#dropSpill();
-    setReadAhead = (d, bytes) => {
-      d.#readAhead = Math.min(d.#maxCapacity, Math.max(d.#buf.length, bytes));
-    };
   }
 
   /**
@@ -227,7 +221,6 @@ export class FrameDecoder {
     this.#buf = new Uint8Array(initial);
     this.#view = dataViewOf(this.#buf);
     this.#maxCapacity = Math.max(initial, options.maxCapacity ?? 256 * 1024);
-    this.#readAhead = this.#maxCapacity;
   }
 
   /** Bytes buffered and not yet returned as frames. */
@@ -307,7 +300,7 @@ export class FrameDecoder {
     // A read that filled all the space offered suggests a busy stream: grow to read more per call.
     if (
       this.#lastWritable > 0 && this.#lastWritable === this.#buf.length &&
-      this.#buf.length < this.#readAhead
+      this.#buf.length < this.#maxCapacity
     ) {
       need = Math.max(need, this.#buf.length * 2 - pending);
     }
@@ -609,13 +602,4 @@ export class FrameEncoderStream extends TransformStream<Message, Uint8Array> {
       },
     });
   }
-}
-
-/**
- * Library-internal: full reads grow `dec` up to `bytes` (at least its current size, at
- * most its maxCapacity) instead of maxCapacity; a large frame still grows it to maxCapacity.
- */
-export function limitReadAhead(dec: FrameDecoder, bytes: number): FrameDecoder {
-  setReadAhead(dec, bytes);
-  return dec;
 }

@@ -1,5 +1,5 @@
 // The decoder's library-internal receive helpers (src/codec.ts) that the I/O channel
-// uses: the read-ahead limit for small frames and a large frame completed in its message.
+// uses: a large frame completed in its message (spillFrame and its companions).
 // Sans-IO: every byte is pushed or read by hand, so every count is known.
 
 import { assert, assertEquals } from "@std/assert";
@@ -8,7 +8,6 @@ import {
   encodeFrame,
   FrameDecoder,
   hasLargePartial,
-  limitReadAhead,
   spillFrame,
   takeSpilled,
 } from "../src/codec.ts";
@@ -22,35 +21,6 @@ function frame(body: Uint8Array | string, id = 1n, header = ""): Uint8Array {
   m.body.set(body);
   return encodeFrame(m);
 }
-
-Deno.test("limitReadAhead: full reads of small frames grow the decoder to the limit only; a large frame still grows it to maxCapacity", () => {
-  const one = frame("", 1n); // 16 bytes: every full read ends on a frame boundary
-  const pattern = new Uint8Array(256 * 1024);
-  for (let i = 0; i < pattern.length; i += 16) pattern.set(one, i);
-  const dec = limitReadAhead(new FrameDecoder(), 64 * 1024);
-  const caps: number[] = [];
-  for (let round = 0; round < 5; round++) {
-    const w = dec.writable();
-    caps.push(dec.capacity);
-    w.set(pattern.subarray(0, w.length));
-    dec.commit(w.length);
-    while (dec.hasFrame()) dec.next(new Message());
-  }
-  assertEquals(caps, [16384, 32768, 65536, 65536, 65536]);
-  // The header of a 64 KiB frame: room for several at once, as without the limit.
-  dec.push(frame(new Uint8Array(65535)).subarray(0, 16));
-  dec.writable();
-  assertEquals(dec.capacity, 256 * 1024);
-  // The limit is at most maxCapacity and at least the current size.
-  const small = limitReadAhead(new FrameDecoder({ maxCapacity: 32 * 1024 }), 64 * 1024);
-  for (let round = 0; round < 4; round++) {
-    const w = small.writable();
-    w.set(pattern.subarray(0, w.length));
-    small.commit(w.length);
-    while (small.hasFrame()) small.next(new Message());
-  }
-  assertEquals(small.capacity, 32 * 1024);
-});
 
 Deno.test("spillFrame: a large frame pushed in pieces is completed in its message, the next frame stays buffered", () => {
   const body = new Uint8Array(40_000).map((_, i) => (i * 31) & 0xff);
