@@ -8,6 +8,7 @@
 // nothing asserts how long anything took.
 
 import { assert, assertEquals } from "@std/assert";
+import { concat } from "@std/bytes/concat";
 import { delay } from "@std/async/delay";
 import { encodeFrame, Engine, Message, OpCode, Status } from "../mod.ts";
 import {
@@ -47,16 +48,6 @@ function smallFrame(id: bigint, text: string): Uint8Array {
   return encodeFrame(m);
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 function expectLarge(m: Message, id: bigint, seed: number, n = BODY): void {
   expect(m, OpCode.Request, Status.success, `large frame ${id}`);
   assertEquals(m.bhdr.messageId, id);
@@ -83,9 +74,9 @@ for (const t of transports) {
       await writeAll(conn, f2.subarray(off, off + 1000));
       if (off % 10_000 === 0) await delay(20);
     }
-    await writeAll(conn, concat(f2.subarray(off), f3, f4.subarray(0, 40_000)));
+    await writeAll(conn, concat([f2.subarray(off), f3, f4.subarray(0, 40_000)]));
     await delay(50);
-    await writeAll(conn, concat(f4.subarray(40_000), f5));
+    await writeAll(conn, concat([f4.subarray(40_000), f5]));
     const got = [await recv(server.group), await recv(server.group), await recv(server.group)];
     expectLarge(got[0]!, 2n, 2);
     expectLarge(got[1]!, 3n, 3, 20_000);
