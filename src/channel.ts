@@ -913,7 +913,12 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     this.#pending.clear();
     this.#abandoned.clear();
-    for (const s of this.#streams.values()) s.queue.close();
+    for (const [key, s] of this.#streams) {
+      s.queue.close();
+      // Nothing of a stream nobody reads comes after its connection: a channel that
+      // re-dials would keep it (its key names the old connection) for as long as it lives.
+      if (s.discard) this.#streams.delete(key);
+    }
   }
 
   #finish(status: number): void {

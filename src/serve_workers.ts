@@ -57,7 +57,8 @@ let setAddress: (s: WorkerServer, address: string) => void;
  * In `reusePort` mode (Linux with `--unstable-net`, and a TCP address) every Worker runs
  * its own engine bound to the same port and the kernel spreads the connections. Elsewhere
  * (`relay` mode) this isolate binds the address and hands each Request to the Workers in
- * turn over isolate channels; the handler's work still spreads, the socket I/O does not.
+ * turn over isolate channels; the handler's work still spreads, the socket I/O does not. A
+ * Worker that dies (an uncaught error in it ends it) is passed over from then on.
  * Deno 2.9.6 ends the process when `reusePort` is used without `--unstable-net`: this
  * function checks first and never does that.
  *
@@ -227,7 +228,12 @@ export class WorkerServer implements AsyncDisposable {
     let next = 0;
     const channels = this.#channels;
     this.#relay = await serve(address, (req) => {
-      const ch = channels[next++ % channels.length]!;
+      // A Worker that died (an uncaught error ends it) is passed over: its channel is closed
+      // for good, and the live Workers take its share.
+      let ch = channels[next++ % channels.length]!;
+      for (let i = 1; !ch.isOpen && i < channels.length; i++) {
+        ch = channels[next++ % channels.length]!;
+      }
       const headers: Record<string, string> = {};
       for (const [k, v] of req.headers) headers[k] = v;
       return ch.request(req.body.bytes(), { headers });
