@@ -6,28 +6,10 @@
 
 import { assert } from "@std/assert";
 import { transports } from "./_fixtures.ts";
-
-const child = new URL("./_redial_memory_child.ts", import.meta.url).pathname;
+import { gcChild } from "./_gc_child.ts";
 
 async function growthPerAttempt(transport: string, path: string): Promise<number> {
-  const out = await new Deno.Command("deno", {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write=/tmp",
-      "--allow-env",
-      "--v8-flags=--expose-gc",
-      child,
-      transport,
-      path,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert(out.success, `child failed: ${new TextDecoder().decode(out.stderr)}`);
-  return (JSON.parse(text) as { bytesPerAttempt: number }).bytesPerAttempt;
+  return (await gcChild("./_redial_memory_child.ts", transport, path)).bytesPerAttempt!;
 }
 
 // Measured after 1,000 attempts (the code is compiled by then), over 1,000 more. Before the

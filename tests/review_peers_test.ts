@@ -5,27 +5,10 @@
 
 import { assert } from "@std/assert";
 import { transports } from "./_fixtures.ts";
-
-const child = new URL("./_review_peers_child.ts", import.meta.url).pathname;
+import { gcChild } from "./_gc_child.ts";
 
 async function growthPerStream(transport: string): Promise<number> {
-  const out = await new Deno.Command("deno", {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write=/tmp",
-      "--allow-env",
-      "--v8-flags=--expose-gc",
-      child,
-      transport,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert(out.success, `child failed: ${new TextDecoder().decode(out.stderr)}`);
-  return (JSON.parse(text) as { bytesPerStream: number }).bytesPerStream;
+  return (await gcChild("./_review_peers_child.ts", transport)).bytesPerStream!;
 }
 
 // Measured over 4,000 abandoned streams after 4,000 (200 drops of 20 each). Before the fix:
