@@ -137,6 +137,9 @@ export class IoChannel implements Channel {
         }: the channel is closing (${this.#sendClosed} already posted)`,
       );
     }
+    // A Bye is never refused for room: it is how a full channel gets closed, and once one
+    // is posted nothing else is taken (above), so it goes past the budgets at most once.
+    if (isBye(m.bhdr.opCode)) return;
     const c = cost(postedLength(m));
     const host = this.#host;
     if (this.#queuedBytes > 0 && this.#queuedBytes + c > host.maxQueuedBytes) {
