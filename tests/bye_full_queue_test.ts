@@ -18,7 +18,15 @@ import {
   TofuError,
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
-import { expect, make, rawConnect, recv, transports, writeAll } from "./_fixtures.ts";
+import {
+  expect,
+  make,
+  rawConnect,
+  recv,
+  type SocketTransport,
+  transports,
+  writeAll,
+} from "./_fixtures.ts";
 import { frame } from "./_attack.ts";
 import { rawServed, readFrames, untilClosed } from "./_raw_peer.ts";
 
@@ -69,25 +77,42 @@ async function expectEnd(conn: Deno.Conn): Promise<void> {
   assertEquals(await deadline(conn.read(new Uint8Array(64)), 10_000), null);
 }
 
+/**
+ * The peer sends a ByeRequest while the channel's queue is full (by the budgets of
+ * `options`); the application answers with a ByeResponse, which must go out after
+ * everything queued, and then the engine closes the channel.
+ */
+async function answerByeWhileFull(
+  t: SocketTransport,
+  options: { maxQueuedBytes: number; maxEngineQueuedBytes?: number },
+): Promise<void> {
+  await using engine = new Engine(options);
+  const { client, ch, conn, listener } = await rawServed(engine, t);
+  try {
+    const sizes = await fillQueue(engine, client, ch);
+    await writeAll(conn, frame(OpCode.ByeRequest, "", 9n));
+    const bye: Message = expect(await recv(client), OpCode.ByeRequest, Status.success);
+    bye.bhdr.opCode = OpCode.ByeResponse;
+    client.post(bye); // before: allocation_failed, and the channel stayed open
+    await expectDrainedThen(conn, sizes, OpCode.ByeResponse);
+    await expectEnd(conn);
+    const { before, closed } = await untilClosed(client, ch);
+    assertEquals(before.length, 0, "no message of the channel was handed back");
+    assertEquals(closed.bhdr.channelNumber, ch);
+  } finally {
+    conn.close();
+    listener.close();
+  }
+}
+
 for (const t of transports) {
   Deno.test(`${t.name}: a ByeResponse is accepted while the send queue is full`, async () => {
-    await using engine = new Engine({ maxQueuedBytes: 256 * 1024 });
-    const { client, ch, conn, listener } = await rawServed(engine, t);
-    try {
-      const sizes = await fillQueue(engine, client, ch);
-      await writeAll(conn, frame(OpCode.ByeRequest, "", 9n));
-      const bye: Message = expect(await recv(client), OpCode.ByeRequest, Status.success);
-      bye.bhdr.opCode = OpCode.ByeResponse;
-      client.post(bye); // before: allocation_failed, and the channel stayed open
-      await expectDrainedThen(conn, sizes, OpCode.ByeResponse);
-      await expectEnd(conn);
-      const { before, closed } = await untilClosed(client, ch);
-      assertEquals(before.length, 0, "no message of the channel was handed back");
-      assertEquals(closed.bhdr.channelNumber, ch);
-    } finally {
-      conn.close();
-      listener.close();
-    }
+    await answerByeWhileFull(t, { maxQueuedBytes: 256 * 1024 });
+  });
+
+  Deno.test(`${t.name}: a ByeResponse is accepted while the engine's queued bytes are at their budget`, async () => {
+    // One channel's budget is larger than the engine's: the engine-wide budget refuses.
+    await answerByeWhileFull(t, { maxQueuedBytes: 16 << 20, maxEngineQueuedBytes: 256 * 1024 });
   });
 
   Deno.test(`${t.name}: a ByeRequest is accepted while the send queue is full`, async () => {
@@ -103,28 +128,6 @@ for (const t of transports) {
       await expectEnd(conn);
       const { closed } = await untilClosed(client, ch);
       assertEquals(closed.bhdr.channelNumber, ch);
-    } finally {
-      conn.close();
-      listener.close();
-    }
-  });
-
-  Deno.test(`${t.name}: a Bye is accepted while the engine's queued bytes are at their budget`, async () => {
-    // One channel's budget is larger than the engine's: the engine-wide budget refuses.
-    await using engine = new Engine({
-      maxQueuedBytes: 16 << 20,
-      maxEngineQueuedBytes: 256 * 1024,
-    });
-    const { client, ch, conn, listener } = await rawServed(engine, t);
-    try {
-      const sizes = await fillQueue(engine, client, ch);
-      await writeAll(conn, frame(OpCode.ByeRequest, "", 9n));
-      const bye = expect(await recv(client), OpCode.ByeRequest, Status.success);
-      bye.bhdr.opCode = OpCode.ByeResponse;
-      client.post(bye);
-      await expectDrainedThen(conn, sizes, OpCode.ByeResponse);
-      await expectEnd(conn);
-      await untilClosed(client, ch);
     } finally {
       conn.close();
       listener.close();
