@@ -94,6 +94,7 @@ export {
   type Chunk,
   ERROR_MESSAGE_HEADER,
   ERROR_STATUS_HEADER,
+  MAX_OPEN_STREAMS,
   type Payload,
   type ReconnectOptions,
   type RequestOptions,

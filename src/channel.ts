@@ -70,6 +70,24 @@ export const ERROR_STATUS_HEADER = "tofu-status";
 /** The header with the message of a handler's failure; see {@linkcode ERROR_STATUS_HEADER}. */
 export const ERROR_MESSAGE_HEADER = "tofu-error";
 
+/**
+ * Most `more` streams a peer may have open at once on one channel: streams it started and
+ * has not finished (their last chunk, `more` clear, has not come), whether the application
+ * reads them or they are being dropped. The channel keeps each one until its last chunk;
+ * a peer that opens more loses its connection: the channel aborts it with status
+ * `invalid_more_usage` (a re-dialling client channel dials again). Streams that answer this
+ * side's own requests do not count.
+ *
+ * @example The limit
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { MAX_OPEN_STREAMS } from "@tofu/tofu";
+ *
+ * assert(MAX_OPEN_STREAMS >= 1024);
+ * ```
+ */
+export const MAX_OPEN_STREAMS = 1024;
+
 /** Library-internal: the headers that report `err` to the peer (see ERROR_STATUS_HEADER). */
 export function errorHeaders(err: unknown): Record<string, string> {
   const status = err instanceof TofuError ? err.status : Status.processingFailed;
@@ -171,6 +189,12 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   readonly #pending = new Map<bigint, Pending>();
   readonly #abandoned = new Set<bigint>();
   readonly #streams = new Map<string, Stream>();
+  // Streams the peer opened (not answers) and has not finished: at most MAX_OPEN_STREAMS.
+  // A finished stream nobody has read yet stays in #streams, its chunks held (they count
+  // against the channel's read share, which bounds those).
+  #peerStreams = 0;
+  // Why this side aborted the connection, for #linkClosed (its report says channel_closed).
+  #abortCause: TofuError | null = null;
   readonly #incoming = new AsyncQueue<Message>();
   #closed!: Promise<number>;
   #resolveClosed!: (status: number) => void;
@@ -254,7 +278,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Resolves once the channel is closed for good, with the closing status:
    * `Status.success` after a graceful bye (either side), otherwise the reason, such as
-   * `peer_disconnected`, `recv_failed`, `channel_closed` (an abort) or
+   * `peer_disconnected`, `recv_failed`, `channel_closed` (an abort),
+   * `invalid_more_usage` (the peer opened more than {@linkcode MAX_OPEN_STREAMS} streams) or
    * `shutdown_started` (the engine was closed). It never rejects.
    */
   get closed(): Promise<number> {
@@ -425,7 +450,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * message id, up to and including the last one (`more` clear). A message without
    * `more` is a stream of one. Every yielded message is yours; `for await (using c of
    * ch.chunks(first))` releases each one as the loop moves on. Leaving the loop early
-   * discards the rest of the stream.
+   * discards the rest of the stream. `first` itself is yielded, so release it in one place
+   * only: with `for await (const first of ch)` around such a loop, not `using` (a message
+   * put back twice may be in use again by then, and the second release takes it away).
    *
    * @param first The first chunk (an incoming message or a request's answer).
    * @returns The chunks in order.
@@ -483,7 +510,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
   }
 
-  /** Yields the peer's messages that are not answers to this side's requests, until the channel closes. */
+  /**
+   * Yields the peer's messages that are not answers to this side's requests, until the
+   * channel closes. A message with `more` set opens a stream: read the rest with
+   * {@linkcode Channel.chunks}. Until then its chunks are held for you and count against
+   * the engine's `maxChannelHeldMsgs` (the channel stops reading when they fill it), and
+   * a peer may have at most {@linkcode MAX_OPEN_STREAMS} streams open at once.
+   */
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {
     for (;;) {
       const m = await this.#incoming.take();
@@ -801,6 +834,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     const key = streamKey(m);
     const stream = this.#streams.get(key);
     if (stream) {
+      if (!m.hasMore() && !stream.answer) this.#peerStreams--; // the peer finished it
       if (stream.discard) {
         if (!m.hasMore()) this.#streams.delete(key);
         this.#engine.put(m);
@@ -830,7 +864,19 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         return;
       }
     }
-    if (m.hasMore()) this.#openStream(key, false);
+    if (m.hasMore()) {
+      if (this.#peerStreams >= MAX_OPEN_STREAMS) {
+        this.#engine.put(m);
+        this.#abortLink(
+          new TofuError(
+            Status.invalidMoreUsage,
+            `Cannot receive on channel ${number}: the peer has ${MAX_OPEN_STREAMS} streams open (unfinished) and opened one more (MAX_OPEN_STREAMS)`,
+          ),
+        );
+        return;
+      }
+      this.#openStream(key, false);
+    }
     if (!this.#incoming.push(m)) this.#engine.put(m);
   }
 
@@ -849,11 +895,27 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #openStream(key: string, answer: boolean): void {
+    if (!answer) this.#peerStreams++;
     this.#streams.set(key, {
       queue: new AsyncQueue<Message>(),
       discard: false,
       answer,
     });
+  }
+
+  /**
+   * Aborts the current connection (a ByeSignal, nothing more is sent) because of the peer;
+   * `cause` becomes the closing error (the engine reports the abort as channel_closed).
+   */
+  #abortLink(cause: TofuError): void {
+    if (this.#abortCause !== null) return;
+    this.#abortCause = cause;
+    void cause.stack; // formatted now, it keeps no frame of the channel
+    const m = this.#engine.get("always");
+    m.bhdr.opCode = OpCode.ByeSignal;
+    m.bhdr.channelNumber = this.#number;
+    m.bhdr.internalA = 1;
+    this.#postReply(m);
   }
 
   #postReply(m: Message): void {
@@ -875,6 +937,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           new TofuError(Status.connectFailed, `Cannot connect to ${this.#address}: refused`),
       );
       return;
+    }
+    if (this.#abortCause !== null) {
+      error = this.#abortCause;
+      this.#abortCause = null;
     }
     const status = error ? error.status : Status.success;
     this.#failInFlight(
@@ -913,6 +979,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     this.#pending.clear();
     this.#abandoned.clear();
+    this.#peerStreams = 0; // nothing more of any stream comes on this connection
     for (const [key, s] of this.#streams) {
       s.queue.close();
       // Nothing of a stream nobody reads comes after its connection: a channel that
