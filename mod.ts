@@ -92,6 +92,7 @@ export type { AllocationStrategy } from "./src/engine.ts";
 export {
   Channel,
   type Chunk,
+  type ChunksOptions,
   ERROR_MESSAGE_HEADER,
   ERROR_STATUS_HEADER,
   MAX_OPEN_STREAMS,

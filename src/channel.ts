@@ -44,6 +44,17 @@ export interface SendOptions extends RequestOptions {
   op?: typeof OpCode.Signal | typeof OpCode.Request;
 }
 
+/** Options of {@linkcode Channel.chunks}. */
+export interface ChunksOptions {
+  /**
+   * How long to wait for the rest of the stream, from the first read; default forever.
+   * A stream still unfinished then is dropped and the loop rejects.
+   */
+  timeoutMs?: number;
+  /** Gives up reading; the loop rejects with a {@linkcode TofuError}. */
+  signal?: AbortSignal;
+}
+
 /** Options of {@linkcode Channel.respond}. */
 export interface RespondOptions {
   /** Text headers of the response (of its first chunk when it is a stream). */
@@ -455,11 +466,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * put back twice may be in use again by then, and the second release takes it away).
    *
    * @param first The first chunk (an incoming message or a request's answer).
+   * @param options A timeout for the whole stream and an abort signal; default none.
    * @returns The chunks in order.
    * @throws {TofuError} With status `channel_closed` if the channel closes before the
    * last chunk, `invalid_more_usage` if `first` opens no stream on this channel, or the
    * peer's status if its sender failed partway (the stream then ends with an error
-   * chunk; the message is `Cannot read stream: the peer failed: <its message>`).
+   * chunk; the message is `Cannot read stream: the peer failed: <its message>`), or
+   * `communication_failed` when `timeoutMs` passes or `signal` aborts first (the rest of
+   * the stream is then dropped as it arrives).
+   * @throws {RangeError} If `timeoutMs` is not a number >= 0.
    *
    * @example Downloading a stream
    * ```ts
@@ -474,7 +489,14 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * assertEquals(parts, ["a", "b", "c"]);
    * ```
    */
-  async *chunks(first: Message): AsyncGenerator<Message, void, undefined> {
+  async *chunks(
+    first: Message,
+    options: ChunksOptions = {},
+  ): AsyncGenerator<Message, void, undefined> {
+    const bounded = options.timeoutMs !== undefined || options.signal !== undefined;
+    using deadline = bounded
+      ? new Deadline("read stream", options.timeoutMs, options.signal)
+      : null;
     const key = streamKey(first);
     const stream = first.hasMore() ? this.#streams.get(key) : undefined;
     if (first.hasMore() && !stream) {
@@ -487,7 +509,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     try {
       yield first;
       while (!finished) {
-        const c = await stream!.queue.take();
+        const taken = stream!.queue.take();
+        // A chunk that comes after the deadline won goes back to the pool.
+        const c = deadline === null ? await taken : await deadline.race(taken, () => {
+          void taken.then((late) => {
+            if (late !== done) this.#engine.put(late);
+          });
+        });
         if (c === done) {
           throw new TofuError(
             Status.channelClosed,
