@@ -11,6 +11,7 @@ import {
   encodeFrame,
   Engine,
   listen,
+  type Listener,
   MAX_OPEN_STREAMS,
   Message,
   OpCode,
@@ -38,14 +39,20 @@ function address(t: { name: string }): string {
   return t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`;
 }
 
+/** A raw socket that said Hello to `listener`, and the listener's channel for it. */
+async function rawPeer(listener: Listener): Promise<{ conn: Deno.Conn; peer: Channel }> {
+  const conn = await rawConnect(listener.address) as Deno.Conn;
+  await writeAll(conn, frames(OpCode.HelloRequest, 1, 1, 0));
+  const peer: Channel = (await listener[Symbol.asyncIterator]().next()).value;
+  return { conn, peer };
+}
+
 for (const t of transports) {
   Deno.test(`${t.name}: a peer that opens streams without end loses its connection`, async () => {
     await using engine = new Engine();
     await using listener = await listen(address(t), { engine });
-    const conn = await rawConnect(listener.address) as Deno.Conn;
+    const { conn, peer } = await rawPeer(listener);
     try {
-      await writeAll(conn, frames(OpCode.HelloRequest, 1, 1, 0));
-      const peer: Channel = (await listener[Symbol.asyncIterator]().next()).value;
       let heads = 0;
       const reading = (async () => {
         for await (using _req of peer) heads++;
@@ -64,10 +71,8 @@ for (const t of transports) {
   Deno.test(`${t.name}: finished streams do not count toward MAX_OPEN_STREAMS`, async () => {
     await using engine = new Engine();
     await using listener = await listen(address(t), { engine });
-    const conn = await rawConnect(listener.address) as Deno.Conn;
+    const { conn, peer } = await rawPeer(listener);
     try {
-      await writeAll(conn, frames(OpCode.HelloRequest, 1, 1, 0));
-      const peer: Channel = (await listener[Symbol.asyncIterator]().next()).value;
       // Three times the limit of streams, each a head and its last chunk.
       const count = 3 * MAX_OPEN_STREAMS;
       const streams = new Uint8Array(count * 32);
