@@ -10,7 +10,7 @@ import { Deadline, sleep } from "./_deadline.ts";
 import { discharge } from "./_read_share.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { Message } from "./message.ts";
+import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -128,6 +128,8 @@ interface Pending<T = Message> {
 interface Stream {
   queue: AsyncQueue<Message>;
   discard: boolean;
+  /** chunks() has started on it. */
+  read: boolean;
   /** The stream answers a request of ours: its chunks leave the read share once read. */
   answer: boolean;
 }
@@ -207,6 +209,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   // Why this side aborted the connection, for #linkClosed (its report says channel_closed).
   #abortCause: TofuError | null = null;
   readonly #incoming = new AsyncQueue<Message>();
+  // Streams whose first message the iterator handed out and nobody has passed to chunks()
+  // yet, with the first message and its lease then (see #sweepUnread).
+  #unread: { key: string; stream: Stream; first: Message; lease: number }[] = [];
   #closed!: Promise<number>;
   #resolveClosed!: (status: number) => void;
   // Callers of request() and send() waiting for the channel to open again. Not one shared
@@ -505,6 +510,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         `Cannot read stream: message ${first.bhdr.messageId} opens no stream on this channel`,
       );
     }
+    if (stream) stream.read = true;
     let finished = !first.hasMore();
     try {
       yield first;
@@ -541,16 +547,39 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Yields the peer's messages that are not answers to this side's requests, until the
    * channel closes. A message with `more` set opens a stream: read the rest with
-   * {@linkcode Channel.chunks}. Until then its chunks are held for you and count against
-   * the engine's `maxChannelHeldMsgs` (the channel stops reading when they fill it), and
-   * a peer may have at most {@linkcode MAX_OPEN_STREAMS} streams open at once.
+   * {@linkcode Channel.chunks}. While you hold that first message, its chunks are held for
+   * you and count against the engine's `maxChannelHeldMsgs` (the channel stops reading
+   * when they fill it); once you put it back without calling `chunks()` (say, `using` it
+   * in a loop that ignores streams), the stream is dropped when you take the next message,
+   * and its chunks go back to the pool as they come. A peer may have at most
+   * {@linkcode MAX_OPEN_STREAMS} streams open at once.
    */
   async *[Symbol.asyncIterator](): AsyncIterator<Message> {
     for (;;) {
+      if (this.#unread.length > 0) this.#sweepUnread();
       const m = await this.#incoming.take();
       if (m === done) return;
+      if (m.hasMore()) {
+        const key = streamKey(m);
+        const stream = this.#streams.get(key);
+        if (stream && !stream.read) this.#unread.push({ key, stream, first: m, lease: leaseOf(m) });
+      }
       yield m;
     }
+  }
+
+  /**
+   * Drops the streams whose first message was put back without chunks() ever starting on
+   * it: nobody can read them any more, and their chunks would hold the channel's read share
+   * for good (the channel stops reading once they fill it).
+   */
+  #sweepUnread(): void {
+    this.#unread = this.#unread.filter((u) => {
+      if (u.stream.read || u.stream.discard || this.#streams.get(u.key) !== u.stream) return false;
+      if (leaseOf(u.first) === u.lease) return true; // still the application's
+      this.#discard(u.key, u.stream);
+      return false;
+    });
   }
 
   /**
@@ -927,6 +956,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     this.#streams.set(key, {
       queue: new AsyncQueue<Message>(),
       discard: false,
+      read: false,
       answer,
     });
   }

@@ -5,6 +5,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { deadline } from "@std/async/deadline";
+import { delay } from "@std/async/delay";
 import {
   type Channel,
   connect,
@@ -174,6 +175,90 @@ for (const t of transports) {
       third.close();
     } finally {
       listener.close();
+    }
+  });
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: a stream whose first message is put back unread does not stall the channel`, async () => {
+    await using engine = new Engine();
+    await using listener = await listen(address(t), { engine });
+    const { conn, peer } = await rawPeer(listener);
+    try {
+      // A stream of 5,000 chunks (more than the channel's read share of 1,024), then a
+      // plain Request. The application reads the channel and never calls chunks().
+      const chunks = 5_000;
+      const writing = (async () => {
+        await writeAll(conn, frames(OpCode.Request, 2, 1, 1));
+        for (let i = 0; i < chunks; i++) await writeAll(conn, frames(OpCode.Request, 2, 1, 1));
+        await writeAll(conn, frames(OpCode.Request, 2, 1, 0));
+        await writeAll(conn, frames(OpCode.Request, 3, 1, 0));
+      })();
+      const ids: bigint[] = [];
+      const reading = (async () => {
+        for await (using m of peer) {
+          ids.push(m.bhdr.messageId);
+          if (m.bhdr.messageId === 3n) break;
+        }
+      })();
+      // Before: the unread chunks filled the share, the channel stopped reading, and the
+      // Request after the stream never came. Now the stream is dropped once its first
+      // message is back in the pool, and its chunks go back there as they come.
+      await deadline(Promise.all([writing, reading]), 10_000);
+      assertEquals(ids, [2n, 3n]);
+      assert(peer.isOpen);
+    } finally {
+      conn.close();
+    }
+  });
+
+  Deno.test(`${t.name}: a stream being read with chunks() is kept while the iterator moves on`, async () => {
+    await using engine = new Engine();
+    await using listener = await listen(address(t), { engine });
+    const { conn, peer } = await rawPeer(listener);
+    try {
+      await writeAll(conn, frames(OpCode.Request, 2, 1, 1));
+      const it = peer[Symbol.asyncIterator]();
+      const head = (await it.next()).value!;
+      // chunks() yields the first message and `using` puts it back at once; the stream is
+      // still being read, so the iterator must leave it alone.
+      const got: bigint[] = [];
+      const reading = (async () => {
+        for await (using c of peer.chunks(head, { timeoutMs: 5000 })) got.push(c.bhdr.messageId);
+      })();
+      await delay(20);
+      await writeAll(conn, frames(OpCode.Request, 3, 1, 0));
+      using next = (await deadline(it.next(), 5000)).value!;
+      assertEquals(next.bhdr.messageId, 3n);
+      for (let i = 0; i < 3; i++) await writeAll(conn, frames(OpCode.Request, 2, 1, 1));
+      await writeAll(conn, frames(OpCode.Request, 2, 1, 0));
+      await reading;
+      assertEquals(got, [2n, 2n, 2n, 2n, 2n]);
+    } finally {
+      conn.close();
+    }
+  });
+
+  Deno.test(`${t.name}: a stream whose first message is still held is kept for chunks()`, async () => {
+    await using engine = new Engine();
+    await using listener = await listen(address(t), { engine });
+    const { conn, peer } = await rawPeer(listener);
+    try {
+      // The stream's first message and 3 more chunks, then a plain Request.
+      for (let i = 0; i < 4; i++) await writeAll(conn, frames(OpCode.Request, 2, 1, 1));
+      await writeAll(conn, frames(OpCode.Request, 3, 1, 0));
+      const it = peer[Symbol.asyncIterator]();
+      const head = (await it.next()).value!;
+      // The next message is taken while the stream's first message is held: the stream
+      // must still be there to read afterwards.
+      using next = (await deadline(it.next(), 5000)).value!;
+      assertEquals(next.bhdr.messageId, 3n);
+      await writeAll(conn, frames(OpCode.Request, 2, 1, 0));
+      let n = 0;
+      for await (using _c of peer.chunks(head, { timeoutMs: 5000 })) n++;
+      assertEquals(n, 1 + 3 + 1);
+    } finally {
+      conn.close();
     }
   });
 }
