@@ -101,6 +101,7 @@ export {
   type RequestOptions,
   type RespondOptions,
   type SendOptions,
+  type UnsentHandler,
 } from "./src/channel.ts";
 export { connect, type ConnectOptions } from "./src/connect.ts";
 export {

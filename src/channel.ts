@@ -12,6 +12,7 @@ import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
+import { isEngineReport } from "./_report.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
 /** One piece of a body: text (sent as UTF-8) or bytes; at most 65535 bytes. */
@@ -60,6 +61,21 @@ export interface RespondOptions {
   /** Text headers of the response (of its first chunk when it is a stream). */
   headers?: Record<string, string>;
 }
+
+/**
+ * Receives a message this side posted on a channel that its connection ended before
+ * writing: a Signal or Request of {@linkcode Channel.send}, a Response of
+ * {@linkcode Channel.respond} or of a `serve` handler, or a chunk of a stream of them.
+ * Its status says why (`peer_disconnected`, `send_failed`, `recv_failed`,
+ * `channel_closed`...) and `msg.error` has the details; its body, headers and message id
+ * are the ones posted. The message is yours: put it back (`engine.put(msg)` or `using`)
+ * or keep it to send again. Called in the order the messages were posted, before the
+ * channel reports the close. A `request()` is not reported here: the call rejects instead.
+ * A callback that throws is reported with `reportError` (an `error` event on
+ * `globalThis`); the channel goes on. Without a callback, such messages go back to the
+ * pool.
+ */
+export type UnsentHandler = (msg: Message, channel: Channel) => void;
 
 /** How a client channel re-dials after its connection drops (see `connect`). */
 export interface ReconnectOptions {
@@ -143,11 +159,22 @@ interface Resolved {
 /** Library-internal hooks of the Peers layer (connect, listen). */
 export interface ChannelControl {
   /** A client channel that owns `hub`; call `open` next. */
-  client(hub: Hub, address: string, reconnect: Resolved | null): Channel;
+  client(
+    hub: Hub,
+    address: string,
+    reconnect: Resolved | null,
+    onUnsent: UnsentHandler | undefined,
+  ): Channel;
   /** Dials (with re-dials if enabled) until the handshake completes. */
   open(ch: Channel, timeoutMs: number, signal: AbortSignal | undefined): Promise<void>;
   /** An accepted channel of a listener's hub, routed at `number`; `first` is its first message. */
-  accept(hub: Hub, number: number, address: string, first: Message): Channel;
+  accept(
+    hub: Hub,
+    number: number,
+    address: string,
+    first: Message,
+    onUnsent: UnsentHandler | undefined,
+  ): Channel;
   /** Registers a callback for when the channel is closed for good. */
   onFinish(ch: Channel, fn: () => void): void;
   /** A function that discards what is left of the stream `first` opens (for serve). */
@@ -164,6 +191,11 @@ export function channelControl(): ChannelControl {
 }
 
 function noop(): void {}
+
+/** The opcodes the application posts through a Channel (send, request, respond). */
+function isUnsentKind(op: number): boolean {
+  return op === OpCode.Signal || op === OpCode.Request || op === OpCode.Response;
+}
 
 // Requests given up on whose late answers are still recognised and dropped.
 const MAX_ABANDONED = 65_536;
@@ -224,19 +256,20 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #userClosed = false;
   #wakeSleep: () => void = noop;
   #onFinish: () => void = noop;
+  #onUnsent: UnsentHandler | null = null;
 
   static {
     control = {
-      client(hub, address, reconnect) {
+      client(hub, address, reconnect, onUnsent) {
         const ch = new Channel();
-        ch.#init(hub, address, true);
+        ch.#init(hub, address, true, onUnsent);
         ch.#reconnect = reconnect;
         return ch;
       },
       open: (ch, timeoutMs, signal) => ch.#open(timeoutMs, signal),
-      accept(hub, number, address, first) {
+      accept(hub, number, address, first, onUnsent) {
         const ch = new Channel();
-        ch.#init(hub, address, false);
+        ch.#init(hub, address, false, onUnsent);
         ch.#number = number;
         ch.#state = "open";
         ch.#resolveReady();
@@ -259,7 +292,16 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   private constructor() {}
 
-  #init(hub: Hub, address: string, ownsHub: boolean): void {
+  #init(
+    hub: Hub,
+    address: string,
+    ownsHub: boolean,
+    onUnsent: UnsentHandler | undefined,
+  ): void {
+    if (onUnsent !== undefined && typeof onUnsent !== "function") {
+      throw new TypeError("Cannot make channel: onUnsent is not a function");
+    }
+    this.#onUnsent = onUnsent ?? null;
     this.#hub = hub;
     this.#engine = hub.engine;
     this.#address = address;
@@ -358,7 +400,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Sends a one-way Signal (or a Request whose answer you read from the iterator).
    * Resolves once every chunk is posted (the engine then owns them and writes them in
-   * order). While a reconnecting channel is down, it waits within `timeoutMs`; while more
+   * order; a chunk the connection ends before writing goes to the `onUnsent` callback of
+   * `connect`, `listen` or `serve`, see {@linkcode UnsentHandler}). While a reconnecting channel is down, it waits within `timeoutMs`; while more
    * than 2 MiB is queued unsent on the connection, it waits for room first, and before each
    * chunk of a stream (backpressure, see `ChannelGroup.ready`), all within `timeoutMs`, so a
    * loop of awaited sends keeps pace with the peer.
@@ -405,6 +448,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Answers a Request from the peer: a Response with the request's message id. An
    * iterable of chunks goes out as a streamed response. Passing the request message
    * itself as `body` turns it into the response (its body and headers are kept).
+   * Resolves once posted; a Response the connection ends before writing goes to
+   * `onUnsent` (see {@linkcode UnsentHandler}).
    *
    * @param req The request being answered (you still own it, unless passed as `body`),
    * or its message id.
@@ -621,7 +666,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   /**
-   * Aborts at once: nothing more is sent, unsent messages are dropped and waiting
+   * Aborts at once: nothing more is sent, unsent messages are dropped (or handed to
+   * `onUnsent` with `channel_closed`, see {@linkcode UnsentHandler}) and waiting
    * requests reject with `channel_closed`. `closed` resolves once the engine is done;
    * then messages that arrived but were never read go back to the pool.
    */
@@ -797,6 +843,40 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     for (const w of waiting) w.reject(err);
   }
 
+  /**
+   * A Request handed back unsent: if it is a request()'s, rejects the call and returns
+   * true (also for the later chunks of its stream, and for a call that gave up already).
+   */
+  #requestHandedBack(m: Message): boolean {
+    const id = m.bhdr.messageId;
+    const p = this.#pending.get(id);
+    if (p === undefined) return this.#abandoned.has(id);
+    this.#pending.delete(id);
+    if (m.hasMore()) this.#abandon(id); // its later chunks come back too
+    p.reject(
+      new TofuError(
+        m.bhdr.status,
+        `Cannot complete request: ${m.error?.message ?? statusName(m.bhdr.status)}`,
+        { cause: m.error },
+      ),
+    );
+    return true;
+  }
+
+  /** Hands a message posted and not written to the application (see UnsentHandler). */
+  #unsent(m: Message): void {
+    const fn = this.#onUnsent;
+    if (fn === null) {
+      this.#engine.put(m);
+      return;
+    }
+    try {
+      fn(m, this);
+    } catch (err) {
+      reportError(err);
+    }
+  }
+
   #abandon(id: bigint): void {
     // Remember the id so its late answer is dropped; a peer that never answers must
     // not make the set grow for good, so the oldest ids are forgotten past the limit
@@ -828,7 +908,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #deliver(m: Message, number: number): void {
     const bh = m.bhdr;
     if (m.isFromEngine()) {
-      if (bh.opCode === OpCode.Signal && bh.status === Status.channelClosed) {
+      // The final report, not one of our Signals handed back with the same status (an
+      // abort or idle close hands back unsent messages with channel_closed, before it).
+      if (
+        bh.opCode === OpCode.Signal && bh.status === Status.channelClosed && isEngineReport(m)
+      ) {
         this.#hub.unroute(number, this.#routeFor(number));
         this.#routes.delete(number);
         const error = m.error ?? null;
@@ -836,29 +920,20 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         if (number === this.#number) this.#linkClosed(error);
         return;
       }
-      if (number === this.#number) {
-        if (bh.opCode === OpCode.HelloRequest) {
-          this.#helloFailure = m.error ??
-            new TofuError(
-              bh.status,
-              `Cannot connect to ${this.#address}: ${statusName(bh.status)}`,
-            );
-        } else if (bh.opCode === OpCode.Request) {
-          const p = this.#pending.get(bh.messageId);
-          if (p) {
-            this.#pending.delete(bh.messageId);
-            p.reject(
-              new TofuError(
-                bh.status,
-                `Cannot complete request: ${m.error?.message ?? statusName(bh.status)}`,
-                { cause: m.error },
-              ),
-            );
-          }
-        }
+      if (number === this.#number && bh.opCode === OpCode.HelloRequest) {
+        this.#helloFailure = m.error ??
+          new TofuError(
+            bh.status,
+            `Cannot connect to ${this.#address}: ${statusName(bh.status)}`,
+          );
+      } else if (bh.opCode === OpCode.Request && this.#requestHandedBack(m)) {
+        // A request() of ours: the call rejected (or had given up); nothing to hand on.
+      } else if (isUnsentKind(bh.opCode) && !isEngineReport(m)) {
+        this.#unsent(m);
+        return;
       }
       // pool_empty notes (the engine holds this peer back until messages of the channel
-      // come back) and other handed-back messages: nothing else to do.
+      // come back) and the channel's own handshake and bye messages: nothing else to do.
       this.#engine.put(m);
       return;
     }

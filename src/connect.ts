@@ -4,7 +4,12 @@
  * @module
  */
 
-import { type Channel, channelControl, type ReconnectOptions } from "./channel.ts";
+import {
+  type Channel,
+  channelControl,
+  type ReconnectOptions,
+  type UnsentHandler,
+} from "./channel.ts";
 import { checkTimeout } from "./_deadline.ts";
 import { defaultEngine } from "./_default_engine.ts";
 import type { Engine } from "./engine.ts";
@@ -26,13 +31,20 @@ export interface ConnectOptions {
   reconnect?: boolean | ReconnectOptions;
   /** Gives up connecting; the promise rejects with a {@linkcode TofuError}. */
   signal?: AbortSignal;
+  /**
+   * Receives each message this channel posted that a connection ended before writing
+   * (a dropped connection, a peer that stopped reading); see {@linkcode UnsentHandler}.
+   * Without it, such messages go back to the pool.
+   */
+  onUnsent?: UnsentHandler;
 }
 
 /**
  * Connects to a peer: sends a HelloRequest and resolves once the HelloResponse arrives.
  *
  * @param address `tcp|HOST|PORT` or `uds|PATH`.
- * @param options The engine, handshake timeout, reconnect policy and abort signal.
+ * @param options The engine, handshake timeout, reconnect policy, abort signal and a
+ * callback for messages a connection left unwritten.
  * @returns The connected channel; close it with `await using` or `close()`.
  * @throws {TofuError} With status `connect_failed` (nothing answers, timeout, abort),
  * `uds_path_not_found`, `invalid_address` or `not_allowed` (missing `--allow-net` or
@@ -58,9 +70,12 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   const timeoutMs = options.timeoutMs ?? 10_000;
   checkTimeout("connect", timeoutMs);
   const reconnect = resolveReconnect(options.reconnect);
+  if (options.onUnsent !== undefined && typeof options.onUnsent !== "function") {
+    throw new TypeError("Cannot connect: onUnsent is not a function");
+  }
   const hub = new Hub(options.engine ?? defaultEngine());
   const control = channelControl();
-  const ch = control.client(hub, address, reconnect);
+  const ch = control.client(hub, address, reconnect, options.onUnsent);
   try {
     await control.open(ch, timeoutMs, options.signal);
   } catch (err) {

@@ -5,7 +5,7 @@
  */
 
 import { AsyncQueue, done } from "./_async_queue.ts";
-import { type Channel, channelControl } from "./channel.ts";
+import { type Channel, channelControl, type UnsentHandler } from "./channel.ts";
 import { sleep } from "./_deadline.ts";
 import { defaultEngine } from "./_default_engine.ts";
 import type { Engine } from "./engine.ts";
@@ -18,6 +18,12 @@ import { Status, statusName, TofuError } from "./status.ts";
 export interface ListenOptions {
   /** The engine to use; default: a shared engine made on first use. */
   engine?: Engine;
+  /**
+   * Receives each message an accepted channel posted that its connection ended before
+   * writing (a peer that left or stopped reading), with that channel; see
+   * {@linkcode UnsentHandler}. Without it, such messages go back to the pool.
+   */
+  onUnsent?: UnsentHandler;
 }
 
 interface Slot {
@@ -29,7 +35,7 @@ interface Slot {
 
 const CLOSE_GRACE_MS = 1000;
 
-let makeListener: (engine: Engine) => Listener;
+let makeListener: (engine: Engine, onUnsent: UnsentHandler | undefined) => Listener;
 let startListener: (l: Listener, addresses: string[]) => Promise<void>;
 
 /**
@@ -39,7 +45,7 @@ let startListener: (l: Listener, addresses: string[]) => Promise<void>;
  *
  * @param address One address (`tcp|HOST|PORT`, port 0 picks a free port, or
  * `uds|PATH`) or several.
- * @param options The engine.
+ * @param options The engine, and a callback for messages a connection left unwritten.
  * @returns The listener, once every address is bound.
  * @throws {TofuError} With status `listen_failed` (address in use, no such interface),
  * `invalid_address` or `not_allowed` (a missing permission); nothing stays bound then.
@@ -70,7 +76,10 @@ export async function listen(
   if (addresses.length === 0 || addresses.some((a) => typeof a !== "string")) {
     throw new TypeError("Cannot listen: give one address string or a non-empty array of them");
   }
-  const listener = makeListener(options.engine ?? defaultEngine());
+  if (options.onUnsent !== undefined && typeof options.onUnsent !== "function") {
+    throw new TypeError("Cannot listen: onUnsent is not a function");
+  }
+  const listener = makeListener(options.engine ?? defaultEngine(), options.onUnsent);
   await startListener(listener, addresses);
   return listener;
 }
@@ -104,12 +113,15 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
   #closing: Promise<void> | null = null;
 
   static {
-    makeListener = (engine) => new Listener(engine);
+    makeListener = (engine, onUnsent) => new Listener(engine, onUnsent);
     startListener = (l, addresses) => l.#start(addresses);
   }
 
-  private constructor(engine: Engine) {
+  readonly #onUnsent: UnsentHandler | undefined;
+
+  private constructor(engine: Engine, onUnsent: UnsentHandler | undefined) {
     this.#engine = engine;
+    this.#onUnsent = onUnsent;
     this.#hub = new Hub(engine, (m) => this.#accept(m));
   }
 
@@ -233,7 +245,13 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
       this.#abortChannel(number);
       return;
     }
-    const ch = channelControl().accept(this.#hub, number, this.#addressFor(m), m);
+    const ch = channelControl().accept(
+      this.#hub,
+      number,
+      this.#addressFor(m),
+      m,
+      this.#onUnsent,
+    );
     this.#live.add(ch);
     channelControl().onFinish(ch, () => this.#live.delete(ch));
     this.#accepted.push(ch);

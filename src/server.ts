@@ -54,7 +54,8 @@ let makeServer: (listener: Listener, handler: Handler, maxInFlight: number) => S
  *
  * @param address One address (`tcp|HOST|PORT`, port 0 picks one; `uds|PATH`) or several.
  * @param handler Turns each Request into its Response.
- * @param options The engine.
+ * @param options The engine, the per-peer limit of running handlers and a callback for
+ * messages a connection left unwritten.
  * @returns The running server.
  * @throws {TofuError} As {@linkcode listen} does.
  *

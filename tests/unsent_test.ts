@@ -1,0 +1,236 @@
+// The Peers layer never drops a posted message silently: what send(), respond() or a serve
+// handler posted and the connection ended before writing comes to the channel's onUnsent
+// callback, with the status saying why (the engine layer hands such messages back in the
+// group's queue; before, the Channel put them back into the pool without a word).
+
+import { assert, assertEquals, assertInstanceOf, assertNotEquals } from "@std/assert";
+import { delay } from "@std/async/delay";
+import {
+  Channel,
+  connect,
+  Engine,
+  type Message,
+  OpCode,
+  serve,
+  Status,
+  TofuError,
+} from "../mod.ts";
+import { tempUdsPath } from "../testing.ts";
+import { rawConnect, transports, writeAll } from "./_fixtures.ts";
+import { rawListen } from "./_raw_peer.ts";
+import { frame } from "./_attack.ts";
+
+interface Seen {
+  id: bigint;
+  op: number;
+  status: number;
+  fromEngine: boolean;
+  size: number;
+  error: string;
+  channel: Channel;
+}
+
+function seen(m: Message, ch: Channel): Seen {
+  return {
+    id: m.bhdr.messageId,
+    op: m.bhdr.opCode,
+    status: m.bhdr.status,
+    fromEngine: m.isFromEngine(),
+    size: m.body.byteLength,
+    error: m.error?.message ?? "",
+    channel: ch,
+  };
+}
+
+/** Waits until `cond()` holds; fails after `ms` (for something that must happen). */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`${what} did not happen within ${ms} ms`);
+    await delay(5);
+  }
+}
+
+/** A plain socket that answers the Hello and then reads nothing. */
+function silentListener(t: (typeof transports)[number]) {
+  const { listener, bound } = rawListen(t);
+  const accepted = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(4096)); // the HelloRequest
+    await writeAll(conn, frame(OpCode.HelloResponse));
+    return conn;
+  })();
+  return { listener, bound, accepted };
+}
+
+const BODY = new Uint8Array(60_000).fill(7);
+
+/** Sends 60,000-byte Signals until one cannot get room within 300 ms; returns the ids sent. */
+async function fill(ch: Channel): Promise<bigint[]> {
+  const sent: bigint[] = [];
+  for (;;) {
+    try {
+      sent.push(await ch.send(BODY, { timeoutMs: 300 }));
+    } catch (err) {
+      assertInstanceOf(err, TofuError);
+      return sent;
+    }
+    if (sent.length > 5_000) throw new Error("the connection never filled");
+  }
+}
+
+for (const t of transports) {
+  Deno.test(`${t.name}: send(): Signals posted and not written come to onUnsent, the tail of what was sent, in order`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
+    const peer = silentListener(t);
+    const unsent: Seen[] = [];
+    const ch = await connect(peer.bound, {
+      engine,
+      timeoutMs: 10_000,
+      onUnsent: (m, c) => {
+        unsent.push(seen(m, c));
+        engine.put(m);
+      },
+    });
+    const conn = await peer.accepted;
+    // The peer reads nothing: the last send waited for room (over 512 KiB queued) and gave up.
+    const sent = await fill(ch);
+    conn.close(); // with unread bytes: the client's socket fails
+    const status = await ch.closed;
+    peer.listener.close();
+    assertNotEquals(status, Status.success);
+    assert(unsent.length > 0, `${sent.length} sent, none came back`);
+    // The lane is written in post order: what was not written is the tail, each message once.
+    assertEquals(unsent.map((u) => u.id), sent.slice(sent.length - unsent.length));
+    for (const u of unsent) {
+      assertEquals(u.op, OpCode.Signal);
+      assert(u.fromEngine);
+      assertNotEquals(u.status, Status.success);
+      assertEquals(u.size, BODY.length);
+      assert(u.error.startsWith("Cannot "), u.error);
+      assert(u.channel === ch);
+    }
+  });
+
+  Deno.test(`${t.name}: serve(): Responses a peer left unread when it went away come to onUnsent`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 64 << 20 });
+    const unsent: Seen[] = [];
+    let handled = 0;
+    await using server = await serve(
+      t.name === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`,
+      () => {
+        handled++;
+        return BODY;
+      },
+      {
+        engine,
+        onUnsent: (m, c) => {
+          unsent.push(seen(m, c));
+          engine.put(m);
+        },
+      },
+    );
+    const conn = await rawConnect(server.address) as Deno.Conn;
+    await writeAll(conn, frame(OpCode.HelloRequest));
+    const ids = Array.from({ length: 200 }, (_, i) => BigInt(i + 2));
+    for (const id of ids) await writeAll(conn, frame(OpCode.Request, "q", id));
+    // 200 answers of 60,000 bytes (12 MB): far more than the sockets buffer, so most stay queued.
+    await until(() => handled === ids.length, "200 handled requests");
+    await delay(50);
+    assertEquals(unsent.length, 0);
+    conn.close();
+    await until(() => unsent.length > 0, "a Response handed back");
+    // The rest come a slice per turn of the event loop, all before the channel's close.
+    await unsent[0]!.channel.closed;
+    const back = unsent.map((u) => u.id);
+    assertEquals(new Set(back).size, back.length, "each Response once");
+    assert(back.every((id, i) => ids.includes(id) && (i === 0 || id > back[i - 1]!)), "in order");
+    for (const u of unsent) {
+      assertEquals(u.op, OpCode.Response);
+      assert(u.fromEngine);
+      assertNotEquals(u.status, Status.success);
+      assertInstanceOf(u.channel, Channel);
+    }
+  });
+
+  Deno.test(`${t.name}: an onUnsent that throws is reported as an error event; the channel still closes`, async () => {
+    await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
+    const peer = silentListener(t);
+    const reported: unknown[] = [];
+    const onError = (e: ErrorEvent) => {
+      e.preventDefault();
+      reported.push(e.error);
+    };
+    globalThis.addEventListener("error", onError);
+    try {
+      let calls = 0;
+      const ch = await connect(peer.bound, {
+        engine,
+        onUnsent: (m) => {
+          calls++;
+          engine.put(m);
+          throw new Error(`unsent handler failed ${calls}`);
+        },
+      });
+      const conn = await peer.accepted;
+      await fill(ch);
+      conn.close();
+      await ch.closed;
+      peer.listener.close();
+      assert(calls > 0);
+      assertEquals(reported.length, calls);
+      assertEquals((reported[0] as Error).message, "unsent handler failed 1");
+    } finally {
+      globalThis.removeEventListener("error", onError);
+    }
+  });
+}
+
+Deno.test("abort(): what was posted and not written comes to onUnsent with channel_closed", async () => {
+  await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
+  const peer = silentListener(transports[0]!);
+  const unsent: Seen[] = [];
+  const ch = await connect(peer.bound, {
+    engine,
+    onUnsent: (m, c) => {
+      unsent.push(seen(m, c));
+      engine.put(m);
+    },
+  });
+  const conn = await peer.accepted;
+  const sent = await fill(ch);
+  ch.abort();
+  assertEquals(await ch.closed, Status.channelClosed);
+  conn.close();
+  peer.listener.close();
+  assert(unsent.length > 0);
+  assertEquals(unsent.map((u) => u.id), sent.slice(sent.length - unsent.length));
+  assert(unsent.every((u) => u.status === Status.channelClosed), "status channel_closed");
+});
+
+Deno.test("request(): its own Requests handed back reject the call and do not come to onUnsent", async () => {
+  await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
+  const peer = silentListener(transports[0]!);
+  const unsent: Seen[] = [];
+  const ch = await connect(peer.bound, {
+    engine,
+    onUnsent: (m, c) => {
+      unsent.push(seen(m, c));
+      engine.put(m);
+    },
+  });
+  const conn = await peer.accepted;
+  const sent = await fill(ch);
+  // Queued behind the unsent Signals: never written.
+  const asking = ch.request("q").then(() => null, (err: unknown) => err);
+  await delay(20);
+  conn.close();
+  const err = await asking;
+  await ch.closed;
+  peer.listener.close();
+  if (!(err instanceof TofuError)) throw new Error(`request() did not reject: ${err}`);
+  assertNotEquals(err.status, Status.success);
+  assert(unsent.length > 0);
+  assert(unsent.every((u) => u.op === OpCode.Signal), "only the send() Signals");
+  assertEquals(unsent.map((u) => u.id), sent.slice(sent.length - unsent.length));
+});
