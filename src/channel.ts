@@ -401,10 +401,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Sends a one-way Signal (or a Request whose answer you read from the iterator).
    * Resolves once every chunk is posted (the engine then owns them and writes them in
    * order; a chunk the connection ends before writing goes to the `onUnsent` callback of
-   * `connect`, `listen` or `serve`, see {@linkcode UnsentHandler}). While a reconnecting channel is down, it waits within `timeoutMs`; while more
-   * than 2 MiB is queued unsent on the connection, it waits for room first, and before each
-   * chunk of a stream (backpressure, see `ChannelGroup.ready`), all within `timeoutMs`, so a
-   * loop of awaited sends keeps pace with the peer.
+   * `connect`, `listen` or `serve`, see {@linkcode UnsentHandler}). While a reconnecting
+   * channel is down, it waits within `timeoutMs`; while more than 2 MiB is queued unsent on
+   * the connection, it waits for room first, and before each chunk of a stream
+   * (backpressure, see `ChannelGroup.ready`), all within `timeoutMs`, so a loop of awaited
+   * sends keeps pace with the peer.
    *
    * @param body The body, a ready message, or chunks to send as one stream.
    * @param options The opcode, headers, timeout and abort signal.

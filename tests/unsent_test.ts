@@ -234,3 +234,31 @@ Deno.test("request(): its own Requests handed back reject the call and do not co
   assert(unsent.every((u) => u.op === OpCode.Signal), "only the send() Signals");
   assertEquals(unsent.map((u) => u.id), sent.slice(sent.length - unsent.length));
 });
+
+// Over a Unix socket (the kernel buffers about 180 KB here), a stream under the 512 KiB room
+// mark is posted whole and partly not written: the request waits for its answer when its
+// chunks come back.
+Deno.test("uds: request() of a stream posted whole: its chunks handed back reject the call, none comes to onUnsent", async () => {
+  await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
+  const peer = silentListener(transports[1]!);
+  const unsent: Seen[] = [];
+  const ch = await connect(peer.bound, {
+    engine,
+    onUnsent: (m, c) => {
+      unsent.push(seen(m, c));
+      engine.put(m);
+    },
+  });
+  const conn = await peer.accepted;
+  const asking = ch.request(Array.from({ length: 8 }, () => BODY)).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  await delay(50);
+  conn.close();
+  const err = await asking;
+  await ch.closed;
+  peer.listener.close();
+  if (!(err instanceof TofuError)) throw new Error(`request() did not reject: ${err}`);
+  assertEquals(unsent.length, 0, "chunks of a request() are not passed on");
+});
