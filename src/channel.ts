@@ -73,7 +73,9 @@ export interface RespondOptions {
  * channel reports the close. A `request()` is not reported here: the call rejects instead.
  * A callback that throws is reported with `reportError` (an `error` event on
  * `globalThis`); the channel goes on. Without a callback, such messages go back to the
- * pool.
+ * pool. A message written to the socket is not reported even if the peer never reads it
+ * (its process dies with the bytes in its socket): only an answer, such as a `request()`'s,
+ * confirms that the peer got a message.
  */
 export type UnsentHandler = (msg: Message, channel: Channel) => void;
 
