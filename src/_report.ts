@@ -1,6 +1,6 @@
 // Engine reports: messages handed back or made by the engine, with origin engine.
 
-import { Message, Owner, transfer } from "./message.ts";
+import { markReport, Message, Owner, transfer } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { TofuError } from "./status.ts";
 import type { BinaryHeader } from "./binary_header.ts";
@@ -14,13 +14,13 @@ export function handBack(m: Message, status: number, error: TofuError | null): M
   return m;
 }
 
-// Signals the engine makes (pool_empty, channel_closed, receiver_update): put() drops
-// them instead of pooling them, so a flood of reports never adds messages to circulation.
-const reports = new WeakSet<Message>();
+// Signals the engine makes (pool_empty, channel_closed, receiver_update) are marked (see
+// Message.isReport): put() drops them instead of pooling them, so a flood of reports never
+// adds messages to circulation.
 
 /** Whether `m` is a Signal the engine made (not a message handed back). */
 export function isEngineReport(m: Message): boolean {
-  return reports.has(m);
+  return m.isReport();
 }
 
 /** A new engine Signal, not from the pool; put() drops it rather than pooling it. */
@@ -37,7 +37,7 @@ export function engineSignal(
   m.bhdr.channelNumber = channel;
   if (id) m.bhdr.setMessageIdFrom(id);
   m.error = error ?? undefined;
-  reports.add(m);
+  markReport(m);
   return m;
 }
 

@@ -12,7 +12,6 @@ import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
-import { isEngineReport } from "./_report.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
 /** One piece of a body: text (sent as UTF-8) or bytes; at most 65535 bytes. */
@@ -914,7 +913,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       // The final report, not one of our Signals handed back with the same status (an
       // abort or idle close hands back unsent messages with channel_closed, before it).
       if (
-        bh.opCode === OpCode.Signal && bh.status === Status.channelClosed && isEngineReport(m)
+        bh.opCode === OpCode.Signal && bh.status === Status.channelClosed && m.isReport()
       ) {
         this.#hub.unroute(number, this.#routeFor(number));
         this.#routes.delete(number);
@@ -931,7 +930,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           );
       } else if (bh.opCode === OpCode.Request && this.#requestHandedBack(m)) {
         // A request() of ours: the call rejected (or had given up); nothing to hand on.
-      } else if (isUnsentKind(bh.opCode) && !isEngineReport(m)) {
+      } else if (isUnsentKind(bh.opCode) && !m.isReport()) {
         this.#unsent(m);
         return;
       }

@@ -30,6 +30,7 @@ let readShare: (m: Message) => ShareRef | null;
 let writeShare: (m: Message, share: ShareRef | null) => void;
 let readResolved: (m: Message) => Promise<Message>;
 let readIterResolved: (m: Message) => Promise<IteratorResult<Message>>;
+let writeReport: (m: Message) => void;
 
 /** Library-internal: the read share a received message is charged to (src/_read_share.ts). */
 export interface ShareRef {
@@ -89,6 +90,8 @@ export class Message {
   // a pooled message is received many times (a promise and an object per receive otherwise).
   #resolved: Promise<Message> | null = null;
   #iterResolved: Promise<IteratorResult<Message>> | null = null;
+  // Made by the engine as a report (src/_report.ts): never a pool message, never a copy.
+  #report = false;
 
   static {
     readOwner = (m) => m.#owner;
@@ -107,6 +110,9 @@ export class Message {
     readResolved = (m) => m.#resolved ??= Promise.resolve(m);
     readIterResolved = (m) =>
       m.#iterResolved ??= Promise.resolve(Object.freeze({ done: false, value: m }));
+    writeReport = (m) => {
+      m.#report = true;
+    };
   }
 
   /**
@@ -120,9 +126,28 @@ export class Message {
     this.body = new Body(bodyStorage);
   }
 
-  /** Whether the engine made this message (a report). */
+  /**
+   * Whether the engine made this message or handed it back (origin 1): a report, or a
+   * message posted and returned unsent with a status saying why.
+   */
   isFromEngine(): boolean {
     return this.bhdr.origin === 1;
+  }
+
+  /**
+   * Whether the engine made this message itself as a report: the final Signal
+   * `channel_closed` of a channel, a `pool_empty` or `receiver_update` Signal. False for a
+   * message handed back unsent, even one with the same opcode and status (an abort hands
+   * back a posted Signal with `channel_closed` before the final report), and for a copy.
+   *
+   * @example Telling the end of a channel from a Signal of yours handed back
+   * ```ts ignore
+   * const m = await group.waitReceive();
+   * const ended = m.isReport() && m.bhdr.status === Status.channelClosed;
+   * ```
+   */
+  isReport(): boolean {
+    return this.#report;
   }
 
   /** Whether the application (local or remote) made this message. */
@@ -244,6 +269,11 @@ export function resolvedWith(m: Message): Promise<Message> {
 }
 
 /** Library-internal: a promise resolved with the iterator result of `m` (the same one each time). */
+/** Library-internal: marks `m` as a report the engine made (see Message.isReport). */
+export function markReport(m: Message): void {
+  writeReport(m);
+}
+
 export function iterResolvedWith(m: Message): Promise<IteratorResult<Message>> {
   return readIterResolved(m);
 }
