@@ -152,7 +152,9 @@ export async function spoolServer(
     const channel = m.bhdr.channelNumber;
     const op = m.bhdr.opCode;
     if (m.isFromEngine()) {
-      if (op === OpCode.Signal && m.bhdr.status === Status.channelClosed && open.delete(channel)) {
+      // The channel's end: the engine's own report (a Signal of ours handed back after an
+      // abort has the same opcode and status, but isReport() is false).
+      if (m.isReport() && m.bhdr.status === Status.channelClosed && open.delete(channel)) {
         if (channel === active) {
           active = null;
           say(
@@ -207,7 +209,7 @@ export async function spoolServer(
     }
     const channel = m.bhdr.channelNumber;
     if (m.isFromEngine() && m.bhdr.opCode === OpCode.Signal) {
-      if (m.bhdr.status === Status.channelClosed) open.delete(channel);
+      if (m.isReport() && m.bhdr.status === Status.channelClosed) open.delete(channel);
     } else if (!m.isFromEngine() && m.bhdr.opCode === OpCode.ByeResponse && channel === finished) {
       say("spool", "worker said ByeResponse");
     } else if (!m.isFromEngine() && m.bhdr.opCode === OpCode.HelloRequest) {
@@ -293,7 +295,8 @@ export async function ripWorker(
         post(m); // refused if the spool server said bye twice
         break;
       case OpCode.Signal: {
-        const closed = m.bhdr.status === Status.channelClosed; // read before put resets it
+        // The channel's end (read before put resets it); not a progress Signal handed back.
+        const closed = m.isReport() && m.bhdr.status === Status.channelClosed;
         engine.put(m);
         if (closed) {
           say("worker", `channel ${channelNumber} closed after ${jobs} job(s)`);
