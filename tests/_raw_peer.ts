@@ -92,6 +92,20 @@ export function rawListen(t: SocketTransport): { listener: Deno.Listener; bound:
   return { listener: Deno.listen({ transport: "unix", path }), bound: `uds|${path}` };
 }
 
+/** A plain socket listener that answers its first client's Hello and then reads nothing. */
+export function silentListener(
+  t: SocketTransport,
+): { listener: Deno.Listener; bound: string; accepted: Promise<Deno.Conn> } {
+  const { listener, bound } = rawListen(t);
+  const accepted = (async () => {
+    const conn = await listener.accept();
+    await conn.read(new Uint8Array(4096)); // the HelloRequest
+    await writeAll(conn, frame(OpCode.HelloResponse));
+    return conn;
+  })();
+  return { listener, bound, accepted };
+}
+
 /** Connects a raw peer to `bound` and sends a HelloRequest; returns the server's channel. */
 export async function rawHello(
   engine: Engine,

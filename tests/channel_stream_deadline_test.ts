@@ -4,20 +4,13 @@
 // stall limit finally closes the connection (30 s by default).
 
 import { assert, assertRejects } from "@std/assert";
-import { connect, Engine, OpCode, TofuError } from "../mod.ts";
-import { transports, writeAll } from "./_fixtures.ts";
-import { rawListen } from "./_raw_peer.ts";
-import { frame } from "./_attack.ts";
+import { connect, Engine, TofuError } from "../mod.ts";
+import { transports } from "./_fixtures.ts";
+import { silentListener } from "./_raw_peer.ts";
 
 /** A client channel to a plain socket that answers the Hello and then never reads. */
 async function silentPeer(t: (typeof transports)[number], engine: Engine) {
-  const { listener, bound } = rawListen(t);
-  const accepted = (async () => {
-    const conn = await listener.accept();
-    await conn.read(new Uint8Array(4096)); // the HelloRequest
-    await writeAll(conn, frame(OpCode.HelloResponse));
-    return conn;
-  })();
+  const { listener, bound, accepted } = silentListener(t);
   const ch = await connect(bound, { engine, timeoutMs: 10_000 });
   const conn = await accepted;
   return {

@@ -17,7 +17,7 @@ import {
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
 import { rawConnect, transports, writeAll } from "./_fixtures.ts";
-import { rawListen } from "./_raw_peer.ts";
+import { silentListener } from "./_raw_peer.ts";
 import { frame } from "./_attack.ts";
 
 interface Seen {
@@ -51,16 +51,22 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
   }
 }
 
-/** A plain socket that answers the Hello and then reads nothing. */
-function silentListener(t: (typeof transports)[number]) {
-  const { listener, bound } = rawListen(t);
-  const accepted = (async () => {
-    const conn = await listener.accept();
-    await conn.read(new Uint8Array(4096)); // the HelloRequest
-    await writeAll(conn, frame(OpCode.HelloResponse));
-    return conn;
-  })();
-  return { listener, bound, accepted };
+/**
+ * A client channel of `engine` to a plain socket that answered its Hello and reads nothing,
+ * with what comes to its onUnsent (each message put back once recorded).
+ */
+async function watched(t: (typeof transports)[number], engine: Engine) {
+  const peer = silentListener(t);
+  const unsent: Seen[] = [];
+  const ch = await connect(peer.bound, {
+    engine,
+    timeoutMs: 10_000,
+    onUnsent: (m, c) => {
+      unsent.push(seen(m, c));
+      engine.put(m);
+    },
+  });
+  return { ch, unsent, conn: await peer.accepted, listener: peer.listener };
 }
 
 const BODY = new Uint8Array(60_000).fill(7);
@@ -82,22 +88,12 @@ async function fill(ch: Channel): Promise<bigint[]> {
 for (const t of transports) {
   Deno.test(`${t.name}: send(): Signals posted and not written come to onUnsent, the tail of what was sent, in order`, async () => {
     await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
-    const peer = silentListener(t);
-    const unsent: Seen[] = [];
-    const ch = await connect(peer.bound, {
-      engine,
-      timeoutMs: 10_000,
-      onUnsent: (m, c) => {
-        unsent.push(seen(m, c));
-        engine.put(m);
-      },
-    });
-    const conn = await peer.accepted;
+    const { ch, unsent, conn, listener } = await watched(t, engine);
     // The peer reads nothing: the last send waited for room (over 512 KiB queued) and gave up.
     const sent = await fill(ch);
     conn.close(); // with unread bytes: the client's socket fails
     const status = await ch.closed;
-    peer.listener.close();
+    listener.close();
     assertNotEquals(status, Status.success);
     assert(unsent.length > 0, `${sent.length} sent, none came back`);
     // The lane is written in post order: what was not written is the tail, each message once.
@@ -188,21 +184,12 @@ for (const t of transports) {
 
 Deno.test("abort(): what was posted and not written comes to onUnsent with channel_closed", async () => {
   await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
-  const peer = silentListener(transports[0]!);
-  const unsent: Seen[] = [];
-  const ch = await connect(peer.bound, {
-    engine,
-    onUnsent: (m, c) => {
-      unsent.push(seen(m, c));
-      engine.put(m);
-    },
-  });
-  const conn = await peer.accepted;
+  const { ch, unsent, conn, listener } = await watched(transports[0]!, engine);
   const sent = await fill(ch);
   ch.abort();
   assertEquals(await ch.closed, Status.channelClosed);
   conn.close();
-  peer.listener.close();
+  listener.close();
   assert(unsent.length > 0);
   assertEquals(unsent.map((u) => u.id), sent.slice(sent.length - unsent.length));
   assert(unsent.every((u) => u.status === Status.channelClosed), "status channel_closed");
@@ -210,16 +197,7 @@ Deno.test("abort(): what was posted and not written comes to onUnsent with chann
 
 Deno.test("request(): its own Requests handed back reject the call and do not come to onUnsent", async () => {
   await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
-  const peer = silentListener(transports[0]!);
-  const unsent: Seen[] = [];
-  const ch = await connect(peer.bound, {
-    engine,
-    onUnsent: (m, c) => {
-      unsent.push(seen(m, c));
-      engine.put(m);
-    },
-  });
-  const conn = await peer.accepted;
+  const { ch, unsent, conn, listener } = await watched(transports[0]!, engine);
   const sent = await fill(ch);
   // Queued behind the unsent Signals: never written.
   const asking = ch.request("q").then(() => null, (err: unknown) => err);
@@ -227,7 +205,7 @@ Deno.test("request(): its own Requests handed back reject the call and do not co
   conn.close();
   const err = await asking;
   await ch.closed;
-  peer.listener.close();
+  listener.close();
   if (!(err instanceof TofuError)) throw new Error(`request() did not reject: ${err}`);
   assertNotEquals(err.status, Status.success);
   assert(unsent.length > 0);
@@ -240,16 +218,7 @@ Deno.test("request(): its own Requests handed back reject the call and do not co
 // chunks come back.
 Deno.test("uds: request() of a stream posted whole: its chunks handed back reject the call, none comes to onUnsent", async () => {
   await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
-  const peer = silentListener(transports[1]!);
-  const unsent: Seen[] = [];
-  const ch = await connect(peer.bound, {
-    engine,
-    onUnsent: (m, c) => {
-      unsent.push(seen(m, c));
-      engine.put(m);
-    },
-  });
-  const conn = await peer.accepted;
+  const { ch, unsent, conn, listener } = await watched(transports[1]!, engine);
   const asking = ch.request(Array.from({ length: 8 }, () => BODY)).then(
     () => null,
     (err: unknown) => err,
@@ -258,7 +227,7 @@ Deno.test("uds: request() of a stream posted whole: its chunks handed back rejec
   conn.close();
   const err = await asking;
   await ch.closed;
-  peer.listener.close();
+  listener.close();
   if (!(err instanceof TofuError)) throw new Error(`request() did not reject: ${err}`);
   assertEquals(unsent.length, 0, "chunks of a request() are not passed on");
 });
