@@ -258,6 +258,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #wakeSleep: () => void = noop;
   #onFinish: () => void = noop;
   #onUnsent: UnsentHandler | null = null;
+  // The engine has started handing back what the current connection did not write: the
+  // connection is gone, its final report still to come. New sends wait as while re-dialling.
+  #linkDown = false;
 
   static {
     control = {
@@ -331,7 +334,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   /** Whether the channel is connected now (not connecting, reconnecting or closed). */
   get isOpen(): boolean {
-    return this.#state === "open";
+    return this.#state === "open" && !this.#linkDown;
   }
 
   /**
@@ -821,7 +824,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   /** Resolves once the channel is open (at once if it is), within `deadline`. */
   #whenOpen(action: string, deadline: Deadline): Promise<void> {
-    if (this.#state === "open") return deadline.race(Promise.resolve());
+    if (this.#state === "open" && !this.#linkDown) return deadline.race(Promise.resolve());
     if (this.#state === "closing" || this.#state === "closed") {
       return deadline.race(Promise.reject(
         new TofuError(Status.channelClosed, `Cannot ${action}: the channel is closed`),
@@ -921,6 +924,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         this.#engine.put(m);
         if (number === this.#number) this.#linkClosed(error);
         return;
+      }
+      if (number === this.#number && this.#state === "open" && !m.isReport()) {
+        this.#linkDown = true; // handed back: the connection closed
       }
       if (number === this.#number && bh.opCode === OpCode.HelloRequest) {
         this.#helloFailure = m.error ??
@@ -1063,6 +1069,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   #linkClosed(error: TofuError | null): void {
     this.#number = 0;
+    this.#linkDown = false;
     if (this.#handshake) {
       const h = this.#handshake;
       this.#handshake = null;

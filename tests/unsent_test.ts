@@ -9,6 +9,7 @@ import {
   Channel,
   connect,
   Engine,
+  listen,
   type Message,
   OpCode,
   serve,
@@ -230,4 +231,42 @@ Deno.test("uds: request() of a stream posted whole: its chunks handed back rejec
   listener.close();
   if (!(err instanceof TofuError)) throw new Error(`request() did not reject: ${err}`);
   assertEquals(unsent.length, 0, "chunks of a request() are not passed on");
+});
+
+// While the engine hands back what a dropped connection did not write, the channel still
+// looked open: a send() from onUnsent (or any send then) failed at once on the dead
+// connection ("Cannot wait for room on channel N: the channel is not open") instead of
+// waiting for the re-dial within its timeout, as sends do while a channel re-dials.
+Deno.test("tcp: a send() from onUnsent waits for the re-dial and goes out on the new connection", async () => {
+  await using serverEngine = new Engine({ maxChannelHeldMsgs: 4 });
+  await using engine = new Engine({ maxQueuedBytes: 1 << 20 });
+  await using listener = await listen("tcp|127.0.0.1|0", { engine: serverEngine });
+  const resends: Promise<string>[] = [];
+  const states: boolean[] = [];
+  await using ch = await connect(listener.address, {
+    engine,
+    reconnect: { initialDelayMs: 10 },
+    onUnsent: (m, c) => {
+      states.push(c.isOpen);
+      const again = `again ${m.bhdr.messageId}`;
+      resends.push(c.send(again, { timeoutMs: 5_000 }).then(() => again, (e) => `failed: ${e}`));
+      engine.put(m);
+    },
+  });
+  const peers = listener[Symbol.asyncIterator]();
+  const first = (await peers.next()).value!;
+  await fill(ch); // the server holds 4 messages unread and reads no more
+  first.abort();
+  await until(() => resends.length > 0, "a Signal handed back");
+  const second = (await peers.next()).value!; // the re-dialled connection
+  const results = await Promise.all(resends);
+  assertEquals(results.filter((r) => r.startsWith("failed")), []);
+  assert(states.every((open) => !open), "the channel does not look open while handing back");
+  const got = new Set<string>();
+  for await (using m of second) {
+    const text = m.body.byteLength < 100 ? m.body.text() : "";
+    if (text.startsWith("again ")) got.add(text);
+    if (got.size === results.length) break;
+  }
+  assertEquals([...got].sort(), [...results].sort());
 });
