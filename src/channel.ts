@@ -658,7 +658,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (this.#state === "open") {
       this.#state = "closing";
       this.#postBye(OpCode.ByeRequest);
-      const grace = sleep(2000);
+      // Ref'd: the application awaits this close, and nothing else may keep the process
+      // alive (a channel holding its share of unread messages has no read pending).
+      const grace = sleep(2000, true);
       const closedFirst = await Promise.race([this.#closed.then(() => true), grace.done]);
       grace.wake();
       if (!closedFirst) this.abort();

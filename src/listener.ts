@@ -170,7 +170,8 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
   async #close(): Promise<void> {
     for (const number of this.#slots.keys()) this.#abortChannel(number);
     this.#accepted.close();
-    const grace = sleep(CLOSE_GRACE_MS);
+    // Ref'd: awaited by the application; the peers' sockets may have nothing pending.
+    const grace = sleep(CLOSE_GRACE_MS, true);
     await Promise.race([Promise.all([...this.#live].map((ch) => ch.close())), grace.done]);
     grace.wake();
     await this.#hub.destroy();
