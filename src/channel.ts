@@ -69,7 +69,9 @@ export interface RespondOptions {
  * `channel_closed`...) and `msg.error` has the details; its body, headers and message id
  * are the ones posted. The message is yours: put it back (`engine.put(msg)` or `using`)
  * or keep it to send again. Called in the order the messages were posted, before the
- * channel reports the close. A `request()` is not reported here: the call rejects instead.
+ * channel reports the close. The channel is not open by then (`isOpen` is false): a
+ * `send()` made in the callback waits for a re-dial within its timeout (with `reconnect`)
+ * and goes out on the new connection, or rejects once the channel closes for good. A `request()` is not reported here: the call rejects instead.
  * A callback that throws is reported with `reportError` (an `error` event on
  * `globalThis`); the channel goes on. Without a callback, such messages go back to the
  * pool. A message written to the socket is not reported even if the peer never reads it
