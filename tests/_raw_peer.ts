@@ -15,10 +15,10 @@ export async function untilClosed(
   const before: Message[] = [];
   for (;;) {
     const m = await recv(group, 20_000);
+    // The engine's own report, not a Signal of ours handed back with the same status.
     if (
       m.bhdr.channelNumber === ch && m.bhdr.opCode === OpCode.Signal &&
-      m.bhdr.status === Status.channelClosed && m.isFromEngine() && m.body.byteLength === 0 &&
-      before.every((b) => b !== m)
+      m.bhdr.status === Status.channelClosed && m.isReport()
     ) {
       return { before, closed: m };
     }
