@@ -121,12 +121,23 @@ export const MAX_OPEN_STREAMS = 1024;
 /** Library-internal: the headers that report `err` to the peer (see ERROR_STATUS_HEADER). */
 export function errorHeaders(err: unknown): Record<string, string> {
   const status = err instanceof TofuError ? err.status : Status.processingFailed;
-  const text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ").trim();
+  let text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ").trim();
+  if (text.length > MAX_ERROR_TEXT) {
+    // A text-header block holds 65,535 bytes: a longer message would make the error
+    // Response impossible to post, and the peer would hear nothing.
+    let cut = MAX_ERROR_TEXT;
+    const last = text.charCodeAt(cut - 1);
+    if (last >= 0xd800 && last <= 0xdbff) cut--; // not half of a surrogate pair
+    text = `${text.slice(0, cut)}...`;
+  }
   return {
     [ERROR_STATUS_HEADER]: String(status),
     [ERROR_MESSAGE_HEADER]: text || statusName(status),
   };
 }
+
+// Characters of an error message sent in ERROR_MESSAGE_HEADER (at most 12 KiB of UTF-8).
+const MAX_ERROR_TEXT = 4096;
 
 /** The error a message carrying {@linkcode errorHeaders} stands for, or null. */
 function peerFailure(m: Message, action: string): TofuError | null {
