@@ -152,8 +152,8 @@ export interface FrameDecoderOptions {
   /** Initial buffer size in bytes (default 16 KiB); it grows to fit the largest frame. */
   initialCapacity?: number;
   /**
-   * Size the buffer may grow to for throughput when reads keep filling it, or as soon as a
-   * frame over 16 KiB starts (default 256 KiB).
+   * Size the buffer may grow to for throughput when reads keep filling it, or once the
+   * first 16 KiB of a frame over 16 KiB are in (default 256 KiB).
    */
   maxCapacity?: number;
 }
@@ -276,8 +276,10 @@ export class FrameDecoder {
 
   /**
    * Returns free space to read into directly (for example with `conn.read`), then call
-   * {@linkcode FrameDecoder.commit} with the number of bytes read. The space is at
-   * least large enough for the rest of the frame being assembled.
+   * {@linkcode FrameDecoder.commit} with the number of bytes read. The space holds the
+   * rest of the frame being assembled, or at least as much again as has arrived of it
+   * (16 KiB in all without more): a frame's header alone never makes the buffer grow
+   * past 16 KiB, whatever size it announces.
    *
    * @returns A view of the free space.
    */
@@ -288,12 +290,18 @@ export class FrameDecoder {
       const thl = (this.#buf[this.#start + 12]! << 8) | this.#buf[this.#start + 13]!;
       const bl = (this.#buf[this.#start + 14]! << 8) | this.#buf[this.#start + 15]!;
       const total = HDR + thl + bl;
-      need = Math.max(1, total - pending);
-      // A large frame: room for several like it at once. Sized to fit one frame, the buffer
-      // was full after each read (loopback hands over 64 KiB at a time, never aligned with
-      // the frames), so the partial frame each read left was moved to the front after every
-      // read: 64 KiB moved per 64 KiB frame. At the largest size, it moves once every few.
-      if (total > LARGE_FRAME && this.#buf.length < this.#maxCapacity) {
+      // Room for the rest of the frame, but no more than what has arrived of it (or than
+      // 16 KiB in all): a peer that announces the largest frame and sends nothing more
+      // does not make the buffer grow (it made it grow to 256 KiB for a 16-byte header).
+      need = Math.max(1, Math.min(total - pending, Math.max(pending, LARGE_FRAME - pending)));
+      // A large frame: room for several like it at once, once its first 16 KiB are in.
+      // Sized to fit one frame, the buffer was full after each read (loopback hands over
+      // 64 KiB at a time, never aligned with the frames), so the partial frame each read left
+      // was moved to the front after every read: 64 KiB moved per 64 KiB frame. At the
+      // largest size, it moves once every few.
+      if (
+        total > LARGE_FRAME && pending >= LARGE_FRAME && this.#buf.length < this.#maxCapacity
+      ) {
         need = Math.max(need, this.#maxCapacity - pending);
       }
     }
@@ -334,8 +342,9 @@ export class FrameDecoder {
     const s = this.#start;
     const thl = (buf[s + 12]! << 8) | buf[s + 13]!;
     const total = HDR + thl + ((buf[s + 14]! << 8) | buf[s + 15]!);
-    return total > LARGE_FRAME && pending >= HDR + thl && pending < total &&
-      checkWireHeader(buf[s + 2]!) === null;
+    // Only once 16 KiB of it are in: its message reserves room for the whole body.
+    return total > LARGE_FRAME && pending >= HDR + thl && pending >= LARGE_FRAME &&
+      pending < total && checkWireHeader(buf[s + 2]!) === null;
   }
 
   // Decodes the partial frame #largePartial found into `target`: its header, text headers

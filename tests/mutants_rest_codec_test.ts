@@ -90,10 +90,14 @@ Deno.test("FrameDecoder.writable: a frame of exactly 16 KiB is not a large frame
   dec.commit(w.length);
   assertEquals(next(dec)?.body.byteLength, body.length);
 
-  // One byte more is a large frame: the buffer grows to its largest size at once.
+  // One byte more is a large frame: once its first 16 KiB are in (not on its header alone),
+  // the buffer grows to its largest size at once.
   const bigger = frame(new Uint8Array(16 * 1024 - 15));
   const dec2 = new FrameDecoder();
   dec2.push(bigger.subarray(0, 16));
+  dec2.writable();
+  assertEquals(dec2.capacity, 16 * 1024, "the header alone");
+  dec2.push(bigger.subarray(16, 16 * 1024));
   dec2.writable();
   assertEquals(dec2.capacity, 256 * 1024);
 });

@@ -30,15 +30,17 @@ Deno.test("spillFrame: a large frame pushed in pieces is completed in its messag
   dec.push(big.subarray(0, 16 + 5)); // the text headers are not all in
   assert(!hasLargePartial(dec), "text headers incomplete: not yet");
   dec.push(big.subarray(21, 1000));
+  assert(!hasLargePartial(dec), "under 16 KiB of it in: not yet (its message reserves the body)");
+  dec.push(big.subarray(1000, 16_384));
   assert(hasLargePartial(dec));
   const target = new Message();
   target.body.set("stale content");
   spillFrame(dec, target);
   assert(!hasLargePartial(dec), "one spilled frame at a time");
-  assertEquals(dec.buffered, 1000, "the spilled bytes still count as buffered");
+  assertEquals(dec.buffered, 16_384, "the spilled bytes still count as buffered");
   assert(!dec.atFrameBoundary);
   assertEquals(takeSpilled(dec), null, "not complete");
-  dec.push(big.subarray(1000, 30_000));
+  dec.push(big.subarray(16_384, 30_000));
   assertEquals([dec.buffered, takeSpilled(dec)], [30_000, null]);
   dec.push(new Uint8Array([...big.subarray(30_000), ...after]));
   assertEquals(dec.buffered, big.length + after.length);
