@@ -195,6 +195,13 @@ export interface ChannelControl {
   discarder(ch: Channel, first: Message): () => void;
   /** `Channel.respond` by id; `onFirst` runs once the first chunk is posted. */
   respond(ch: Channel, id: bigint, body: Payload, onFirst: () => void): Promise<void>;
+  /**
+   * Holds the ByeResponse to the peer's ByeRequest until `drained()` resolves (at most
+   * BYE_HOLD_MS): a server answers what the peer sent before its bye first (for serve).
+   */
+  holdBye(ch: Channel, drained: () => Promise<void>): void;
+  /** Messages the channel's iterator has not handed out yet. */
+  unread(ch: Channel): number;
 }
 
 let control!: ChannelControl;
@@ -210,6 +217,9 @@ function noop(): void {}
 function isUnsentKind(op: number): boolean {
   return op === OpCode.Signal || op === OpCode.Request || op === OpCode.Response;
 }
+
+// Longest a server's ByeResponse waits for the answers to what the peer sent before its bye.
+const BYE_HOLD_MS = 2000;
 
 // Requests given up on whose late answers are still recognised and dropped.
 const MAX_ABANDONED = 65_536;
@@ -271,6 +281,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #wakeSleep: () => void = noop;
   #onFinish: () => void = noop;
   #onUnsent: UnsentHandler | null = null;
+  // Set by serve: what the ByeResponse to a peer's ByeRequest waits for (see holdBye).
+  #byeHold: (() => Promise<void>) | null = null;
   // The engine has started handing back what the current connection did not write: the
   // connection is gone, its final report still to come. New sends wait as while re-dialling.
   #linkDown = false;
@@ -304,6 +316,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         return () => ch.#discard(key, stream);
       },
       respond: (ch, id, body, onFirst) => ch.#respond(id, body, undefined, onFirst),
+      holdBye(ch, drained) {
+        ch.#byeHold = drained;
+      },
+      unread: (ch) => ch.#incoming.size,
     };
   }
 
@@ -979,7 +995,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         bh.opCode = OpCode.ByeResponse;
         this.#byeSent = true;
         if (this.#state === "open") this.#state = "closing";
-        this.#postReply(m);
+        if (this.#byeHold === null) this.#postReply(m);
+        else this.#answerByeLater(m, this.#byeHold);
         return;
       case OpCode.ByeResponse:
       case OpCode.ByeSignal:
@@ -1072,6 +1089,21 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     m.bhdr.channelNumber = this.#number;
     m.bhdr.internalA = 1;
     this.#postReply(m);
+  }
+
+  /**
+   * Posts the ByeResponse `m` once `drained()` resolves or BYE_HOLD_MS have passed: the
+   * peer may still be sent answers until then (it reads on while it waits for the
+   * ByeResponse). Answers are still posted while the channel is closing.
+   */
+  #answerByeLater(m: Message, drained: () => Promise<void>): void {
+    const number = this.#number;
+    const grace = sleep(BYE_HOLD_MS);
+    void Promise.race([drained().catch(noop), grace.done]).then(() => {
+      grace.wake();
+      if (this.#number === number && this.#state === "closing") this.#postReply(m);
+      else this.#engine.put(m); // the connection is gone meanwhile
+    });
   }
 
   #postReply(m: Message): void {

@@ -165,11 +165,24 @@ export class Server implements AsyncDisposable {
   async #servePeer(ch: Channel): Promise<void> {
     let inFlight = 0;
     let slotFree: (() => void) | null = null;
+    // Woken whenever a handler settles (its answer posted).
+    let onSettle: (() => void)[] = [];
     const settled = () => {
       inFlight--;
       slotFree?.();
       slotFree = null;
+      const waiting = onSettle;
+      onSettle = [];
+      for (const wake of waiting) wake();
     };
+    // The peer may still be answered after its ByeRequest: the ByeResponse waits until
+    // everything it sent before has been handled (at most a grace, see Channel).
+    const control = channelControl();
+    control.holdBye(ch, async () => {
+      while (inFlight > 0 || control.unread(ch) > 0) {
+        await new Promise<void>((r) => onSettle.push(r));
+      }
+    });
     for await (const m of ch) {
       inFlight++;
       this.#handle(m, ch).then(settled);
