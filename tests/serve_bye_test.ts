@@ -12,11 +12,32 @@ import { rawConnect, transports, writeAll } from "./_fixtures.ts";
 import { readFrames } from "./_raw_peer.ts";
 import { frame } from "./_attack.ts";
 
-function summary(frames: Uint8Array[]): [number, bigint, string][] {
-  return frames.map((f) => {
-    const m = decodeFrame(f);
-    return [m.bhdr.opCode, m.bhdr.messageId, m.body.text()];
-  });
+/**
+ * A raw peer says Hello, sends Requests with these bodies (ids 2, 3, ...) and a ByeRequest
+ * in one write, then reads `count` frames; returns them as [opcode, id, body].
+ */
+async function askThenBye(
+  address: string,
+  bodies: string[],
+  count: number,
+): Promise<[number, bigint, string][]> {
+  const conn = await rawConnect(address) as Deno.Conn;
+  try {
+    await writeAll(
+      conn,
+      concat([
+        frame(OpCode.HelloRequest, "", 1n),
+        ...bodies.map((b, i) => frame(OpCode.Request, b, BigInt(i + 2))),
+        frame(OpCode.ByeRequest, "", BigInt(bodies.length + 2)),
+      ]),
+    );
+    return (await readFrames(conn, count)).map((f) => {
+      const m = decodeFrame(f);
+      return [m.bhdr.opCode, m.bhdr.messageId, m.body.text()];
+    });
+  } finally {
+    conn.close();
+  }
 }
 
 for (const t of transports) {
@@ -25,20 +46,8 @@ for (const t of transports) {
       await delay(20);
       return `answer to ${req.body.text()}`;
     });
-    const conn = await rawConnect(server.address) as Deno.Conn;
-    await writeAll(
-      conn,
-      concat([
-        frame(OpCode.HelloRequest, "", 1n),
-        frame(OpCode.Request, "a", 2n),
-        frame(OpCode.Request, "b", 3n),
-        frame(OpCode.ByeRequest, "", 4n),
-      ]),
-    );
     // Before: the HelloResponse and the ByeResponse, then the end of the stream.
-    const got = summary(await readFrames(conn, 4));
-    conn.close();
-    assertEquals(got, [
+    assertEquals(await askThenBye(server.address, ["a", "b"], 4), [
       [OpCode.HelloResponse, 1n, ""],
       [OpCode.Response, 2n, "answer to a"],
       [OpCode.Response, 3n, "answer to b"],
@@ -52,20 +61,9 @@ Deno.test("tcp: serve() says ByeResponse after its grace when a handler never se
     "tcp|127.0.0.1|0",
     (req) => req.body.text() === "stuck" ? new Promise<string>(() => {}) : "ok",
   );
-  const conn = await rawConnect(server.address) as Deno.Conn;
   const started = performance.now();
-  await writeAll(
-    conn,
-    concat([
-      frame(OpCode.HelloRequest, "", 1n),
-      frame(OpCode.Request, "quick", 2n),
-      frame(OpCode.Request, "stuck", 3n),
-      frame(OpCode.ByeRequest, "", 4n),
-    ]),
-  );
-  const got = summary(await readFrames(conn, 3));
+  const got = await askThenBye(server.address, ["quick", "stuck"], 3);
   const took = performance.now() - started;
-  conn.close();
   assertEquals(got, [
     [OpCode.HelloResponse, 1n, ""],
     [OpCode.Response, 2n, "ok"],
