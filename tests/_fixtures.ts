@@ -207,6 +207,18 @@ export async function readToEnd(conn: RawConn): Promise<number> {
   }
 }
 
+/**
+ * Waits until `cond()` holds, checking every 5 ms; fails after `ms` (a bound for something
+ * that must happen, so that a mutant that stops it fails the test instead of hanging it).
+ */
+export async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Writes all of `bytes` (conn.write may write fewer bytes than it is given). */
 export async function writeAll(conn: RawConn, bytes: Uint8Array): Promise<void> {
   for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));

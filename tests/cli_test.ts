@@ -14,7 +14,7 @@ import {
   Status,
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
-import { type Server, transports, writeAll } from "./_fixtures.ts";
+import { type Server, transports, until, writeAll } from "./_fixtures.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -193,15 +193,6 @@ async function libraryServer(
     }
   })();
   return { group, channel: channelNumber, bound, seen, done };
-}
-
-/** Waits until `cond` holds (generous deadline). */
-async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** The one stderr line of a tofu failure. */

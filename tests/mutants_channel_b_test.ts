@@ -29,7 +29,7 @@ import {
   within,
 } from "./_peer_fixtures.ts";
 import { nextOf } from "./_peer_pair.ts";
-import { rawConnect, writeAll } from "./_fixtures.ts";
+import { rawConnect, until, writeAll } from "./_fixtures.ts";
 
 /** The bytes of one frame a raw peer sends. */
 function frame(
@@ -128,14 +128,6 @@ async function rawServed(t: PeerTransport, options: ConnectOptions = {}): Promis
     };
   } finally {
     listener.close();
-  }
-}
-
-/** Resolves once `cond()` holds; fails the test if it does not within 20 s. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  for (const start = Date.now(); !cond();) {
-    if (Date.now() - start > 20_000) throw new Error(`${what}: not within 20000 ms`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 

@@ -24,6 +24,7 @@ import {
   makeAbort,
   type SocketTransport,
   transports,
+  until,
   writeAll,
 } from "./_fixtures.ts";
 import { rawListen, readFrames } from "./_raw_peer.ts";
@@ -135,15 +136,6 @@ async function helloServer(t: SocketTransport): Promise<HelloServer> {
     }
   })();
   return server;
-}
-
-/** Waits (generously) until `cond()` holds. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`${what}: not within 20000 ms`);
-    await delay(5);
-  }
 }
 
 /** A client channel of `engine` connected to `server` (its first Hello answered). */

@@ -17,7 +17,7 @@ import {
   TofuError,
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
-import { rawConnect, transports, writeAll } from "./_fixtures.ts";
+import { rawConnect, transports, until, writeAll } from "./_fixtures.ts";
 import { silentListener } from "./_raw_peer.ts";
 import { frame } from "./_attack.ts";
 
@@ -41,15 +41,6 @@ function seen(m: Message, ch: Channel): Seen {
     error: m.error?.message ?? "",
     channel: ch,
   };
-}
-
-/** Waits until `cond()` holds; fails after `ms` (for something that must happen). */
-async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const end = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > end) throw new Error(`${what} did not happen within ${ms} ms`);
-    await delay(5);
-  }
 }
 
 /**
@@ -132,11 +123,11 @@ for (const t of transports) {
     const ids = Array.from({ length: 200 }, (_, i) => BigInt(i + 2));
     for (const id of ids) await writeAll(conn, frame(OpCode.Request, "q", id));
     // 200 answers of 60,000 bytes (12 MB): far more than the sockets buffer, so most stay queued.
-    await until(() => handled === ids.length, "200 handled requests");
+    await until(() => handled === ids.length, "200 handled requests", 10_000);
     await delay(50);
     assertEquals(unsent.length, 0);
     conn.close();
-    await until(() => unsent.length > 0, "a Response handed back");
+    await until(() => unsent.length > 0, "a Response handed back", 10_000);
     // The rest come a slice per turn of the event loop, all before the channel's close.
     await unsent[0]!.channel.closed;
     const back = unsent.map((u) => u.id);
@@ -257,7 +248,7 @@ Deno.test("tcp: a send() from onUnsent waits for the re-dial and goes out on the
   const first = (await peers.next()).value!;
   await fill(ch); // the server holds 4 messages unread and reads no more
   first.abort();
-  await until(() => resends.length > 0, "a Signal handed back");
+  await until(() => resends.length > 0, "a Signal handed back", 10_000);
   const second = (await peers.next()).value!; // the re-dialled connection
   const results = await Promise.all(resends);
   assertEquals(results.filter((r) => r.startsWith("failed")), []);
