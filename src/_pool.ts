@@ -4,7 +4,6 @@
 // read share (src/_read_share.ts), not by the pool, which only keeps spares.
 
 import { Message, Owner, ownerOf, setHome, transfer } from "./message.ts";
-import { isEngineReport } from "./_report.ts";
 import { discharge } from "./_read_share.ts";
 
 const HEADER_SLOT = 128;
@@ -102,7 +101,7 @@ export class MessagePool {
   put(m: Message): void {
     if (ownerOf(m) !== Owner.Application) return;
     // Engine reports are made without storage; pooling them would only add messages.
-    const report = m.bhdr.origin === 1 && isEngineReport(m);
+    const report = m.bhdr.origin === 1 && m.isReport();
     // Not reset here: get() resets and take() overwrites, so one reset per round trip
     // through the pool is enough. The error goes now (it may hold a lot).
     m.error = undefined;

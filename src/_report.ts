@@ -18,11 +18,6 @@ export function handBack(m: Message, status: number, error: TofuError | null): M
 // Message.isReport): put() drops them instead of pooling them, so a flood of reports never
 // adds messages to circulation.
 
-/** Whether `m` is a Signal the engine made (not a message handed back). */
-export function isEngineReport(m: Message): boolean {
-  return m.isReport();
-}
-
 /** A new engine Signal, not from the pool; put() drops it rather than pooling it. */
 export function engineSignal(
   channel: number,

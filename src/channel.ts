@@ -71,14 +71,21 @@ export interface RespondOptions {
  * or keep it to send again. Called in the order the messages were posted, before the
  * channel reports the close. The channel is not open by then (`isOpen` is false): a
  * `send()` made in the callback waits for a re-dial within its timeout (with `reconnect`)
- * and goes out on the new connection, or rejects once the channel closes for good. A `request()` is not reported here: the call rejects instead.
- * A callback that throws is reported with `reportError` (an `error` event on
- * `globalThis`); the channel goes on. Without a callback, such messages go back to the
- * pool. A message written to the socket is not reported even if the peer never reads it
- * (its process dies with the bytes in its socket): only an answer, such as a `request()`'s,
- * confirms that the peer got a message.
+ * and goes out on the new connection, or rejects once the channel closes for good. A
+ * `request()` is not reported here: the call rejects instead. A callback that throws is
+ * reported with `reportError` (an `error` event on `globalThis`); the channel goes on.
+ * Without a callback, such messages go back to the pool. A message written to the socket
+ * is not reported even if the peer never reads it (its process dies with the bytes in its
+ * socket): only an answer, such as a `request()`'s, confirms that the peer got a message.
  */
 export type UnsentHandler = (msg: Message, channel: Channel) => void;
+
+/** Library-internal: throws a TypeError if `fn` is given and is not a function. */
+export function checkUnsentHandler(action: string, fn: unknown): void {
+  if (fn !== undefined && typeof fn !== "function") {
+    throw new TypeError(`Cannot ${action}: onUnsent is not a function`);
+  }
+}
 
 /** How a client channel re-dials after its connection drops (see `connect`). */
 export interface ReconnectOptions {
@@ -331,9 +338,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     ownsHub: boolean,
     onUnsent: UnsentHandler | undefined,
   ): void {
-    if (onUnsent !== undefined && typeof onUnsent !== "function") {
-      throw new TypeError("Cannot make channel: onUnsent is not a function");
-    }
     this.#onUnsent = onUnsent ?? null;
     this.#hub = hub;
     this.#engine = hub.engine;

@@ -7,6 +7,7 @@
 import {
   type Channel,
   channelControl,
+  checkUnsentHandler,
   type ReconnectOptions,
   type UnsentHandler,
 } from "./channel.ts";
@@ -70,9 +71,7 @@ export async function connect(address: string, options: ConnectOptions = {}): Pr
   const timeoutMs = options.timeoutMs ?? 10_000;
   checkTimeout("connect", timeoutMs);
   const reconnect = resolveReconnect(options.reconnect);
-  if (options.onUnsent !== undefined && typeof options.onUnsent !== "function") {
-    throw new TypeError("Cannot connect: onUnsent is not a function");
-  }
+  checkUnsentHandler("connect", options.onUnsent);
   const hub = new Hub(options.engine ?? defaultEngine());
   const control = channelControl();
   const ch = control.client(hub, address, reconnect, options.onUnsent);

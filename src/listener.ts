@@ -5,7 +5,7 @@
  */
 
 import { AsyncQueue, done } from "./_async_queue.ts";
-import { type Channel, channelControl, type UnsentHandler } from "./channel.ts";
+import { type Channel, channelControl, checkUnsentHandler, type UnsentHandler } from "./channel.ts";
 import { sleep } from "./_deadline.ts";
 import { defaultEngine } from "./_default_engine.ts";
 import type { Engine } from "./engine.ts";
@@ -76,9 +76,7 @@ export async function listen(
   if (addresses.length === 0 || addresses.some((a) => typeof a !== "string")) {
     throw new TypeError("Cannot listen: give one address string or a non-empty array of them");
   }
-  if (options.onUnsent !== undefined && typeof options.onUnsent !== "function") {
-    throw new TypeError("Cannot listen: onUnsent is not a function");
-  }
+  checkUnsentHandler("listen", options.onUnsent);
   const listener = makeListener(options.engine ?? defaultEngine(), options.onUnsent);
   await startListener(listener, addresses);
   return listener;
