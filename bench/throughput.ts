@@ -4,7 +4,9 @@
  * - one-way throughput of 64-byte bodies: a raw Deno socket doing the same framing work
  *   (the limit), tofu through its public API with several sender and receiver styles,
  *   zeromq.js push/pull and NATS publish/subscribe (both under Node, from bench/node/);
- * - the same with the receiver in a second `deno` process (raw and tofu);
+ *   and the contract's floor (bench/_floor.ts): the least work per message of any library
+ *   with tofu's message model, with nothing else, as a yardstick between raw and tofu;
+ * - the same with the receiver in a second `deno` process (raw, floor and tofu);
  * - one-way bandwidth with 65,535-byte bodies (the largest), in MB/s;
  * - request/response round trips (p50, p99): raw ping-pong, tofu, zeromq.js req/rep,
  *   NATS request;
@@ -24,6 +26,7 @@
 
 import * as tofu from "../mod.ts";
 import { encodeFrameInto, Engine, Message, OpCode } from "../mod.ts";
+import { floorReceive, floorSend } from "./_floor.ts";
 import {
   connect,
   echo,
@@ -126,6 +129,17 @@ async function rawOneWay(n: number, body = BODY): Promise<number> {
   const [server, client] = await rawPair();
   const recv = rawReceive(server, n);
   await rawSend(client, n, body);
+  const ms = await recv;
+  client.close();
+  server.close();
+  return n / (ms / 1000);
+}
+
+/** One-way throughput of the contract's floor (bench/_floor.ts), 64-byte bodies. */
+async function floorOneWay(n: number): Promise<number> {
+  const [server, client] = await rawPair();
+  const recv = floorReceive(server, n);
+  await floorSend(client, n, BODY);
   const ms = await recv;
   client.close();
   server.close();
@@ -256,11 +270,11 @@ async function tofuManyChannels(
 // Two-process mode: the receiver runs in a child `deno` process.
 
 async function childReceiver(kind: string, n: number): Promise<void> {
-  if (kind === "raw") {
+  if (kind === "raw" || kind === "floor") {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     console.log(JSON.stringify({ port: (l.addr as Deno.NetAddr).port }));
     const conn = await l.accept();
-    const ms = await rawReceive(conn, n);
+    const ms = await (kind === "raw" ? rawReceive(conn, n) : floorReceive(conn, n));
     console.log(JSON.stringify({ rate: n / (ms / 1000) }));
     conn.close();
     l.close();
@@ -282,7 +296,7 @@ async function childReceiver(kind: string, n: number): Promise<void> {
 }
 
 async function twoProcess(
-  kind: "raw" | "tofu" | "tofu-ready",
+  kind: "raw" | "floor" | "tofu" | "tofu-ready",
   n: number,
 ): Promise<number> {
   const child = new Deno.Command(Deno.execPath(), {
@@ -300,10 +314,10 @@ async function twoProcess(
   }).spawn();
   const nextLine = lineReader(child.stdout);
   const { port } = JSON.parse(await nextLine());
-  if (kind === "raw") {
+  if (kind === "raw" || kind === "floor") {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     conn.setNoDelay(true);
-    await rawSend(conn, n);
+    await (kind === "raw" ? rawSend(conn, n) : floorSend(conn, n, BODY));
     const { rate } = JSON.parse(await nextLine());
     conn.close();
     await child.status;
@@ -507,15 +521,24 @@ async function main(): Promise<void> {
   const zOne = typeof zmq === "string" ? NaN : zmq.oneWay;
   const nOne = typeof nats === "string" ? NaN : nats.oneWay;
 
-  const [raw1 = NaN, win1 = NaN, ready1 = NaN, forAwait1 = NaN, wait1 = NaN] = await interleaved([
+  const [
+    raw1 = NaN,
+    floor1 = NaN,
+    win1 = NaN,
+    ready1 = NaN,
+    forAwait1 = NaN,
+    wait1 = NaN,
+  ] = await interleaved([
     () => rawOneWay(n),
+    () => floorOneWay(n),
     () => tofuOneWay(n, "window", "drain"),
     () => tofuOneWay(n, "ready", "drain"),
     () => tofuOneWay(n, "window", "forAwait"),
     () => tofuOneWay(n, "window", "wait"),
   ]);
-  const [raw2 = NaN, tofu2 = NaN, tofu2ready = NaN] = await interleaved([
+  const [raw2 = NaN, floor2 = NaN, tofu2 = NaN, tofu2ready = NaN] = await interleaved([
     () => twoProcess("raw", n),
+    () => twoProcess("floor", n),
     () => twoProcess("tofu", n),
     () => twoProcess("tofu-ready", n),
   ]);
@@ -538,6 +561,9 @@ async function main(): Promise<void> {
     `| one-way, one process, window sender, tryReceive drain | ${rate(raw1)} | ${rate(win1)} | ${
       x(win1, raw1)
     } | ${rate(zOne)} | ${rate(nOne)} | ${x(win1, zOne)} | ${x(win1, nOne)} |`,
+    `| one-way, one process, the contract's floor (bench/_floor.ts, no library) | ${rate(raw1)} | ${
+      rate(floor1)
+    } | ${x(floor1, raw1)} | | | | |`,
     `| one-way, one process, naive sender awaiting ready() | ${rate(raw1)} | ${rate(ready1)} | ${
       x(ready1, raw1)
     } | | | ${x(ready1, zOne)} | ${x(ready1, nOne)} |`,
@@ -549,6 +575,9 @@ async function main(): Promise<void> {
     } | | | | |`,
     `| one-way, two processes, window sender | ${rate(raw2)} | ${rate(tofu2)} | ${
       x(tofu2, raw2)
+    } | | | | |`,
+    `| one-way, two processes, the contract's floor | ${rate(raw2)} | ${rate(floor2)} | ${
+      x(floor2, raw2)
     } | | | | |`,
     `| one-way, two processes, naive sender awaiting ready() | ${rate(raw2)} | ${
       rate(tofu2ready)
@@ -572,7 +601,9 @@ async function main(): Promise<void> {
   console.log(
     `\nratios: ready() sender / window sender ${x(ready1, win1)}; for await / drain ${
       x(forAwait1, win1)
-    }; waitReceive per message / drain ${x(wait1, win1)}`,
+    }; waitReceive per message / drain ${x(wait1, win1)}; window sender / the contract's floor ${
+      x(win1, floor1)
+    } in one process, ${x(tofu2, floor2)} in two`,
   );
 
   const [errors, manyRate] = await tofuManyChannels(1000, QUICK ? 5 : 20);
