@@ -374,8 +374,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Resolves once the channel is closed for good, with the closing status:
    * `Status.success` after a graceful bye (either side), otherwise the reason, such as
    * `peer_disconnected`, `recv_failed`, `channel_closed` (an abort),
-   * `invalid_more_usage` (the peer opened more than {@linkcode MAX_OPEN_STREAMS} streams) or
-   * `shutdown_started` (the engine was closed). It never rejects.
+   * `invalid_more_usage` (the peer opened more than {@linkcode MAX_OPEN_STREAMS} streams),
+   * `invalid_message_id` (the peer sent a Request with message id 0, which no Response can
+   * answer) or `shutdown_started` (the engine was closed). It never rejects.
    */
   get closed(): Promise<number> {
     return this.#closed;
@@ -1006,6 +1007,18 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       case OpCode.ByeSignal:
         this.#engine.put(m); // the engine closes the channel; its report follows
         return;
+    }
+    if (bh.opCode === OpCode.Request && bh.messageId === 0n) {
+      // No Response can name it (id 0 is refused for answers), and a tofu peer never sends
+      // one (posting assigns an id): the peer is broken, and loses its connection.
+      this.#engine.put(m);
+      this.#abortLink(
+        new TofuError(
+          Status.invalidMessageId,
+          `Cannot receive on channel ${number}: the peer sent a Request with message id 0, which no Response can answer`,
+        ),
+      );
+      return;
     }
     const key = streamKey(m);
     const stream = this.#streams.get(key);
