@@ -16,8 +16,9 @@
  * text headers, the channel table, send-queue accounting and its limits, flow control (the
  * raw and floor senders never wait for the receiver), the read share, an async receive
  * queue, reports, and any copy of the header for the caller. Copies are four 32-bit words
- * per step through DataViews, the fastest measured here for 64-byte bodies (a byte loop
- * ran at 0.4x of it, `TypedArray.set` at 0.9x).
+ * per step through DataViews, the fastest measured here for 64-byte bodies (scratch
+ * variants of this file: byte loops for every copy ran at 0.4x of it; `TypedArray.set` for
+ * the two sender-side copies with a byte loop on the receive side, at 0.9x).
  *
  * @module
  */
