@@ -1023,7 +1023,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     const key = streamKey(m);
     const stream = this.#streams.get(key);
     if (stream) {
-      if (!m.hasMore() && !stream.answer) this.#peerStreams--; // the peer finished it
+      // The peer finished it, once: a finished stream stays known until it is read, and a
+      // last chunk repeated for it must not count as another stream finished.
+      if (!m.hasMore() && !stream.answer && !stream.queue.closed) this.#peerStreams--;
       if (stream.discard) {
         if (!m.hasMore()) this.#streams.delete(key);
         this.#engine.put(m);

@@ -125,6 +125,42 @@ for (const t of transports) {
   });
 }
 
+for (const t of transports) {
+  Deno.test(`${t.name}: last chunks repeated for a finished stream do not lift MAX_OPEN_STREAMS`, async () => {
+    await using engine = new Engine();
+    await using listener = await listen(address(t), { engine });
+    const { conn, peer } = await rawPeer(listener);
+    try {
+      let first: Message | null = null;
+      let heads = 0;
+      const reading = (async () => {
+        for await (const m of peer) {
+          heads++;
+          // The first stream's head is held (no chunks()): its finished stream stays known.
+          if (first === null) first = m;
+          else m[Symbol.dispose]();
+        }
+      })();
+      // Stream 2, finished at once; then its last chunk 2,000 times more.
+      await writeAll(conn, frames(OpCode.Request, 2, 1, 1));
+      await writeAll(conn, frames(OpCode.Request, 2, 1, 0));
+      const repeats = new Uint8Array(2000 * 16);
+      for (let i = 0; i < 2000; i++) repeats.set(frames(OpCode.Request, 2, 1, 0), i * 16);
+      await writeAll(conn, repeats);
+      await writeAll(conn, frames(OpCode.Request, 10, MAX_OPEN_STREAMS + 10, 1));
+      // Before: each repeat counted as the peer finishing a stream, so the count of open
+      // streams went 2,000 below zero and the channel kept every stream.
+      assertEquals(await deadline(peer.closed, 10_000), Status.invalidMoreUsage);
+      await reading;
+      // Stream 2 (finished, so not counted) and the MAX_OPEN_STREAMS unfinished ones.
+      assertEquals(heads, 1 + MAX_OPEN_STREAMS);
+      (first as Message | null)?.[Symbol.dispose]();
+    } finally {
+      conn.close();
+    }
+  });
+}
+
 /** Takes `n` messages from `it` and puts them back; fails if they do not come within 10 s. */
 async function take(it: AsyncIterator<Message>, n: number): Promise<void> {
   await deadline(
