@@ -6,9 +6,33 @@ import { Status, TofuError } from "./status.ts";
 
 function noop(): void {}
 
+/**
+ * The longest delay setTimeout keeps (about 24.8 days): a longer one overflows, and the
+ * timer fires after 1 ms.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Calls `cb` after `ms` milliseconds, any number of them: past {@linkcode MAX_TIMER_MS} the
+ * timer is re-armed until the time has come. A timer that is not `ref` does not keep the
+ * process alive. Returns the canceller.
+ */
+export function longTimeout(cb: () => void, ms: number, ref: boolean): () => void {
+  const at = performance.now() + ms;
+  let id: ReturnType<typeof setTimeout>;
+  const arm = (left: number) => {
+    id = left > MAX_TIMER_MS
+      ? setTimeout(() => arm(at - performance.now()), MAX_TIMER_MS)
+      : setTimeout(cb, left);
+    if (!ref) Deno.unrefTimer(id);
+  };
+  arm(ms);
+  return () => clearTimeout(id);
+}
+
 export class Deadline implements Disposable {
   readonly promise: Promise<never>;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #cancelTimer: (() => void) | undefined;
   #signal: AbortSignal | undefined;
   #onAbort: (() => void) | undefined;
   #expired = false;
@@ -49,12 +73,14 @@ export class Deadline implements Disposable {
       return;
     }
     if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
-      const timer = setTimeout(() => {
-        this.#timer = undefined;
-        reject(new TofuError(status, `Cannot ${action}: no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      Deno.unrefTimer(timer);
-      this.#timer = timer;
+      this.#cancelTimer = longTimeout(
+        () => {
+          this.#cancelTimer = undefined;
+          reject(new TofuError(status, `Cannot ${action}: no answer within ${timeoutMs} ms`));
+        },
+        timeoutMs,
+        false,
+      );
     }
     if (signal) {
       this.#signal = signal;
@@ -112,8 +138,8 @@ export class Deadline implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     if (this.#onAbort) this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#onAbort = undefined;
   }
@@ -138,12 +164,11 @@ export function checkTimeout(action: string, ms: number | undefined): void {
 export function sleep(ms: number, ref = false): { done: Promise<void>; wake(): void } {
   let wake!: () => void;
   const done = new Promise<void>((r) => wake = r);
-  const id = setTimeout(wake, ms);
-  if (!ref) Deno.unrefTimer(id);
+  const cancel = longTimeout(wake, ms, ref);
   return {
     done,
     wake: () => {
-      clearTimeout(id);
+      cancel();
       wake();
     },
   };

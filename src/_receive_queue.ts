@@ -9,6 +9,7 @@
 
 import { type Message, resolvedWith } from "./message.ts";
 import { Ring } from "./_ring.ts";
+import { MAX_TIMER_MS } from "./_deadline.ts";
 import { dequeued, enqueued } from "./_read_share.ts";
 import type { TofuError } from "./status.ts";
 
@@ -139,7 +140,12 @@ export class ReceiveQueue {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    const timer = setTimeout(this.#expire, Math.max(0, at - performance.now()));
+    // At most MAX_TIMER_MS (a longer delay overflows and fires at once): a timer that fires
+    // before the earliest deadline finds nothing expired and is armed again.
+    const timer = setTimeout(
+      this.#expire,
+      Math.min(MAX_TIMER_MS, Math.max(0, at - performance.now())),
+    );
     // The first setTimeout of a process runs pending microtasks when called outside one
     // (Deno 2.9). If they armed the timer for an earlier deadline or shut the queue down
     // (either changes #timerAt), this timer is not needed; if they served the last timed

@@ -10,6 +10,7 @@ import type { Channel } from "./channel.ts";
 import { serve, type Server } from "./server.ts";
 import { Status, TofuError } from "./status.ts";
 import { reusePortAvailable } from "./_transport_tcp.ts";
+import { longTimeout } from "./_deadline.ts";
 import { type IsolateLink, isolateListening, linkWorker } from "./workers.ts";
 
 /** Options of {@linkcode serveWorkers}. */
@@ -195,23 +196,24 @@ export class WorkerServer implements AsyncDisposable {
     const link = linkWorker(worker);
     this.#workers.push({ worker, link });
     return await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(
+      const cancelTimer = longTimeout(
         () => reject(new Error(`the Worker did not start within ${timeoutMs} ms`)),
         timeoutMs,
+        true,
       );
       const onMessage = (e: MessageEvent) => {
         const d = e.data as Record<string, string> | null;
         const bound = d?.["~tofu_serve_bound"];
         const error = d?.["~tofu_serve_error"];
         if (bound === undefined && error === undefined) return;
-        clearTimeout(timer);
+        cancelTimer();
         worker.removeEventListener("message", onMessage);
         if (bound !== undefined) resolve(bound);
         else reject(new Error(error));
       };
       worker.addEventListener("message", onMessage);
       link.ended.then((end) => {
-        clearTimeout(timer);
+        cancelTimer();
         reject(new Error(`the Worker ended (${end.reason}): ${end.error ?? ""}`));
       });
       worker.postMessage({ "~tofu_serve": { module, address, reusePort, maxInFlight } });
@@ -220,10 +222,20 @@ export class WorkerServer implements AsyncDisposable {
 
   // Binds `address` here and passes each Request to the Workers in turn.
   async #startRelay(address: string, names: string[], timeoutMs: number): Promise<void> {
-    const signal = AbortSignal.timeout(timeoutMs);
-    for (const name of names) {
-      await isolateListening(name, { signal });
-      this.#channels.push(await connect(`isolate|${name}`));
+    // Not AbortSignal.timeout: past MAX_TIMER_MS (about 24.8 days) it fires at once.
+    const timeout = new AbortController();
+    const cancelTimer = longTimeout(
+      () => timeout.abort(new DOMException("The Workers did not listen in time", "TimeoutError")),
+      timeoutMs,
+      false,
+    );
+    try {
+      for (const name of names) {
+        await isolateListening(name, { signal: timeout.signal });
+        this.#channels.push(await connect(`isolate|${name}`));
+      }
+    } finally {
+      cancelTimer();
     }
     let next = 0;
     const channels = this.#channels;

@@ -37,7 +37,9 @@ export class FakeTime implements Disposable {
     this.#g.setTimeout = (fn: () => void, ms = 0) => {
       const id = ++this.#ids;
       this.asked.push(ms);
-      this.#timers.set(id, { fn, at: this.now + Math.max(0, ms), ref: true });
+      // As in Deno: a delay past 2^31 - 1 ms overflows, and the timer fires after 1 ms.
+      const delay = ms > 2 ** 31 - 1 ? 1 : Math.max(0, ms);
+      this.#timers.set(id, { fn, at: this.now + delay, ref: true });
       this.onArm?.();
       return id;
     };
