@@ -209,7 +209,16 @@ export interface ChannelControl {
   holdBye(ch: Channel, drained: () => Promise<void>): void;
   /** Messages the channel's iterator has not handed out yet. */
   unread(ch: Channel): number;
+  /**
+   * Whether `err` is `ch`'s own post refused for room (`allocation_failed`: its queue is at
+   * its budget, so the peer does not read), not an error of the same status from elsewhere
+   * (another channel's refusal, or one a handler made up).
+   */
+  refusedForRoom(ch: Channel, err: unknown): boolean;
 }
+
+// Posts refused for room (allocation_failed), each with the channel that refused it.
+const roomRefusals = new WeakMap<object, Channel>();
 
 let control!: ChannelControl;
 
@@ -327,6 +336,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         ch.#byeHold = drained;
       },
       unread: (ch) => ch.#incoming.size,
+      refusedForRoom: (ch, err) =>
+        typeof err === "object" && err !== null && roomRefusals.get(err) === ch,
     };
   }
 
@@ -854,6 +865,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       return this.#hub.group.post(m).messageId;
     } catch (err) {
       if (ours) this.#engine.put(m);
+      if (err instanceof TofuError && err.status === Status.allocationFailed) {
+        roomRefusals.set(err, this);
+      }
       throw err;
     }
   }

@@ -9,7 +9,7 @@ import type { Engine } from "./engine.ts";
 import { listen, type Listener, type ListenOptions } from "./listener.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
-import { Status, TofuError } from "./status.ts";
+import type { TofuError } from "./status.ts";
 
 /**
  * What a handler may return: the Response body (`string`, `Uint8Array`), a ready
@@ -215,7 +215,7 @@ export class Server implements AsyncDisposable {
   }
 
   async #fail(id: bigint, ch: Channel, err: unknown): Promise<void> {
-    if (err instanceof TofuError && err.status === Status.allocationFailed) {
+    if (channelControl().refusedForRoom(ch, err)) {
       ch.abort(); // the peer does not read its answers: it loses its channel, nobody else
       return;
     }
