@@ -400,7 +400,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * for the new connection within its timeout. A request is sent at most once: if the
    * connection drops before the answer, the promise rejects.
    *
-   * @param body The request body, a ready message, or chunks to send as one stream.
+   * @param body The request body, a ready message, or chunks to send as one stream. A
+   *   message gets a new message id (one it received keeps its sender's id until then).
    * @param options Timeout, headers and abort signal.
    * @returns The Response; it is yours (put it back or dispose it).
    * @throws {TofuError} On timeout or abort (status `communication_failed`), when the
@@ -456,7 +457,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * (backpressure, see `ChannelGroup.ready`), all within `timeoutMs`, so a loop of awaited
    * sends keeps pace with the peer.
    *
-   * @param body The body, a ready message, or chunks to send as one stream.
+   * @param body The body, a ready message, or chunks to send as one stream. A message gets
+   *   a new message id.
    * @param options The opcode, headers, timeout and abort signal.
    * @returns The message id the engine assigned.
    * @throws {TofuError} If the channel is closed, the wait times out or is aborted,
@@ -768,7 +770,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       const bh = body.bhdr;
       bh.opCode = op as OpCode;
       bh.more = 0;
-      if (id !== 0n) bh.messageId = id;
+      // A received message keeps the id its sender chose: a Request or Signal of ours gets
+      // one from the engine (0 here), unique in this process, so answers match the request.
+      bh.messageId = id;
       if (headers) appendHeaders(body, headers);
       const posted = this.#postMessage(body, op);
       onFirst(posted);
