@@ -428,6 +428,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     reply.catch(noop);
     let id: bigint | undefined;
     let m: Message;
+    // Answers are matched by id, so the engine gives the Request one of its own, unique in
+    // this process: a received message keeps the id its sender chose (a proxy forwarding
+    // two clients' Requests with the same id mixed up their answers).
+    if (body instanceof Message) body.bhdr.messageId = 0n;
     try {
       await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
         id = first;
@@ -457,8 +461,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * (backpressure, see `ChannelGroup.ready`), all within `timeoutMs`, so a loop of awaited
    * sends keeps pace with the peer.
    *
-   * @param body The body, a ready message, or chunks to send as one stream. A message gets
-   *   a new message id.
+   * @param body The body, a ready message (its message id is kept; 0 gets a new one), or
+   *   chunks to send as one stream.
    * @param options The opcode, headers, timeout and abort signal.
    * @returns The message id the engine assigned.
    * @throws {TofuError} If the channel is closed, the wait times out or is aborted,
@@ -770,9 +774,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       const bh = body.bhdr;
       bh.opCode = op as OpCode;
       bh.more = 0;
-      // A received message keeps the id its sender chose: a Request or Signal of ours gets
-      // one from the engine (0 here), unique in this process, so answers match the request.
-      bh.messageId = id;
+      if (id !== 0n) bh.messageId = id;
       if (headers) appendHeaders(body, headers);
       const posted = this.#postMessage(body, op);
       onFirst(posted);
