@@ -10,7 +10,7 @@ import { Deadline, sleep } from "./_deadline.ts";
 import { discharge } from "./_read_share.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { leaseOf, Message } from "./message.ts";
+import { leaseOf, Message, setShare, type ShareRef } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -229,6 +229,26 @@ export function channelControl(): ChannelControl {
 
 function noop(): void {}
 
+/**
+ * Stands in for a read share on the first message of a streamed answer: `release` runs when
+ * the message comes back (put, posted). `queued` and `check` as a share has them, for a
+ * message the application passes through a receive queue (updateReceiver).
+ */
+class FirstChunkWatch implements ShareRef {
+  queued = 0;
+  readonly #onRelease: () => void;
+
+  constructor(onRelease: () => void) {
+    this.#onRelease = onRelease;
+  }
+
+  release(): void {
+    this.#onRelease();
+  }
+
+  check(): void {}
+}
+
 /** The opcodes the application posts through a Channel (send, request, respond). */
 function isUnsentKind(op: number): boolean {
   return op === OpCode.Signal || op === OpCode.Request || op === OpCode.Response;
@@ -396,7 +416,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /**
    * Sends a Request and resolves with the peer's Response (matched by message id).
    * If the Response is the first chunk of a stream, read the rest with
-   * {@linkcode Channel.chunks}. While a reconnecting channel is down, the request waits
+   * {@linkcode Channel.chunks}; put it back without that (a `using` block that ignores
+   * streams) and the rest of the stream is dropped as it comes. While a reconnecting channel is down, the request waits
    * for the new connection within its timeout. A request is sent at most once: if the
    * connection drops before the answer, the promise rejects.
    *
@@ -1065,12 +1086,25 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       const p = this.#pending.get(id);
       if (p) {
         this.#pending.delete(id);
-        if (m.hasMore()) this.#openStream(key, true);
         // An answer the application asked for is not the peer's to hold back: it no longer
         // counts against the channel's read share (maxChannelHeldMsgs), so any number of
         // answers may be held (chunks of a streamed answer once read, see chunks()).
         // Unread messages and those taken from the iterator do count.
         discharge(m);
+        if (m.hasMore()) {
+          this.#openStream(key, true);
+          // The unread chunks do count: once the application lets go of the first message
+          // (puts it back or posts it) without chunks() starting, nobody can read them, and
+          // they would hold the share for good. The message tells us when, on its way back
+          // (in place of a share, which it no longer has).
+          const stream = this.#streams.get(key)!;
+          setShare(
+            m,
+            new FirstChunkWatch(() => {
+              if (!stream.read) this.#discard(key, stream);
+            }),
+          );
+        }
         p.resolve(m);
         return;
       }
