@@ -127,8 +127,10 @@ export const MAX_OPEN_STREAMS = 1024;
 
 /** Library-internal: the headers that report `err` to the peer (see ERROR_STATUS_HEADER). */
 export function errorHeaders(err: unknown): Record<string, string> {
-  const status = err instanceof TofuError ? err.status : Status.processingFailed;
-  let text = (err instanceof Error ? err.message : String(err)).replace(/[\r\n]+/g, " ").trim();
+  const status = err instanceof TofuError && isStatusByte(err.status)
+    ? err.status
+    : Status.processingFailed;
+  let text = textOf(err).replace(/[\r\n]+/g, " ").trim();
   if (text.length > MAX_ERROR_TEXT) {
     // A text-header block holds 65,535 bytes: a longer message would make the error
     // Response impossible to post, and the peer would hear nothing.
@@ -143,6 +145,24 @@ export function errorHeaders(err: unknown): Record<string, string> {
   };
 }
 
+/** Whether `n` fits the binary header's status byte (0-255). */
+function isStatusByte(n: unknown): n is number {
+  return Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 255;
+}
+
+/**
+ * The message of what a handler threw, as text; "" for a value without one (an object
+ * without a prototype, a toString or message getter that throws): the error answer must
+ * go out whatever was thrown.
+ */
+function textOf(err: unknown): string {
+  try {
+    return err instanceof Error ? String(err.message) : String(err);
+  } catch {
+    return "";
+  }
+}
+
 // Characters of an error message sent in ERROR_MESSAGE_HEADER (at most 12 KiB of UTF-8).
 const MAX_ERROR_TEXT = 4096;
 
@@ -150,7 +170,10 @@ const MAX_ERROR_TEXT = 4096;
 function peerFailure(m: Message, action: string): TofuError | null {
   const failed = m.headers.get(ERROR_STATUS_HEADER);
   if (failed === undefined) return null;
-  const status = Number(failed) || Status.processingFailed;
+  // A status in decimal (0-255, as the header's byte holds it); anything else, and 0
+  // (success is no failure), reads as processing_failed.
+  const parsed = /^[0-9]{1,3}$/.test(failed) ? Number(failed) : 0;
+  const status = parsed > 0 && parsed <= 255 ? parsed : Status.processingFailed;
   const text = m.headers.get(ERROR_MESSAGE_HEADER) ?? statusName(status);
   return new TofuError(status, `Cannot ${action}: the peer failed: ${text}`);
 }

@@ -206,7 +206,8 @@ export class Server implements AsyncDisposable {
       if (reply instanceof Message && reply !== req) engine.put(reply);
       reply = undefined;
       // A streamed reply that failed partway was ended with the error already.
-      if (isRequest && ch.isOpen && !posted) await this.#fail(id, ch, err);
+      // Also while the channel is closing: the peer's ByeResponse waits for this answer.
+      if (isRequest && !posted) await this.#fail(id, ch, err);
     } finally {
       // Unless the handler gave `req` away (put it back, or it went out as the reply).
       if (reply !== req && leaseOf(req) === lease) engine.put(req);

@@ -31,3 +31,71 @@ for (const kind of ["tcp", "uds"] as const) {
     assertEquals(again.status, Status.invalidMessage);
   });
 }
+
+// Values a handler may throw that String() cannot turn into text (found by the
+// hostile-tester helper): making the error headers threw, the error answer was never sent,
+// and the client's request() waited for its timeout (for ever without one).
+const unprintable: Record<string, () => unknown> = {
+  "an object without a prototype": () => Object.create(null),
+  "an object whose toString throws": () => ({
+    toString() {
+      throw new Error("no text");
+    },
+  }),
+  "an Error whose message getter throws": () => {
+    const e = new Error("x");
+    Object.defineProperty(e, "message", {
+      get() {
+        throw new Error("no message");
+      },
+    });
+    return e;
+  },
+  "a symbol": () => Symbol("odd"),
+};
+
+for (const kind of ["tcp", "uds"] as const) {
+  Deno.test(`${kind}: a handler that throws a value without text still answers with an error`, async () => {
+    await using server = await serve(
+      kind === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`,
+      (req) => {
+        throw unprintable[req.body.text()]!();
+      },
+    );
+    await using ch = await connect(server.address);
+    for (const what of Object.keys(unprintable)) {
+      const err = await assertRejects(() => ch.request(what, { timeoutMs: 5_000 }), TofuError);
+      assertEquals(err.status, Status.processingFailed, what);
+      assert(err.message.startsWith("Cannot complete request: the peer failed: "), err.message);
+    }
+  });
+
+  // A peer's tofu-status header is a status in decimal (docs/protocol.md); anything else
+  // made a TofuError whose status was no status at all (-5, 3.5, Infinity, 4096, hex).
+  Deno.test(`${kind}: a peer's tofu-status that is not a status reads as processing_failed`, async () => {
+    const sent = ["-5", "3.5", "1e300", "Infinity", "256", "0x10", "7a", "", "0"];
+    let i = 0;
+    await using server = await serve(
+      kind === "tcp" ? "tcp|127.0.0.1|0" : `uds|${tempUdsPath()}`,
+      (_req, ch) => {
+        const m = ch.engine.get("always");
+        m.headers.append("tofu-status", sent[i++]!);
+        m.headers.append("tofu-error", "made up");
+        return m;
+      },
+    );
+    await using ch = await connect(server.address);
+    for (const value of sent) {
+      const err = await assertRejects(() => ch.request(value, { timeoutMs: 5_000 }), TofuError);
+      assertEquals(err.status, Status.processingFailed, `tofu-status "${value}"`);
+    }
+    // A real status is kept.
+    const real = await serve(`uds|${tempUdsPath()}`, () => {
+      throw new TofuError(Status.invalidMessage, "bad");
+    });
+    await using ch2 = await connect(real.address);
+    const err = await assertRejects(() => ch2.request("x", { timeoutMs: 5_000 }), TofuError);
+    assertEquals(err.status, Status.invalidMessage);
+    await real.close();
+  });
+}

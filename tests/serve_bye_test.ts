@@ -56,6 +56,26 @@ for (const t of transports) {
   });
 }
 
+for (const t of transports) {
+  // The answer to a failing handler is an error Response: it was skipped while the channel
+  // was closing, and the peer got the ByeResponse with no answer (the hostile-tester helper;
+  // a Channel client's request() rejected with "the peer said bye" instead of the error).
+  Deno.test(`${t.name}: serve() answers a handler's error before its ByeResponse too`, async () => {
+    await using server = await serve(t.listenAt().toString(), async (req) => {
+      await delay(20);
+      if (req.body.text() === "fail") throw new Error("failed on purpose");
+      return `answer to ${req.body.text()}`;
+    });
+    const got = await askThenBye(server.address, ["fail", "b"], 4);
+    assertEquals(got, [
+      [OpCode.HelloResponse, 1n, ""],
+      [OpCode.Response, 2n, ""], // the error answer: an empty body, the error in its headers
+      [OpCode.Response, 3n, "answer to b"],
+      [OpCode.ByeResponse, 4n, ""],
+    ]);
+  });
+}
+
 Deno.test("tcp: serve() says ByeResponse after its grace when a handler never settles", async () => {
   await using server = await serve(
     "tcp|127.0.0.1|0",
