@@ -753,14 +753,18 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (this.#state === "open") {
       this.#state = "closing";
       this.#postBye(OpCode.ByeRequest);
+    } else if (this.#state === "connecting" || this.#state === "reconnecting") {
+      this.#stopDialing();
+    }
+    if (this.#state === "closing") {
+      // Ours or the peer's bye: either way the close is bounded (a ByeResponse that cannot
+      // be written, behind a peer that reads nothing, would otherwise hold it for good).
       // Ref'd: the application awaits this close, and nothing else may keep the process
       // alive (a channel holding its share of unread messages has no read pending).
       const grace = sleep(2000, true);
       const closedFirst = await Promise.race([this.#closed.then(() => true), grace.done]);
       grace.wake();
       if (!closedFirst) this.abort();
-    } else if (this.#state === "connecting" || this.#state === "reconnecting") {
-      this.#stopDialing();
     }
     await this.#closed;
     this.#releaseUnread();
@@ -1061,6 +1065,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         this.#postReply(m);
         return;
       case OpCode.ByeRequest:
+        if (bh.messageId === 0n || bh.more !== 0) {
+          // The answer (this message as a ByeResponse) could not be posted: a response needs
+          // an id, and a bye no `more`. A tofu peer sends neither; this one loses its link.
+          this.#engine.put(m);
+          this.#abortLink(
+            bh.more !== 0
+              ? new TofuError(
+                Status.invalidMoreUsage,
+                `Cannot receive on channel ${number}: the peer's ByeRequest has more set`,
+              )
+              : new TofuError(
+                Status.invalidMessageId,
+                `Cannot receive on channel ${number}: the peer's ByeRequest has message id 0`,
+              ),
+          );
+          return;
+        }
         bh.opCode = OpCode.ByeResponse;
         this.#byeSent = true;
         if (this.#state === "open") this.#state = "closing";
