@@ -440,7 +440,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Sends a Request and resolves with the peer's Response (matched by message id).
    * If the Response is the first chunk of a stream, read the rest with
    * {@linkcode Channel.chunks}; put it back without that (a `using` block that ignores
-   * streams) and the rest of the stream is dropped as it comes. While a reconnecting channel is down, the request waits
+   * streams) and the rest of the stream is dropped as it comes. Like `send()`, it waits
+   * for room while more than 2 MiB is queued unsent on the connection (and, when the
+   * connection's budget is full, until it has drained), within its timeout. While a reconnecting channel is down, the request waits
    * for the new connection within its timeout. A request is sent at most once: if the
    * connection drops before the answer, the promise rejects.
    *
@@ -477,6 +479,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     // two clients' Requests with the same id mixed up their answers).
     if (body instanceof Message) body.bhdr.messageId = 0n;
     try {
+      // Backpressure as for send(): wait while the connection has more than 2 MiB unsent.
+      await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
       await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
         id = first;
         this.#pending.set(first, { resolve, reject });
@@ -824,12 +828,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       bh.more = 0;
       if (id !== 0n) bh.messageId = id;
       if (headers) appendHeaders(body, headers);
-      const posted = this.#postMessage(body, op);
+      const posted = await this.#postWithRoom(() => this.#postMessage(body, op), deadline);
       onFirst(posted);
       return posted;
     }
     if (typeof body === "string" || body instanceof Uint8Array) {
-      const posted = this.#postChunk(op, body, headers, id, 0);
+      const posted = await this.#postWithRoom(
+        () => this.#postChunk(op, body, headers, id, 0),
+        deadline,
+      );
       onFirst(posted);
       return posted;
     }
@@ -859,13 +866,20 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           await (deadline
             ? deadline.race(this.#hub.group.ready(link, { signal: deadline.signal }))
             : this.#hub.group.ready(link));
-          id = this.#postChunk(op, prev, first ? headers : undefined, id, 1);
+          const chunk = prev;
+          const chunkHeaders = first ? headers : undefined;
+          id = await this.#postWithRoom(
+            () => this.#postChunk(op, chunk, chunkHeaders, id, 1),
+            deadline,
+          );
           if (first) onFirst(id);
           first = false;
         }
         prev = c;
       }
-      id = this.#postChunk(op, prev ?? "", first ? headers : undefined, id, 0);
+      const last = prev ?? "";
+      const lastHeaders = first ? headers : undefined;
+      id = await this.#postWithRoom(() => this.#postChunk(op, last, lastHeaders, id, 0), deadline);
     } catch (err) {
       // Part of the stream went out: end it with the failure, so the peer's reader
       // gets an error instead of waiting for a last chunk that never comes.
@@ -880,6 +894,38 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     if (first) onFirst(id);
     return id;
+  }
+
+  /**
+   * Posts with `post`; with a deadline, a post refused for room on this channel waits until
+   * the channel's queue is empty (and a turn of the event loop has passed) and tries again,
+   * within the deadline. Senders that waited for room together are woken together, and the
+   * ones after the budget filled were refused (200 concurrent 60 kB requests: 131). A reply
+   * (no deadline) is not retried: its refusal tells serve() that the peer does not read.
+   */
+  async #postWithRoom(post: () => bigint, deadline: Deadline | null): Promise<bigint> {
+    for (;;) {
+      try {
+        return post();
+      } catch (err) {
+        if (deadline === null || !control.refusedForRoom(this, err)) throw err;
+      }
+      const link = this.#number;
+      try {
+        await deadline.race(
+          this.#hub.group.ready(link, { lowWaterBytes: 0, signal: deadline.signal }),
+        );
+        await deadline.race(new Promise((r) => setTimeout(r, 0)));
+      } catch (err) {
+        if (deadline.expired || this.#number === link) throw err;
+      }
+      if (this.#number !== link) {
+        throw new TofuError(
+          Status.channelClosed,
+          "Cannot send: the connection closed while the message waited for room",
+        );
+      }
+    }
   }
 
   #postChunk(

@@ -488,7 +488,8 @@ for (const t of peerTransports) {
 
   Deno.test(`${t.name}: Channel: refused posts give back the library's messages and leave the caller's alone`, async () => {
     // At most 70,000 bytes may wait unsent on a connection: the second of two 40 kB
-    // requests posted at once is refused by the engine.
+    // answers posted at once is refused by the engine (respond() does not wait for room;
+    // request() and send() do, see tests/request_room_test.ts).
     await using engine = new Engine({
       initialPoolMsgs: 64,
       maxPoolMsgs: 100_000,
@@ -497,20 +498,19 @@ for (const t of peerTransports) {
     const probe = poolProbe(engine, null);
     {
       await using p = await pair(t, engine, { timeoutMs: 20_000 });
-      const first = p.client.request("a".repeat(40_000), { timeoutMs: 20_000 });
-      const second = p.client.request("b".repeat(40_000), { timeoutMs: 20_000 });
+      const first = p.client.respond(1n, "a".repeat(40_000));
+      const second = p.client.respond(2n, "b".repeat(40_000));
       const mine = engine.get("always");
       mine.body.set("c".repeat(40_000));
-      const third = p.client.request(mine, { timeoutMs: 20_000 });
+      const third = p.client.respond(3n, mine);
       await expectTofuError(second, Status.allocationFailed, "maxQueuedBytes 70000");
       await expectTofuError(third, Status.allocationFailed, "maxQueuedBytes 70000");
       assert(!inPool(engine, mine), "the caller's message is not put back for it");
       assertEquals(mine.body.byteLength, 40_000);
       engine.put(mine);
-      using req = await nextOf(p.peer);
-      await p.peer.respond(req, "ok");
-      using answer = await first;
-      assertEquals(answer.body.text(), "ok");
+      await first;
+      using got = await nextOf(p.peer);
+      assertEquals([got.bhdr.messageId, got.body.byteLength], [1n, 40_000]);
       // A post overtaken by close(): refused as closing, with the same ownership rules.
       const peer = p.peer;
       let closing: Promise<void> | undefined;
@@ -530,7 +530,10 @@ for (const t of peerTransports) {
       const asking = p.client.request(mine, { timeoutMs: 20_000 });
       const closing = p.client.close();
       const err = await expectTofuError(asking, Status.channelClosed);
-      assertEquals(err.message, "Cannot send message: the channel is closing");
+      assert(
+        /^Cannot wait for room on channel \d+: the channel is closing/.test(err.message),
+        err.message,
+      );
       assert(!inPool(engine, mine), "the caller's message is not put back for it");
       assertEquals(mine.body.text(), "mine");
       engine.put(mine);
