@@ -9,7 +9,6 @@ import type { Engine } from "./engine.ts";
 import { listen, type Listener, type ListenOptions } from "./listener.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
-import type { TofuError } from "./status.ts";
 
 /**
  * What a handler may return: the Response body (`string`, `Uint8Array`), a ready

@@ -9,7 +9,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { deadline } from "@std/async/deadline";
 import { concat } from "@std/bytes/concat";
-import { type Channel, connect, Engine, Message, OpCode, Status, TofuError } from "../mod.ts";
+import { type Channel, connect, Engine, Message, OpCode, Status, type TofuError } from "../mod.ts";
 import { encodeFrame } from "../mod.ts";
 import { transports, writeAll } from "./_fixtures.ts";
 import { rawListen } from "./_raw_peer.ts";

@@ -6,7 +6,7 @@
 // timer of the library now takes any delay (src/_deadline.ts, longTimeout).
 
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
-import { connect, Message, serve, serveWorkers, TofuError } from "../mod.ts";
+import { connect, type Message, serve, serveWorkers, TofuError } from "../mod.ts";
 import { Deadline, MAX_TIMER_MS, sleep } from "../src/_deadline.ts";
 import { ReceiveQueue } from "../src/_receive_queue.ts";
 import { tempUdsPath } from "../testing.ts";
