@@ -7,7 +7,9 @@
 
 import { connect } from "./connect.ts";
 import type { Channel } from "./channel.ts";
-import { serve, type Server } from "./server.ts";
+import { type Reply, serve, type Server } from "./server.ts";
+import { leaseOf, type Message } from "./message.ts";
+import { OpCode } from "./opcode.ts";
 import { Status, TofuError } from "./status.ts";
 import { reusePortAvailable } from "./_transport_tcp.ts";
 import { longTimeout } from "./_deadline.ts";
@@ -239,16 +241,14 @@ export class WorkerServer implements AsyncDisposable {
     }
     let next = 0;
     const channels = this.#channels;
-    this.#relay = await serve(address, (req) => {
+    this.#relay = await serve(address, (req, peer) => {
       // A Worker that died (an uncaught error ends it) is passed over: its channel is closed
       // for good, and the live Workers take its share.
       let ch = channels[next++ % channels.length]!;
       for (let i = 1; !ch.isOpen && i < channels.length; i++) {
         ch = channels[next++ % channels.length]!;
       }
-      const headers: Record<string, string> = {};
-      for (const [k, v] of req.headers) headers[k] = v;
-      return ch.request(req.body.bytes(), { headers });
+      return relay(req, peer, ch);
     });
     this.#address = this.#relay.address;
   }
@@ -265,6 +265,83 @@ export class WorkerServer implements AsyncDisposable {
   /** Same as {@linkcode WorkerServer.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
+  }
+}
+
+/**
+ * Passes the peer's message `req` to a Worker over `ch` and gives back its answer as it
+ * is: a Signal as a Signal, a Request (single or a `more` stream) with its text headers and
+ * body, and the answer as a Message or, when the Worker streams it, as a stream.
+ */
+async function relay(req: Message, peer: Channel, ch: Channel): Promise<Reply> {
+  if (req.bhdr.opCode !== OpCode.Request) {
+    if (req.bhdr.opCode === OpCode.Signal && !req.hasMore()) await ch.send(copyOf(req, ch));
+    else if (req.bhdr.opCode === OpCode.Signal) await ch.send(chunkBytes(peer, req));
+    return undefined;
+  }
+  let answer: Message;
+  if (req.hasMore()) {
+    answer = await ch.request(chunkBytes(peer, req), { headers: singleHeaders(req) })
+      .catch(passOn);
+  } else {
+    const m = copyOf(req, ch);
+    const lease = leaseOf(m);
+    try {
+      answer = await ch.request(m);
+    } catch (err) {
+      if (leaseOf(m) === lease) ch.engine.put(m); // never posted: still ours
+      passOn(err);
+    }
+  }
+  if (!answer.hasMore()) return answer;
+  return chunkBytes(ch, answer);
+}
+
+/** A message of `ch`'s engine with `m`'s text headers (every line, in order) and body. */
+function copyOf(m: Message, ch: Channel): Message {
+  const out = ch.engine.get("always");
+  out.headers.setRaw(m.headers.raw());
+  out.body.set(m.body.bytes());
+  return out;
+}
+
+/**
+ * The text headers of a streamed request's first chunk, for `request()`: a name that comes
+ * twice cannot be passed on that way, and is refused rather than cut to one value.
+ */
+function singleHeaders(m: Message): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of m.headers) {
+    if (Object.hasOwn(out, name)) {
+      throw new TofuError(
+        Status.invalidMoreUsage,
+        `Cannot relay a streamed request: its header ${name} comes more than once`,
+      );
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * Throws `err`; the Worker's own failure (an error answer, turned into a TofuError with a
+ * prefix by request() or chunks()) as the Worker gave it, without that prefix: the relay's
+ * error answer adds it again.
+ */
+function passOn(err: unknown): never {
+  if (err instanceof TofuError) {
+    const own = /^Cannot (?:complete request|read stream): the peer failed: /;
+    if (own.test(err.message)) throw new TofuError(err.status, err.message.replace(own, ""));
+  }
+  throw err;
+}
+
+/** The bodies of the stream `first` opens on `from`, each copied (its message goes back). */
+async function* chunkBytes(from: Channel, first: Message): AsyncGenerator<Uint8Array> {
+  try {
+    for await (using c of from.chunks(first)) yield c.body.bytes().slice();
+  } catch (err) {
+    passOn(err);
   }
 }
 
