@@ -235,6 +235,14 @@ export class EngineCore implements EngineHost {
       ch.close(Status.channelClosed, err);
       return result;
     }
+    if (op === OpCode.WelcomeRequest || op === OpCode.WelcomeResponse) {
+      // Local opcodes: written on a connection, they made the peer drop it (recv_failed).
+      refuse(
+        msg,
+        Status.notAllowed,
+        `it never goes on the wire, and channel ${bh.channelNumber} is a connection (a WelcomeRequest on channel 0 listens)`,
+      );
+    }
     const io = ch as IoChannel;
     if (abort) {
       const result = bh.clone();
