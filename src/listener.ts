@@ -121,6 +121,8 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
     this.#engine = engine;
     this.#onUnsent = onUnsent;
     this.#hub = new Hub(engine, (m) => this.#accept(m));
+    // The engine closed (or the group is gone): no peer comes any more.
+    this.#hub.onEnd(() => this.#accepted.close());
   }
 
   /** The first bound address, with the real port (`tcp|127.0.0.1|40123`, `uds|/tmp/x.sock`). */
