@@ -158,7 +158,7 @@ export class WorkerServer implements AsyncDisposable {
   #address = "";
   #relay: Server | null = null;
   #channels: Channel[] = [];
-  #closed = false;
+  #closing: Promise<void> | null = null;
 
   static {
     makeServer = (mode) => new WorkerServer(mode);
@@ -253,10 +253,15 @@ export class WorkerServer implements AsyncDisposable {
     this.#address = this.#relay.address;
   }
 
-  /** Stops the relay (if any), closes every Worker's server and terminates the Workers. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+  /**
+   * Stops the relay (if any), closes every Worker's server and terminates the Workers.
+   * Calling it again waits for the same close.
+   */
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     await this.#relay?.close();
     await Promise.all(this.#channels.map((ch) => ch.close()));
     await Promise.all(this.#workers.map(({ worker, link }) => stop(worker, link)));

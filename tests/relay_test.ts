@@ -92,3 +92,13 @@ for (const address of ["tcp|127.0.0.1|0", "uds"]) {
     });
   });
 }
+
+Deno.test("serveWorkers: a second close() returns once the first has closed the server", async () => {
+  const server = await serveWorkers(`uds|${tempUdsPath()}`, handler, { workers: 1, mode: "relay" });
+  let firstDone = false;
+  const first = server.close().then(() => firstDone = true);
+  await server.close();
+  // Before: the second call returned at once, while the first still stopped the Worker.
+  assert(firstDone, "the second close() returned before the first was done");
+  await first;
+});
