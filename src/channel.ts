@@ -1346,7 +1346,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     this.#wakeSleep();
     this.#incoming.close();
     for (const s of this.#streams.values()) s.queue.close();
-    this.#rejectReady(new TofuError(Status.channelClosed, "Cannot use channel: it is closed"));
+    // Calls waiting for the channel to open reject with the closing status, as requests in
+    // flight do (channel_closed after a bye).
+    this.#rejectReady(
+      status === Status.success
+        ? new TofuError(Status.channelClosed, "Cannot use channel: it is closed")
+        : new TofuError(status, `Cannot use channel: it closed (${statusName(status)})`),
+    );
     this.#resolveClosed(status);
     this.#onFinish();
     if (this.#ownsHub) this.#hub.destroy();

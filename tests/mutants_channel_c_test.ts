@@ -174,8 +174,13 @@ for (const t of transports) {
     waiting.catch(() => {});
     await within(engine.close(), 20_000, "engine.close()");
     assertEquals(statusName(await within(ch.closed, 20_000, "closed")), "shutdown_started");
-    const err = await within(expectTofuError(waiting, Status.channelClosed), 20_000, "the request");
-    assertEquals(err.message, "Cannot use channel: it is closed");
+    // The closing status, as for requests in flight (it was channel_closed).
+    const err = await within(
+      expectTofuError(waiting, Status.shutdownStarted),
+      20_000,
+      "the request",
+    );
+    assertEquals(err.message, "Cannot use channel: it closed (shutdown_started)");
     assertEquals(await within(reading, 20_000, "the iterator"), "ended");
     assertEquals([ch.isOpen, ch.channelNumber, server.hellos], [false, 0, 1]);
     await ch.close();
