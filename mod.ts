@@ -95,6 +95,7 @@ export {
   type ChunksOptions,
   ERROR_MESSAGE_HEADER,
   ERROR_STATUS_HEADER,
+  MAX_LENT_MSGS,
   MAX_OPEN_STREAMS,
   type Payload,
   type ReconnectOptions,

@@ -21,6 +21,16 @@ export class AsyncQueue<T> {
     return this.#items.length - this.#head;
   }
 
+  /** Whether a taker waits (the queue is empty). */
+  get waiting(): boolean {
+    return this.#takersHead < this.#takers.length;
+  }
+
+  /** Calls `fn` with each queued item, in order. */
+  forEach(fn: (v: T) => void): void {
+    for (let i = this.#head; i < this.#items.length; i++) fn(this.#items[i]!);
+  }
+
   /** Adds an item; returns false (and keeps nothing) once the queue is closed. */
   push(v: T): boolean {
     if (this.#closed) return false;

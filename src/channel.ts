@@ -5,12 +5,12 @@
  * @module
  */
 
-import { AsyncQueue, done } from "./_async_queue.ts";
+import { AsyncQueue, type Done, done } from "./_async_queue.ts";
 import { Deadline, sleep } from "./_deadline.ts";
 import { discharge } from "./_read_share.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { leaseOf, Message, setShare, type ShareRef } from "./message.ts";
+import { leaseOf, Message, setShare, shareOf, type ShareRef } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -277,6 +277,21 @@ function isUnsentKind(op: number): boolean {
   return op === OpCode.Signal || op === OpCode.Request || op === OpCode.Response;
 }
 
+/**
+ * Most unread messages a connection may hold beyond its read share (`maxChannelHeldMsgs`)
+ * while a {@linkcode Channel.chunks} reader waits for a chunk that may be behind them: past
+ * it, the connection is aborted with `pool_empty` instead of waiting for good.
+ *
+ * @example
+ * ```ts
+ * import { assert } from "@std/assert";
+ * import { MAX_LENT_MSGS } from "@tofu/tofu";
+ *
+ * assert(MAX_LENT_MSGS >= 4096);
+ * ```
+ */
+export const MAX_LENT_MSGS = 4096;
+
 // Longest a server's ByeResponse waits for the answers to what the peer sent before its bye.
 const BYE_HOLD_MS = 2000;
 
@@ -327,6 +342,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   // Streams whose first message the iterator handed out and nobody has passed to chunks()
   // yet, with the first message and its lease then (see #sweepUnread).
   #unread: { key: string; stream: Stream; first: Message; lease: number }[] = [];
+  // Unread messages taken off the read share while a chunks() reader waited (#unwedge).
+  readonly #lent = new Set<Message>();
+  // chunks() readers waiting on an empty stream queue now.
+  #streamWaiters = 0;
   #closed!: Promise<number>;
   #resolveClosed!: (status: number) => void;
   // Callers of request() and send() waiting for the channel to open again. Not one shared
@@ -665,12 +684,23 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       yield first;
       while (!finished) {
         const taken = stream!.queue.take();
-        // A chunk that comes after the deadline won goes back to the pool.
-        const c = deadline === null ? await taken : await deadline.race(taken, () => {
-          void taken.then((late) => {
-            if (late !== done) this.#engine.put(late);
+        const waits = stream!.queue.waiting;
+        if (waits) {
+          this.#streamWaiters++;
+          this.#lendQueued();
+        }
+        let c: Message | Done;
+        try {
+          // A chunk that comes after the deadline won goes back to the pool.
+          c = deadline === null ? await taken : await deadline.race(taken, () => {
+            void taken.then((late) => {
+              if (late !== done) this.#engine.put(late);
+            });
           });
-        });
+        } finally {
+          if (waits) this.#streamWaiters--;
+        }
+        if (this.#lent.size > 0 && c !== done) this.#lent.delete(c);
         if (c === done) {
           throw new TofuError(
             Status.channelClosed,
@@ -707,6 +737,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     for (;;) {
       if (this.#unread.length > 0) this.#sweepUnread();
       const m = await this.#incoming.take();
+      if (this.#lent.size > 0 && m !== done) this.#lent.delete(m);
       if (m === done) return;
       if (m.hasMore()) {
         const key = streamKey(m);
@@ -1161,7 +1192,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         if (!m.hasMore()) this.#streams.delete(key);
         this.#engine.put(m);
       } else {
+        const direct = stream.queue.waiting; // to its reader at once: not lent
         if (!stream.queue.push(m)) this.#engine.put(m);
+        else if (!direct && this.#streamWaiters > 0) this.#lend(m);
         if (!m.hasMore()) stream.queue.close();
       }
       return;
@@ -1213,11 +1246,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       this.#openStream(key, false);
     }
     if (!this.#incoming.push(m)) this.#engine.put(m);
+    else if (this.#streamWaiters > 0) this.#lend(m);
   }
 
   #releaseUnread(): void {
     // The application closed the channel: nobody will read what is still queued.
     for (const m of this.#incoming.drain()) this.#engine.put(m);
+    this.#lent.clear(); // every lent message was queued unread
     for (const [key, s] of this.#streams) this.#discard(key, s);
   }
 
@@ -1226,7 +1261,38 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (!stream || this.#streams.get(key) !== stream) return;
     if (stream.queue.closed) this.#streams.delete(key); // nothing more will arrive
     else stream.discard = true;
-    for (const c of stream.queue.drain()) this.#engine.put(c);
+    for (const c of stream.queue.drain()) {
+      if (this.#lent.size > 0) this.#lent.delete(c);
+      this.#engine.put(c);
+    }
+  }
+
+  /**
+   * While a chunks() reader waits on an empty stream, the chunk it waits for may be behind
+   * other messages of the connection (another stream, or what the peer sent between the
+   * chunks). Unread, they fill the read share, the engine stops reading, and the chunk never
+   * comes: nothing would move for good. So messages queued unread while a reader waits are
+   * taken off the share (lent room), at most MAX_LENT_MSGS of them at a time; past that,
+   * the connection is aborted with pool_empty.
+   */
+  #lendQueued(): void {
+    const lend = (m: Message) => this.#lend(m);
+    this.#incoming.forEach(lend);
+    for (const s of this.#streams.values()) s.queue.forEach(lend);
+  }
+
+  #lend(m: Message): void {
+    if (shareOf(m) === null) return; // not charged (an answer's, or lent already)
+    discharge(m);
+    this.#lent.add(m);
+    if (this.#lent.size > MAX_LENT_MSGS) {
+      this.#abortLink(
+        new TofuError(
+          Status.poolEmpty,
+          `Cannot read stream on channel ${this.#number}: more than ${MAX_LENT_MSGS} unread messages came ahead of its next chunk (MAX_LENT_MSGS)`,
+        ),
+      );
+    }
   }
 
   #openStream(key: string, answer: boolean): void {
@@ -1279,6 +1345,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   #linkClosed(error: TofuError | null): void {
     this.#number = 0;
+    this.#lent.clear();
     this.#linkDown = false;
     if (this.#handshake) {
       const h = this.#handshake;
