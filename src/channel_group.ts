@@ -6,7 +6,7 @@
 
 import type { BinaryHeader } from "./binary_header.ts";
 import type { EngineCore, GroupCore } from "./_engine_core.ts";
-import { iterResolvedWith, type Message, Owner, ownerOf } from "./message.ts";
+import { iterResolvedWith, Message, Owner, ownerOf } from "./message.ts";
 import type { IoChannel } from "./_io_channel.ts";
 import type { ReceiveQueue } from "./_receive_queue.ts";
 import { engineSignal } from "./_report.ts";
@@ -82,10 +82,14 @@ export class ChannelGroup implements AsyncIterable<Message> {
    *
    * @param msg The message.
    * @returns A copy of the prepared binary header (assigned channel and message id).
+   * @throws {TypeError} If `msg` is not a Message.
    * @throws {TofuError} If the message is refused; it then stays with the caller with
    * its status byte set.
    */
   post(msg: Message): BinaryHeader {
+    if (!(msg instanceof Message)) {
+      throw new TypeError(`Cannot post: ${msg === null ? "null" : typeof msg} is not a Message`);
+    }
     return this.#engine.post(this.#core, msg);
   }
 

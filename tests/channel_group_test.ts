@@ -177,3 +177,13 @@ Deno.test("maxChannels: exhausted numbers give allocation_failed on accept and o
   assertEquals(w.bhdr.channelNumber, 0, "the message stays with the caller");
   assertEquals(w.headers.get("~listen_on"), "tcp|127.0.0.1|0");
 });
+
+Deno.test("post() of something that is not a Message throws a clear TypeError", async () => {
+  await using engine = new Engine();
+  const group = engine.create();
+  for (const [value, what] of [[null, "null"], [undefined, "undefined"], [{}, "object"]] as const) {
+    // Before: "Cannot read properties of null (reading 'bhdr')" and the like.
+    const err = assertThrows(() => group.post(value as unknown as Message), TypeError);
+    assertEquals(err.message, `Cannot post: ${what} is not a Message`);
+  }
+});
