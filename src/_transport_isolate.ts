@@ -291,7 +291,11 @@ export class IsolateListener implements Listener {
 type LinkMessage =
   | { t: "up"; names: string[] }
   | { t: "down"; names: string[] }
-  | { t: "connect"; name: string; sab: SharedArrayBuffer };
+  | { t: "connect"; name: string; sab: SharedArrayBuffer }
+  // The isolate that sends it is going away (self.close(), Deno.exit()): a MessagePort
+  // says nothing when its far end closes, so without it the names routed through this link
+  // stayed reachable, and connects to them were lost.
+  | { t: "end" };
 
 /** One MessagePort to another isolate, and what crosses it. */
 export class Link {
@@ -340,6 +344,8 @@ export class Link {
     } else if (m.t === "connect") {
       remember(this, m.sab, "connector");
       route(m.name, m.sab, this);
+    } else if (m.t === "end") {
+      this.kill();
     }
   }
 

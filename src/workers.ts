@@ -70,10 +70,12 @@ export class IsolateLink implements Disposable {
     if (this.#link.dead) return;
     this.#reason = reason;
     if (this.#near) {
-      // This isolate is going away: close its own ends so the far side sees them closed.
+      // This isolate is going away: close its own ends so the far side sees them closed,
+      // and say so, so that the far side ends its side of the link (and forgets the names).
       for (const [sab, beyond] of this.#link.pipes) {
         closeSide(sab, beyond === "connector" ? "acceptor" : "connector");
       }
+      this.#link.send({ t: "end" });
     }
     this.#link.kill();
   }

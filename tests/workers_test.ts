@@ -5,6 +5,7 @@
 
 import { assert, assertEquals, assertGreater, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
+import { deadline } from "@std/async/deadline";
 import {
   connect,
   Engine,
@@ -207,9 +208,19 @@ for (const how of ["close", "exit"] as const) {
     const closed = await recv(g, 20_000);
     expectClosed(closed, ch);
     assertEquals(closed.error?.status, Status.peerDisconnected);
-    // The parent learns it from the rings, not from the link: the name goes when the link does.
-    w.worker.terminate();
-    assertEquals((await w.link.ended).reason, "terminated");
+    // The link ends too (the Worker says so before it goes; a MessagePort tells nothing of
+    // its far end closing): its names are gone, and a new connect is refused at once. Before
+    // (found by the hostile-tester helper), the link lived on, and the connect got nothing
+    // until the handshake timeout (10 s; with it off, for ever).
+    assertEquals((await deadline(w.link.ended, 20_000)).reason, "closed");
+    const again = engine.create();
+    again.post(new IsolateClientAddress(name).format(engine.get("always")));
+    const refused = await recv(again, 5_000);
+    assertEquals([refused.bhdr.opCode, refused.bhdr.status], [
+      OpCode.HelloRequest,
+      Status.connectFailed,
+    ]);
+    engine.put(refused);
   });
 }
 
