@@ -124,10 +124,14 @@ export function linkWorker(worker: Worker): IsolateLink {
   const { port1, port2 } = new MessageChannel();
   const link = makeLink(port1, false);
   linked.add(worker);
+  let answered = false;
   const onMessage = (e: MessageEvent) => {
     if ((e.data as Record<string, unknown> | null)?.[REQUEST] !== true) return;
     e.stopImmediatePropagation();
-    worker.removeEventListener("message", onMessage);
+    // The Worker asks again until it has the port (see linkParent): the first request is
+    // answered, the ones still on their way are not the application's either.
+    if (answered) return;
+    answered = true;
     worker.postMessage({ [PORT]: port2 }, [port2]);
   };
   worker.addEventListener("message", onMessage);
@@ -180,11 +184,22 @@ export function linkParent(): Promise<IsolateLink> {
     return Promise.reject(new TypeError("Cannot link to the parent: not running in a Worker"));
   }
   parentLink ??= new Promise((resolve) => {
+    // A request the parent was not listening for yet (linkWorker() called after an await
+    // following new Worker()) is lost: ask again, every 50 ms, then every second, until the
+    // port comes. Before, linkParent() never resolved and nothing said so.
+    let asked = 0;
+    let again: ReturnType<typeof setTimeout> | undefined;
+    const ask = () => {
+      scope.postMessage!({ [REQUEST]: true });
+      again = setTimeout(ask, ++asked < 40 ? 50 : 1000);
+      Deno.unrefTimer(again);
+    };
     const onMessage = (e: Event) => {
       const data = (e as MessageEvent).data as Record<string, unknown> | null;
       const port = data?.[PORT];
       if (!(port instanceof MessagePort)) return;
       e.stopImmediatePropagation();
+      clearTimeout(again);
       scope.removeEventListener("message", onMessage);
       const link = makeLink(port, true);
       // Both end this Worker without a word to its parent: end the link first, so that the
@@ -202,7 +217,7 @@ export function linkParent(): Promise<IsolateLink> {
       resolve(link);
     };
     scope.addEventListener("message", onMessage);
-    scope.postMessage!({ [REQUEST]: true });
+    ask();
   });
   return parentLink;
 }

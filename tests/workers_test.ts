@@ -266,3 +266,29 @@ Deno.test("isolate: a Worker whose pool starves holds the sender back, then take
   assertEquals(count, posted);
   g.post(make(engine, ch, OpCode.Request, body, 99_999n)); // room again
 });
+
+Deno.test("isolate: linkWorker() called 300 ms after new Worker() still links", async () => {
+  await using engine = new Engine();
+  const worker = new Worker(new URL("./_isolate_worker.ts", import.meta.url), { type: "module" });
+  try {
+    // The Worker's first link request is long gone by then, to no listener. Before (found by
+    // the hostile-tester helper), linkParent() in the Worker never resolved, and nothing said
+    // so: its commands were never taken.
+    await delay(300);
+    const link = linkWorker(worker);
+    const name = uniqueName("late-link");
+    const done = new Promise((resolve) =>
+      worker.addEventListener("message", (e) => resolve(e.data))
+    );
+    worker.postMessage({ cmd: "echo", name });
+    assertEquals(await deadline(done, 10_000), { done: "echo" });
+    await isolateListening(name, { signal: AbortSignal.timeout(10_000) });
+    const { g, ch } = await open(engine, name);
+    g.post(make(engine, ch, OpCode.Request, "late", 1n));
+    using answer = expect(await recv(g, 10_000), OpCode.Response, Status.success);
+    assertEquals(answer.body.text(), "late");
+    assert(!link.closed);
+  } finally {
+    worker.terminate();
+  }
+});
