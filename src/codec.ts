@@ -210,6 +210,8 @@ export class FrameDecoder {
   #end = 0;
   #error: TofuError | null = null;
   #lastWritable = 0;
+  // Whether the last commit() filled all the space writable() offered.
+  #lastFull = false;
   // The start and size of the frame hasFrame() last checked complete and well-formed
   // (-1: none), so that next() does not check its header again.
   #checkedAt = -1;
@@ -308,8 +310,13 @@ export class FrameDecoder {
    * @returns A view of the free space.
    */
   writable(): Uint8Array {
-    // Empty: back to the first buffer, the grown one to the spares (a read may wait long).
-    if (this.#start === this.#end && this.#buf !== this.#small && this.#into === null) {
+    // Empty after a read that did not fill its space (the peer has paused, and the next read
+    // may wait long): back to the first buffer, the grown one to the spares. A busy stream
+    // keeps its buffer: its reads fill it (read-ahead).
+    if (
+      this.#start === this.#end && this.#buf !== this.#small && this.#into === null &&
+      !this.#lastFull
+    ) {
       if (this.#buf.length === this.#maxCapacity) giveSpare(this.#buf);
       this.#buf = this.#small;
       this.#view = this.#smallView;
@@ -360,7 +367,8 @@ export class FrameDecoder {
     if (!Number.isInteger(n) || n < 0 || this.#end + n > this.#buf.length) {
       throw new RangeError(`Cannot commit ${n} bytes: only ${this.#buf.length - this.#end} free`);
     }
-    this.#lastWritable = n === this.#buf.length - this.#end && this.#start === 0 ? n : 0;
+    this.#lastFull = n === this.#buf.length - this.#end;
+    this.#lastWritable = this.#lastFull && this.#start === 0 ? n : 0;
     this.#end += n;
     if (this.#into !== null) this.#feed();
   }
