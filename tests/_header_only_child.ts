@@ -4,24 +4,14 @@
 // (65,535 bytes of text headers and of body), then nothing. Prints the engine process's
 // external memory growth (after a full GC) per peer, in bytes, while they hold the frame.
 
-import { Engine } from "../mod.ts";
-import { rawConnect, transports } from "./_fixtures.ts";
+import { rawConnect } from "./_fixtures.ts";
+import { externalAfterGc, listeningEngine } from "./_gc_child.ts";
 
 const [name = "tcp", countArg = "300"] = Deno.args;
-const t = transports.find((x) => x.name === name)!;
 const count = Number(countArg);
-const gc = (globalThis as { gc?: () => void }).gc!;
-const external = () => {
-  gc();
-  return Deno.memoryUsage().external;
-};
-
-await using engine = new Engine({ maxConnections: 10_000 });
-const group = engine.create();
-group.post(t.listenAt().format(engine.get("always")));
-const welcome = (await group.waitReceive(5000))!;
-const bound = welcome.headers.get("~listen_on")!;
-engine.put(welcome);
+const external = externalAfterGc;
+const { engine: listening, group, bound } = await listeningEngine(name);
+await using engine = listening;
 
 const header = new Uint8Array(16);
 header[2] = 3; // HelloRequest

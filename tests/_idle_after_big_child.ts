@@ -5,25 +5,16 @@
 // connected and sends nothing more. Prints the engine process's external memory growth
 // (after a full GC) per peer, in bytes, while they are connected.
 
-import { Engine, OpCode } from "../mod.ts";
+import { OpCode } from "../mod.ts";
 import { frame } from "./_attack.ts";
-import { rawConnect, transports, writeAll } from "./_fixtures.ts";
+import { rawConnect, writeAll } from "./_fixtures.ts";
+import { externalAfterGc, listeningEngine } from "./_gc_child.ts";
 
 const [name = "tcp", countArg = "200"] = Deno.args;
-const t = transports.find((x) => x.name === name)!;
 const count = Number(countArg);
-const gc = (globalThis as { gc?: () => void }).gc!;
-const external = () => {
-  gc();
-  return Deno.memoryUsage().external;
-};
-
-await using engine = new Engine({ maxConnections: 10_000 });
-const group = engine.create();
-group.post(t.listenAt().format(engine.get("always")));
-const welcome = (await group.waitReceive(5000))!;
-const bound = welcome.headers.get("~listen_on")!;
-engine.put(welcome);
+const external = externalAfterGc;
+const { engine: listening, group, bound } = await listeningEngine(name);
+await using engine = listening;
 
 const hello = frame(OpCode.HelloRequest, "", 1n);
 const big = frame(OpCode.Request, "x".repeat(60_000), 2n);
