@@ -125,25 +125,32 @@ async function rawPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
   return [server, client];
 }
 
-async function rawOneWay(n: number, body = BODY): Promise<number> {
+/**
+ * One-way throughput over a raw socket pair, in messages per second: `receive` on one end
+ * (resolving with the milliseconds from its first read to the last frame), `send` on the
+ * other.
+ */
+async function pairOneWay(
+  n: number,
+  receive: (conn: Deno.Conn, n: number) => Promise<number>,
+  send: (conn: Deno.Conn, n: number) => Promise<void>,
+): Promise<number> {
   const [server, client] = await rawPair();
-  const recv = rawReceive(server, n);
-  await rawSend(client, n, body);
+  const recv = receive(server, n);
+  await send(client, n);
   const ms = await recv;
   client.close();
   server.close();
   return n / (ms / 1000);
 }
 
+function rawOneWay(n: number, body = BODY): Promise<number> {
+  return pairOneWay(n, rawReceive, (conn, k) => rawSend(conn, k, body));
+}
+
 /** One-way throughput of the contract's floor (bench/_floor.ts), 64-byte bodies. */
-async function floorOneWay(n: number): Promise<number> {
-  const [server, client] = await rawPair();
-  const recv = floorReceive(server, n);
-  await floorSend(client, n, BODY);
-  const ms = await recv;
-  client.close();
-  server.close();
-  return n / (ms / 1000);
+function floorOneWay(n: number): Promise<number> {
+  return pairOneWay(n, floorReceive, (conn, k) => floorSend(conn, k, BODY));
 }
 
 async function readFull(conn: Deno.Conn, buf: Uint8Array): Promise<void> {
