@@ -21,25 +21,6 @@ const HDR = BinaryHeader.byteLength;
 // Frames above this size make the decoder grow to its largest size at once (see writable()).
 const LARGE_FRAME = 16 * 1024;
 
-// Grown buffers a decoder gave up when it ran empty (see writable()), for the next decoder
-// that grows to that size: a connection that sent one large frame and then went quiet kept
-// its 256 KiB buffer for as long as it stayed connected (1,500 such peers: +261 MiB), and
-// a busy one that runs empty between reads gets its buffer back without an allocation.
-// Bounded per isolate (buffers have no identity).
-const SPARE_BUFFERS = 16;
-const spareBuffers: Uint8Array[] = [];
-
-function takeSpare(size: number): Uint8Array {
-  for (let i = spareBuffers.length - 1; i >= 0; i--) {
-    if (spareBuffers[i]!.length === size) return spareBuffers.splice(i, 1)[0]!;
-  }
-  return new Uint8Array(size);
-}
-
-function giveSpare(buf: Uint8Array): void {
-  if (spareBuffers.length < SPARE_BUFFERS) spareBuffers.push(buf);
-}
-
 /**
  * Returns the encoded size of `msg` in bytes.
  *
@@ -210,16 +191,11 @@ export class FrameDecoder {
   #end = 0;
   #error: TofuError | null = null;
   #lastWritable = 0;
-  // Whether the last commit() filled all the space writable() offered.
-  #lastFull = false;
   // The start and size of the frame hasFrame() last checked complete and well-formed
   // (-1: none), so that next() does not check its header again.
   #checkedAt = -1;
   #checkedTotal = 0;
   readonly #maxCapacity: number;
-  // The first buffer, kept: the decoder returns to it whenever it runs empty.
-  readonly #small: Uint8Array;
-  readonly #smallView: DataView;
   // A large frame being completed in its message (see spillFrame): the message, its body,
   // the frame's 16 + text-header bytes, and how many body bytes are still to come. The
   // bytes read go into the body first; the buffer holds only what follows the frame.
@@ -242,8 +218,8 @@ export class FrameDecoder {
    */
   constructor(options: FrameDecoderOptions = {}) {
     const initial = Math.max(HDR, options.initialCapacity ?? 16 * 1024);
-    this.#buf = this.#small = new Uint8Array(initial);
-    this.#view = this.#smallView = dataViewOf(this.#buf);
+    this.#buf = new Uint8Array(initial);
+    this.#view = dataViewOf(this.#buf);
     this.#maxCapacity = Math.max(initial, options.maxCapacity ?? 256 * 1024);
   }
 
@@ -275,9 +251,7 @@ export class FrameDecoder {
     if (this.#buf.length - this.#end < need) {
       let cap = this.#buf.length * 2;
       while (cap - pending < need) cap *= 2;
-      // Straight back to the largest size when a spare of it is there (no allocation).
-      if (cap < this.#maxCapacity && spareBuffers.length > 0) cap = this.#maxCapacity;
-      const next = takeSpare(cap);
+      const next = new Uint8Array(cap);
       this.#checkedAt = -1;
       next.set(this.#buf.subarray(this.#start, this.#end));
       this.#buf = next;
@@ -310,20 +284,6 @@ export class FrameDecoder {
    * @returns A view of the free space.
    */
   writable(): Uint8Array {
-    // Empty after a read that did not fill its space (the peer has paused, and the next read
-    // may wait long): back to the first buffer, the grown one to the spares. A busy stream
-    // keeps its buffer: its reads fill it (read-ahead).
-    if (
-      this.#start === this.#end && this.#buf !== this.#small && this.#into === null &&
-      !this.#lastFull
-    ) {
-      if (this.#buf.length === this.#maxCapacity) giveSpare(this.#buf);
-      this.#buf = this.#small;
-      this.#view = this.#smallView;
-      this.#start = this.#end = 0;
-      this.#checkedAt = -1;
-      this.#lastWritable = 0;
-    }
     let need = 1;
     const pending = this.#end - this.#start;
     if (pending >= HDR) {
@@ -367,8 +327,7 @@ export class FrameDecoder {
     if (!Number.isInteger(n) || n < 0 || this.#end + n > this.#buf.length) {
       throw new RangeError(`Cannot commit ${n} bytes: only ${this.#buf.length - this.#end} free`);
     }
-    this.#lastFull = n === this.#buf.length - this.#end;
-    this.#lastWritable = this.#lastFull && this.#start === 0 ? n : 0;
+    this.#lastWritable = n === this.#buf.length - this.#end && this.#start === 0 ? n : 0;
     this.#end += n;
     if (this.#into !== null) this.#feed();
   }
@@ -414,7 +373,7 @@ export class FrameDecoder {
     this.#start = this.#end = 0;
     // As writable() grows for a large frame's header (which it no longer sees).
     if (this.#buf.length < this.#maxCapacity) {
-      this.#buf = takeSpare(this.#maxCapacity);
+      this.#buf = new Uint8Array(this.#maxCapacity);
       this.#view = dataViewOf(this.#buf);
     }
   }
