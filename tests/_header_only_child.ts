@@ -10,7 +10,7 @@ import { externalAfterGc, listeningEngine } from "./_gc_child.ts";
 const [name = "tcp", countArg = "300"] = Deno.args;
 const count = Number(countArg);
 const external = externalAfterGc;
-const { engine: listening, group, bound } = await listeningEngine(name);
+const { engine: listening, bound } = await listeningEngine(name);
 await using engine = listening;
 
 const header = new Uint8Array(16);
