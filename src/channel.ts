@@ -461,9 +461,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * {@linkcode Channel.chunks}; put it back without that (a `using` block that ignores
    * streams) and the rest of the stream is dropped as it comes. Like `send()`, it waits
    * for room while more than 2 MiB is queued unsent on the connection (and, when the
-   * connection's budget is full, until it has drained), within its timeout. While a reconnecting channel is down, the request waits
-   * for the new connection within its timeout. A request is sent at most once: if the
-   * connection drops before the answer, the promise rejects.
+   * connection's budget is full, until it has drained), within its timeout. While a
+   * reconnecting channel is down, the request waits for the new connection within its
+   * timeout. A request is sent at most once: if the connection drops before the answer,
+   * the promise rejects.
    *
    * @param body The request body, a ready message, or chunks to send as one stream. A
    *   message gets a new message id (one it received keeps its sender's id until then).

@@ -280,8 +280,19 @@ export class WorkerServer implements AsyncDisposable {
  */
 async function relay(req: Message, peer: Channel, ch: Channel): Promise<Reply> {
   if (req.bhdr.opCode !== OpCode.Request) {
-    if (req.bhdr.opCode === OpCode.Signal && !req.hasMore()) await ch.send(copyOf(req, ch));
-    else if (req.bhdr.opCode === OpCode.Signal) await ch.send(chunkBytes(peer, req));
+    if (req.bhdr.opCode !== OpCode.Signal) return undefined;
+    if (req.hasMore()) {
+      await ch.send(chunkBytes(peer, req));
+      return undefined;
+    }
+    const m = copyOf(req, ch);
+    const lease = leaseOf(m);
+    try {
+      await ch.send(m);
+    } catch (err) {
+      if (leaseOf(m) === lease) ch.engine.put(m); // never posted: still ours
+      throw err;
+    }
     return undefined;
   }
   let answer: Message;
