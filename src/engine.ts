@@ -95,6 +95,8 @@ export interface EngineOptions {
   reusePort?: boolean;
 }
 
+let readClosed: (e: Engine) => boolean;
+
 /**
  * The engine: it owns the message pool and every channel, and does all socket I/O.
  * Create groups with {@linkcode Engine.create}, post messages through them, and give
@@ -123,6 +125,10 @@ export interface EngineOptions {
  */
 export class Engine implements AsyncDisposable {
   readonly #core: EngineCore;
+
+  static {
+    readClosed = (e) => e.#core.closed;
+  }
 
   /**
    * Creates an engine.
@@ -247,3 +253,8 @@ export class Engine implements AsyncDisposable {
 }
 
 const groupCores = new WeakMap<ChannelGroup, GroupCore>();
+
+/** Library-internal: whether `e` has been closed. */
+export function engineClosed(e: Engine): boolean {
+  return readClosed(e);
+}
