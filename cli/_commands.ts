@@ -50,6 +50,15 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
   let closing = false;
   let listenerFailure: Failure | undefined;
 
+  // Answers refused per channel: the first is told at once, the others counted and told
+  // when the channel closes (a peer that never reads made one line per message: 53,345).
+  const refused = new Map<number, number>();
+  const tellRefused = (channel: number): void => {
+    const n = refused.get(channel) ?? 0;
+    refused.delete(channel);
+    if (n > 1) ctx.note(`${n - 1} more answers on channel ${channel} were refused`);
+  };
+
   const reply = (m: Message, op: OpCode): void => {
     const asked = opCodeName(m.bhdr.opCode);
     m.bhdr.opCode = op;
@@ -59,7 +68,10 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
       if (!(err instanceof TofuError)) throw err;
       // While closing, a peer's own ByeRequest may cross ours: nothing to say about it.
       if (!closing) {
-        ctx.note(`${err.message} (answering the ${asked} on channel ${m.bhdr.channelNumber})`);
+        const channel = m.bhdr.channelNumber;
+        const n = (refused.get(channel) ?? 0) + 1;
+        refused.set(channel, n);
+        if (n === 1) ctx.note(`${err.message} (answering the ${asked} on channel ${channel})`);
       }
       engine.put(m);
     }
@@ -72,7 +84,10 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
       if (h.channelNumber === listener) {
         if (closed && !closing) listenerFailure = reportFailure(m, address, action);
       } else {
-        if (closed) open.delete(h.channelNumber);
+        if (closed) {
+          open.delete(h.channelNumber);
+          tellRefused(h.channelNumber);
+        }
         if (!o.quiet) ctx.out(formatMessage(m, "received", o));
       }
       engine.put(m);
@@ -127,6 +142,7 @@ export async function listen(address: Address, o: ListenOptions, ctx: Context): 
     if (m === null) break;
     handle(m);
   }
+  for (const channel of [...refused.keys()]) tellRefused(channel);
   return 0;
 }
 

@@ -402,6 +402,29 @@ for (const tr of transports) {
     await server.done;
   });
 
+  Deno.test(`tofu listen --echo: a peer that never reads gets one line, not one per answer (${tr.name})`, async () => {
+    // Found by the hostile-tester helper: 53,345 stderr lines from one flooding peer.
+    await using tool = new Running(["listen", listenAddress(tr), "--echo", "--quiet"]);
+    const bound = await tool.bound();
+    const conn = await rawConnect(bound);
+    const one = frame(OpCode.Request, 5n, new Uint8Array(1000));
+    const batch = new Uint8Array(one.length * 1000);
+    for (let i = 0; i < 1000; i++) batch.set(one, i * one.length);
+    try {
+      await writeAll(conn, frame(OpCode.HelloRequest, 1n, "", [["~connect_to", bound]]));
+      // 20,000 Requests, never reading an answer: most echoes are refused for room.
+      for (let k = 0; k < 20; k++) await writeAll(conn, batch);
+      await tool.waitFor("stderr", /refused|maxQueuedBytes/);
+    } finally {
+      conn.close();
+    }
+    await tool.waitFor("stderr", /more answers on channel \d+ were refused/);
+    tool.interrupt();
+    const r = await tool.end();
+    const lines = r.stderr.split("\n").filter((l) => l.length > 0);
+    assert(lines.length < 10, `${lines.length} lines on stderr: ${lines.slice(0, 5).join(" | ")}`);
+  });
+
   Deno.test(`tofu ping and bench against tofu listen --echo (${tr.name})`, async (t) => {
     await using echo = new Running(["listen", listenAddress(tr), "--echo", "--quiet"]);
     const bound = await echo.bound();
