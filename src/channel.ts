@@ -342,7 +342,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   // Streams whose first message the iterator handed out and nobody has passed to chunks()
   // yet, with the first message and its lease then (see #sweepUnread).
   #unread: { key: string; stream: Stream; first: Message; lease: number }[] = [];
-  // Unread messages taken off the read share while a chunks() reader waited (#unwedge).
+  // Unread messages taken off the read share while a chunks() reader waited (#lendQueued).
   readonly #lent = new Set<Message>();
   // chunks() readers waiting on an empty stream queue now.
   #streamWaiters = 0;
@@ -499,8 +499,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     // two clients' Requests with the same id mixed up their answers).
     if (body instanceof Message) body.bhdr.messageId = 0n;
     try {
-      // Backpressure as for send(): wait while the connection has more than 2 MiB unsent.
-      await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
       await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
         id = first;
         this.#pending.set(first, { resolve, reject });
@@ -563,8 +561,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
     using deadline = new Deadline("send", options.timeoutMs, options.signal);
     await this.#whenOpen("send", deadline);
-    // With the deadline's signal, a send that gave up leaves no wait behind on a full channel.
-    await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
     return await this.#send(op, body, options.headers, 0n, noop, deadline);
   }
 
@@ -854,6 +850,12 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     onFirst: (id: bigint) => void,
     deadline: Deadline | null,
   ): Promise<bigint> {
+    if (deadline !== null) {
+      // send() and request() keep pace with the socket: wait while the connection has more
+      // than 2 MiB unsent. With the deadline's signal, a call that gave up leaves no wait
+      // behind on a full channel. (A reply, without a deadline, does not wait: see serve.)
+      await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
+    }
     if (body instanceof Message) {
       const bh = body.bhdr;
       bh.opCode = op as OpCode;
