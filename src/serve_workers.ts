@@ -281,44 +281,36 @@ export class WorkerServer implements AsyncDisposable {
 async function relay(req: Message, peer: Channel, ch: Channel): Promise<Reply> {
   if (req.bhdr.opCode !== OpCode.Request) {
     if (req.bhdr.opCode !== OpCode.Signal) return undefined;
-    if (req.hasMore()) {
-      await ch.send(chunkBytes(peer, req));
-      return undefined;
-    }
-    const m = copyOf(req, ch);
-    const lease = leaseOf(m);
-    try {
-      await ch.send(m);
-    } catch (err) {
-      if (leaseOf(m) === lease) ch.engine.put(m); // never posted: still ours
-      throw err;
-    }
+    await (req.hasMore() ? ch.send(chunkBytes(peer, req)) : withCopy(req, ch, (m) => ch.send(m)));
     return undefined;
   }
-  let answer: Message;
-  if (req.hasMore()) {
-    answer = await ch.request(chunkBytes(peer, req), { headers: singleHeaders(req) })
-      .catch(passOn);
-  } else {
-    const m = copyOf(req, ch);
-    const lease = leaseOf(m);
-    try {
-      answer = await ch.request(m);
-    } catch (err) {
-      if (leaseOf(m) === lease) ch.engine.put(m); // never posted: still ours
-      passOn(err);
-    }
-  }
+  const answer =
+    await (req.hasMore()
+      ? ch.request(chunkBytes(peer, req), { headers: singleHeaders(req) })
+      : withCopy(req, ch, (m) => ch.request(m))).catch(passOn);
   if (!answer.hasMore()) return answer;
   return chunkBytes(ch, answer);
 }
 
-/** A message of `ch`'s engine with `m`'s text headers (every line, in order) and body. */
-function copyOf(m: Message, ch: Channel): Message {
-  const out = ch.engine.get("always");
-  out.headers.setRaw(m.headers.raw());
-  out.body.set(m.body.bytes());
-  return out;
+/**
+ * Passes `use` a message of `ch`'s engine with `m`'s text headers (every line, in order)
+ * and body; if `use` fails before the copy was posted, the copy goes back to the pool.
+ */
+async function withCopy<T>(
+  m: Message,
+  ch: Channel,
+  use: (copy: Message) => Promise<T>,
+): Promise<T> {
+  const copy = ch.engine.get("always");
+  copy.headers.setRaw(m.headers.raw());
+  copy.body.set(m.body.bytes());
+  const lease = leaseOf(copy);
+  try {
+    return await use(copy);
+  } catch (err) {
+    if (leaseOf(copy) === lease) ch.engine.put(copy); // never posted: still ours
+    throw err;
+  }
 }
 
 /**
