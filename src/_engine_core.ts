@@ -17,6 +17,7 @@ import { type Message, Owner, ownerOf, transfer } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
 import { MessagePool } from "./_pool.ts";
 import { ReceiveQueue } from "./_receive_queue.ts";
+import { HeldBudget } from "./_read_share.ts";
 import { asTofuError, engineSignal, handBack } from "./_report.ts";
 import { Status, TofuError } from "./status.ts";
 import { opensChannel, refuse, refuseWith, validateForPost } from "./_validate.ts";
@@ -31,6 +32,8 @@ export interface ResolvedOptions {
   maxEngineQueuedBytes: number;
   maxReceiveQueueMsgs: number;
   maxChannelHeldMsgs: number;
+  maxChannelHeldBytes: number;
+  maxEngineHeldBytes: number;
   reusePort: boolean;
 }
 
@@ -69,6 +72,15 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
+function positiveIntegerOrInfinity(name: string, value: number): number {
+  if (value !== Infinity && (!Number.isInteger(value) || value < 1)) {
+    throw new RangeError(
+      `Cannot create engine: ${name} ${value} is not a positive integer or Infinity`,
+    );
+  }
+  return value;
+}
+
 export class EngineCore implements EngineHost {
   readonly pool: MessagePool;
   readonly numbers: ChannelNumbers;
@@ -78,6 +90,8 @@ export class EngineCore implements EngineHost {
   readonly maxEngineQueuedBytes: number;
   readonly maxReceiveQueueMsgs: number;
   readonly maxChannelHeldMsgs: number;
+  readonly maxChannelHeldBytes: number;
+  readonly heldBudget: HeldBudget;
   /** TCP listens bind with SO_REUSEPORT (several engines on one port). */
   readonly reusePort: boolean;
   queuedBytes = 0;
@@ -99,9 +113,17 @@ export class EngineCore implements EngineHost {
     this.maxQueuedBytes = positiveInteger("maxQueuedBytes", o.maxQueuedBytes);
     this.maxEngineQueuedBytes = positiveInteger("maxEngineQueuedBytes", o.maxEngineQueuedBytes);
     this.maxReceiveQueueMsgs = positiveInteger("maxReceiveQueueMsgs", o.maxReceiveQueueMsgs);
-    this.maxChannelHeldMsgs = o.maxChannelHeldMsgs === Infinity
-      ? Infinity
-      : positiveInteger("maxChannelHeldMsgs", o.maxChannelHeldMsgs);
+    this.maxChannelHeldMsgs = positiveIntegerOrInfinity(
+      "maxChannelHeldMsgs",
+      o.maxChannelHeldMsgs,
+    );
+    this.maxChannelHeldBytes = positiveIntegerOrInfinity(
+      "maxChannelHeldBytes",
+      o.maxChannelHeldBytes,
+    );
+    this.heldBudget = new HeldBudget(
+      positiveIntegerOrInfinity("maxEngineHeldBytes", o.maxEngineHeldBytes),
+    );
     this.reusePort = o.reusePort;
     if (
       !(Number.isInteger(o.maxConnections) || o.maxConnections === Infinity) || o.maxConnections < 1

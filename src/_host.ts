@@ -7,6 +7,7 @@ import type { ChannelNumbers } from "./_channel_numbers.ts";
 import type { TofuError } from "./status.ts";
 import type { Deadlines } from "./_deadlines.ts";
 import type { Heartbeat } from "./_heartbeat.ts";
+import type { HeldBudget } from "./_read_share.ts";
 
 export interface GroupHost {
   /** Hands a message to the application, or recycles it when the group is gone. */
@@ -32,6 +33,10 @@ export interface EngineHost {
   readonly queuedBytes: number;
   /** Messages one channel may have out (read, not yet back in the pool) before it stops reading. */
   readonly maxChannelHeldMsgs: number;
+  /** Charged bytes one channel may have out before it stops reading. */
+  readonly maxChannelHeldBytes: number;
+  /** What all channels have out, and its bound (maxEngineHeldBytes). */
+  readonly heldBudget: HeldBudget;
   /** Tells readers when the event loop is starved (see _heartbeat.ts). */
   readonly heartbeat: Heartbeat;
   /** Adds `delta` (negative to release) to the engine-wide queued bytes. */

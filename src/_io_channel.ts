@@ -4,7 +4,8 @@
 // (maxQueuedBytes) and to the engine (maxEngineQueuedBytes), never pool messages. Unsent
 // frames are handed back as messages when the channel closes. Writes are coalesced.
 // Read side: a channel reads into a free pool message or a new one while it holds fewer
-// than its read share (maxChannelHeldMsgs) of messages not yet back, while fewer than
+// than its read share of messages not yet back (maxChannelHeldMsgs, maxChannelHeldBytes,
+// and all channels' bytes maxEngineHeldBytes past a channel's allowance), while fewer than
 // maxPoolMsgs of its messages wait unread in the group's receive queue, and while that queue
 // has room; otherwise it stops reading (backpressure for that peer alone).
 
@@ -12,7 +13,7 @@ import { BinaryHeader } from "./binary_header.ts";
 import { dropSpilled, FrameDecoder, hasLargePartial, spillFrame, takeSpilled } from "./codec.ts";
 import type { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import { ReadShare } from "./_read_share.ts";
+import { ReadShare, Stop } from "./_read_share.ts";
 import {
   type Chunk,
   ENGINE_BUDGET_ALLOWANCE,
@@ -110,7 +111,12 @@ export class IoChannel implements Channel {
     this.number = number;
     this.done = new Promise((r) => this.#resolveDone = r);
     this.#isClient = hello !== null;
-    this.#share = new ReadShare(host.maxChannelHeldMsgs, Math.max(1, host.pool.max));
+    this.#share = new ReadShare(
+      host.maxChannelHeldMsgs,
+      Math.max(1, host.pool.max),
+      host.maxChannelHeldBytes,
+      host.heldBudget,
+    );
     this.#watch = host.deadlines.watch(this);
     if (hello) {
       this.#id.setMessageIdFrom(hello.bhdr);
@@ -322,13 +328,13 @@ export class IoChannel implements Channel {
           if (share.full) {
             // This channel holds its share (or has its window of messages unread in the
             // group's queue): it alone waits until one of them comes back (is taken).
-            if (share.atLimit) this.#starve();
+            const stop = share.stoppedBy;
+            if (stop !== Stop.None) this.#starve(stop);
             if (!await this.#waitShare()) return;
             if (this.#starvesLoop()) await this.#yield();
             continue;
           }
           const m = pool.take();
-          share.charge(m);
           try {
             dec.next(m);
           } catch (err) {
@@ -339,6 +345,7 @@ export class IoChannel implements Channel {
             );
             return;
           }
+          share.charge(m); // once decoded: it is charged its frame's size
           this.#deliverFrame(m);
         }
         if (this.#closed) return;
@@ -350,8 +357,8 @@ export class IoChannel implements Channel {
         // the partial frame is not moved to the front of the decoder's buffer to make room.
         if (hasLargePartial(dec) && !group.full && !share.full) {
           const m = pool.take();
-          share.charge(m);
           spillFrame(dec, m);
+          share.charge(m); // its whole frame, as the header announces it
         }
         this.#watch?.beforeRead(dec.buffered > 0);
         const n = await conn.read(dec.writable());
@@ -448,18 +455,31 @@ export class IoChannel implements Channel {
     });
   }
 
-  #starve(): void {
+  #starve(stop: Stop): void {
     if (this.#starving) return;
     this.#starving = true;
-    // Starvation can recur often under load; one error per channel spares a stack trace each time.
-    if (this.#poolEmptyError === null) {
-      this.#poolEmptyError = new TofuError(
+    const share = this.#share;
+    let err: TofuError;
+    if (stop === Stop.Messages) {
+      // Starvation can recur often under load; one error per channel spares a stack trace
+      // each time (its text does not change).
+      err = this.#poolEmptyError ??= new TofuError(
         Status.poolEmpty,
-        `Cannot read channel ${this.number}: it holds ${this.#share.limit} messages not yet put back (maxChannelHeldMsgs); put messages back to resume`,
+        `Cannot read channel ${this.number}: it holds ${share.limit} messages not yet put back (maxChannelHeldMsgs); put messages back to resume`,
       );
-      void this.#poolEmptyError.stack; // formatted now, it keeps no frame of the channel
+    } else if (stop === Stop.Bytes) {
+      err = new TofuError(
+        Status.poolEmpty,
+        `Cannot read channel ${this.number}: it holds ${share.heldBytes} bytes of messages not yet put back (maxChannelHeldBytes ${share.byteLimit}); put messages back to resume`,
+      );
+    } else {
+      err = new TofuError(
+        Status.poolEmpty,
+        `Cannot read channel ${this.number}: the engine's channels hold ${share.budget.bytes} bytes of messages not yet put back (maxEngineHeldBytes ${share.budget.max}); put messages back to resume`,
+      );
     }
-    this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, this.#poolEmptyError));
+    void err.stack; // formatted now, it keeps no frame of the channel
+    this.group.deliver(engineSignal(this.number, Status.poolEmpty, null, err));
   }
 
   // `m` is the application's already (pool.take()).

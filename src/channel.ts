@@ -7,10 +7,10 @@
 
 import { AsyncQueue, type Done, done } from "./_async_queue.ts";
 import { Deadline, sleep } from "./_deadline.ts";
-import { discharge } from "./_read_share.ts";
+import { discharge, ReadShare } from "./_read_share.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { leaseOf, Message, setShare, shareOf, type ShareRef } from "./message.ts";
+import { heldBytesOf, leaseOf, Message, setShare, shareOf, type ShareRef } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -280,7 +280,8 @@ function isUnsentKind(op: number): boolean {
 /**
  * Most unread messages a connection may hold beyond its read share (`maxChannelHeldMsgs`)
  * while a {@linkcode Channel.chunks} reader waits for a chunk that may be behind them: past
- * it, the connection is aborted with `pool_empty` instead of waiting for good.
+ * it, or past the engine's `maxChannelHeldBytes` of such messages, the connection is aborted
+ * with `pool_empty` instead of waiting for good.
  *
  * @example
  * ```ts
@@ -343,7 +344,9 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   // yet, with the first message and its lease then (see #sweepUnread).
   #unread: { key: string; stream: Stream; first: Message; lease: number }[] = [];
   // Unread messages taken off the read share while a chunks() reader waited (#lendQueued).
-  readonly #lent = new Set<Message>();
+  // Lent messages and the bytes each was charged to the share (see #lendQueued).
+  readonly #lent = new Map<Message, number>();
+  #lentBytes = 0;
   // chunks() readers waiting on an empty stream queue now.
   #streamWaiters = 0;
   #closed!: Promise<number>;
@@ -697,7 +700,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         } finally {
           if (waits) this.#streamWaiters--;
         }
-        if (this.#lent.size > 0 && c !== done) this.#lent.delete(c);
+        if (this.#lent.size > 0 && c !== done) this.#unlend(c);
         if (c === done) {
           throw new TofuError(
             Status.channelClosed,
@@ -734,7 +737,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     for (;;) {
       if (this.#unread.length > 0) this.#sweepUnread();
       const m = await this.#incoming.take();
-      if (this.#lent.size > 0 && m !== done) this.#lent.delete(m);
+      if (this.#lent.size > 0 && m !== done) this.#unlend(m);
       if (m === done) return;
       if (m.hasMore()) {
         const key = streamKey(m);
@@ -1255,7 +1258,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #releaseUnread(): void {
     // The application closed the channel: nobody will read what is still queued.
     for (const m of this.#incoming.drain()) this.#engine.put(m);
-    this.#lent.clear(); // every lent message was queued unread
+    this.#clearLent(); // every lent message was queued unread
     for (const [key, s] of this.#streams) this.#discard(key, s);
   }
 
@@ -1265,7 +1268,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (stream.queue.closed) this.#streams.delete(key); // nothing more will arrive
     else stream.discard = true;
     for (const c of stream.queue.drain()) {
-      if (this.#lent.size > 0) this.#lent.delete(c);
+      if (this.#lent.size > 0) this.#unlend(c);
       this.#engine.put(c);
     }
   }
@@ -1285,9 +1288,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #lend(m: Message): void {
-    if (shareOf(m) === null) return; // not charged (an answer's, or lent already)
+    const share = shareOf(m);
+    if (share === null) return; // not charged (an answer's, or lent already)
+    const bytes = heldBytesOf(m);
+    const byteLimit = share instanceof ReadShare ? share.byteLimit : Infinity;
     discharge(m);
-    this.#lent.add(m);
+    this.#lent.set(m, bytes);
+    this.#lentBytes += bytes;
     if (this.#lent.size > MAX_LENT_MSGS) {
       this.#abortLink(
         new TofuError(
@@ -1295,7 +1302,26 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
           `Cannot read stream on channel ${this.#number}: more than ${MAX_LENT_MSGS} unread messages came ahead of its next chunk (MAX_LENT_MSGS)`,
         ),
       );
+    } else if (this.#lentBytes > byteLimit) {
+      this.#abortLink(
+        new TofuError(
+          Status.poolEmpty,
+          `Cannot read stream on channel ${this.#number}: more than ${byteLimit} bytes of unread messages came ahead of its next chunk (maxChannelHeldBytes)`,
+        ),
+      );
     }
+  }
+
+  #unlend(m: Message): void {
+    const bytes = this.#lent.get(m);
+    if (bytes === undefined) return;
+    this.#lent.delete(m);
+    this.#lentBytes -= bytes;
+  }
+
+  #clearLent(): void {
+    this.#lent.clear();
+    this.#lentBytes = 0;
   }
 
   #openStream(key: string, answer: boolean): void {
@@ -1348,7 +1374,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   #linkClosed(error: TofuError | null): void {
     this.#number = 0;
-    this.#lent.clear();
+    this.#clearLent();
     this.#linkDown = false;
     if (this.#handshake) {
       const h = this.#handshake;

@@ -86,6 +86,24 @@ export interface EngineOptions {
    */
   maxChannelHeldMsgs?: number;
   /**
+   * Most bytes of messages one channel may have out, as for `maxChannelHeldMsgs`: each
+   * message is charged its frame size plus a fixed 512 bytes, and the channel stops
+   * reading once it holds this much (it may go past it by one frame), with one Signal
+   * with status `pool_empty` per episode. In messages alone a peer sending the largest
+   * frames (128 KiB) could make one channel hold 128 MiB (default 16 MiB; `Infinity`
+   * turns it off).
+   */
+  maxChannelHeldBytes?: number;
+  /**
+   * Most bytes of messages all channels of the engine together may have out, charged as
+   * for `maxChannelHeldBytes` (default 256 MiB; `Infinity` turns it off). Past it a
+   * channel that holds 256 KiB or more of its own stops reading (one `pool_empty` Signal
+   * per episode) until the total is below it again; a channel that holds less reads on,
+   * so that peers whose messages pile up cannot starve the others (the total can exceed
+   * the budget by that much per channel).
+   */
+  maxEngineHeldBytes?: number;
+  /**
    * TCP listens of this engine bind with `SO_REUSEPORT`, so that engines in several
    * Workers (or processes) listen on one port and the kernel spreads connections over
    * them (default false). Needs Linux and `--unstable-net`; without them a TCP listen
@@ -154,6 +172,8 @@ export class Engine implements AsyncDisposable {
       maxEngineQueuedBytes: options.maxEngineQueuedBytes ?? 256 * 1024 * 1024,
       maxReceiveQueueMsgs: options.maxReceiveQueueMsgs ?? 16384,
       maxChannelHeldMsgs: options.maxChannelHeldMsgs ?? Math.max(maxPool, 1024),
+      maxChannelHeldBytes: options.maxChannelHeldBytes ?? 16 * 1024 * 1024,
+      maxEngineHeldBytes: options.maxEngineHeldBytes ?? 256 * 1024 * 1024,
       reusePort: options.reusePort ?? false,
     });
   }

@@ -27,14 +27,16 @@ let writeOwner: (m: Message, owner: Owner) => void;
 let writeHome: (m: Message, home: MessageHome) => void;
 let readLease: (m: Message) => number;
 let readShare: (m: Message) => ShareRef | null;
-let writeShare: (m: Message, share: ShareRef | null) => void;
+let writeShare: (m: Message, share: ShareRef | null, bytes: number) => void;
+let readHeldBytes: (m: Message) => number;
 let readResolved: (m: Message) => Promise<Message>;
 let readIterResolved: (m: Message) => Promise<IteratorResult<Message>>;
 let writeReport: (m: Message) => void;
 
 /** Library-internal: the read share a received message is charged to (src/_read_share.ts). */
 export interface ShareRef {
-  release(): void;
+  /** `m` is back (put, posted, recycled) or taken off the share; it was charged `bytes`. */
+  release(bytes: number): void;
 }
 
 /** Library-internal: where a pool message goes back to (its engine's pool). */
@@ -84,6 +86,8 @@ export class Message {
   #lease = 0;
   // The read share of the channel that received it, until it is back (src/_read_share.ts).
   #share: ShareRef | null = null;
+  // The bytes it was charged to that share (the message may change before it is back).
+  #heldBytes = 0;
   // A promise already resolved with this message, and one resolved with the iterator result
   // `{ done: false, value: this }` (frozen), made once and returned each time the message is
   // received through waitReceive() or a group's iterator: a settled promise never changes, and
@@ -104,9 +108,11 @@ export class Message {
     };
     readLease = (m) => m.#lease;
     readShare = (m) => m.#share;
-    writeShare = (m, share) => {
+    writeShare = (m, share, bytes) => {
       m.#share = share;
+      m.#heldBytes = bytes;
     };
+    readHeldBytes = (m) => m.#heldBytes;
     readResolved = (m) => m.#resolved ??= Promise.resolve(m);
     readIterResolved = (m) =>
       m.#iterResolved ??= Promise.resolve(Object.freeze({ done: false, value: m }));
@@ -258,9 +264,14 @@ export function shareOf(m: Message): ShareRef | null {
   return readShare(m);
 }
 
-/** Library-internal: charges `m` to `share` (null: to none). */
-export function setShare(m: Message, share: ShareRef | null): void {
-  writeShare(m, share);
+/** Library-internal: charges `m` to `share` (null: to none), `bytes` of it. */
+export function setShare(m: Message, share: ShareRef | null, bytes = 0): void {
+  writeShare(m, share, bytes);
+}
+
+/** Library-internal: the bytes `m` is charged to its read share (see setShare). */
+export function heldBytesOf(m: Message): number {
+  return readHeldBytes(m);
 }
 
 /** Library-internal: a promise resolved with `m` (the same one each time). */

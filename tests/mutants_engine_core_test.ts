@@ -54,10 +54,12 @@ Deno.test("Engine options: each limit is a positive integer, named in the RangeE
     }
   }
   for (const bad of [0, 2.5, NaN]) {
-    assertEquals(
-      assertThrows(() => new Engine({ maxChannelHeldMsgs: bad }), RangeError).message,
-      `Cannot create engine: maxChannelHeldMsgs ${bad} is not a positive integer`,
-    );
+    for (const name of ["maxChannelHeldMsgs", "maxChannelHeldBytes", "maxEngineHeldBytes"]) {
+      assertEquals(
+        assertThrows(() => new Engine({ [name]: bad }), RangeError).message,
+        `Cannot create engine: ${name} ${bad} is not a positive integer or Infinity`,
+      );
+    }
     assertEquals(
       assertThrows(() => new Engine({ maxConnections: bad }), RangeError).message,
       `Cannot create engine: maxConnections ${bad} is not a positive integer or Infinity`,
@@ -68,8 +70,13 @@ Deno.test("Engine options: each limit is a positive integer, named in the RangeE
   for (
     const ok of [
       { maxQueuedBytes: 1, maxEngineQueuedBytes: 1, maxReceiveQueueMsgs: 1 },
-      { maxChannelHeldMsgs: 1, maxConnections: 1 },
-      { maxChannelHeldMsgs: Infinity, maxConnections: Infinity },
+      { maxChannelHeldMsgs: 1, maxConnections: 1, maxChannelHeldBytes: 1, maxEngineHeldBytes: 1 },
+      {
+        maxChannelHeldMsgs: Infinity,
+        maxConnections: Infinity,
+        maxChannelHeldBytes: Infinity,
+        maxEngineHeldBytes: Infinity,
+      },
     ]
   ) {
     new Engine(ok);

@@ -16,7 +16,15 @@ import {
 } from "@std/assert";
 import { Message, OpCode, Status, TofuError } from "../mod.ts";
 import { MessagePool } from "../src/_pool.ts";
-import { dequeued, discharge, enqueued, ReadShare } from "../src/_read_share.ts";
+import {
+  dequeued,
+  discharge,
+  ENGINE_HELD_ALLOWANCE,
+  enqueued,
+  HeldBudget,
+  ReadShare,
+  Stop,
+} from "../src/_read_share.ts";
 import { SendRoom } from "../src/_send_room.ts";
 import { ReceiveQueue } from "../src/_receive_queue.ts";
 import { checkTimeout, Deadline, sleep } from "../src/_deadline.ts";
@@ -142,6 +150,9 @@ Deno.test("MessagePool: clear() drops the reserve too", () => {
 
 // ---- ReadShare ------------------------------------------------------------------------
 
+// What an empty message is charged (its 16-byte frame and the fixed 512 bytes).
+const EMPTY = 16 + 512;
+
 Deno.test("ReadShare: atLimit and full at exactly the limit and the window", () => {
   const share = new ReadShare(2, 2);
   const [a, b] = [new Message(), new Message()];
@@ -170,6 +181,61 @@ Deno.test("ReadShare: atLimit and full at exactly the limit and the window", () 
   assertEquals(win.queued, 0);
 });
 
+Deno.test("ReadShare: bytes held, its own limit and the engine's budget past the allowance", () => {
+  // A message charged `bytes`: its frame (16 + text headers + body) and 512.
+  const held = (bytes: number) => {
+    const m = new Message();
+    const rest = bytes - EMPTY;
+    m.bhdr.textHeadersLength = rest >> 1;
+    m.bhdr.bodyLength = rest - (rest >> 1);
+    return m;
+  };
+  const Q = ENGINE_HELD_ALLOWANCE / 2;
+  const budget = new HeldBudget(4 * Q);
+  const a = new ReadShare(Infinity, Infinity, 2 * Q + 1000, budget);
+  const b = new ReadShare(Infinity, Infinity, Infinity, budget);
+  const [a1, a2, a3] = [held(Q), held(Q), held(1000)];
+  a.charge(a1);
+  a.charge(a2);
+  // At its allowance, below its own limit, the budget not reached: it reads on.
+  assertEquals([a.heldBytes, budget.bytes, a.full], [2 * Q, 2 * Q, false]);
+  a.charge(a3);
+  assertEquals([a.heldBytes, a.full, a.stoppedBy], [2 * Q + 1000, true, Stop.Bytes]);
+  let aWoken = 0;
+  a.whenFree(() => aWoken++);
+  // b fills the budget: b stops (it holds its allowance).
+  const [b1, b2] = [held(Q), held(Q)];
+  b.charge(b1);
+  assertEquals([b.full, budget.over], [false, false]);
+  b.charge(b2);
+  assertEquals([b.full, b.stoppedBy, budget.over], [true, Stop.Engine, true]);
+  let bWoken = 0;
+  b.whenFree(() => bWoken++);
+  // a's small message comes back: below its own limit now, but the budget stops it, and
+  // only the budget can wake it.
+  discharge(a3);
+  assertEquals([aWoken, a.full, a.stoppedBy], [0, true, Stop.Engine]);
+  // One of b's comes back: the total is below the budget, both readers are woken, once.
+  discharge(b1);
+  assertEquals([aWoken, bWoken, budget.over, budget.bytes], [1, 1, false, 3 * Q]);
+  for (const m of [a1, a2, b2]) discharge(m);
+  assertEquals([aWoken, bWoken, budget.bytes, a.heldBytes, b.heldBytes], [1, 1, 0, 0, 0]);
+  // A withdrawn wait on the budget is not called.
+  const c = new ReadShare(Infinity, Infinity, Infinity, budget);
+  const [c1, c2, c3] = [held(2 * Q), held(2 * Q), held(1000)];
+  c.charge(c1);
+  c.charge(c2);
+  let cWoken = 0;
+  c.whenFree(() => cWoken++)();
+  discharge(c1);
+  assertEquals(cWoken, 0);
+  discharge(c2);
+  // A share holding less than its allowance reads on past the budget.
+  const d = new ReadShare(Infinity, Infinity, Infinity, new HeldBudget(1));
+  d.charge(c3);
+  assertEquals([d.budget.over, d.full, d.stoppedBy], [true, false, Stop.None]);
+});
+
 Deno.test("ReadShare: the waiting reader is woken once, only when no longer full", () => {
   const share = new ReadShare(1, 1);
   const m = new Message();
@@ -181,10 +247,10 @@ Deno.test("ReadShare: the waiting reader is woken once, only when no longer full
   assertEquals(woken, 0, "still full: not woken");
   dequeued(m); // the window frees, the share is still held
   assertEquals(woken, 0, "held at its limit: not woken");
-  share.release();
+  share.release(EMPTY);
   assertEquals(woken, 1);
   share.check();
-  share.release();
+  share.release(EMPTY);
   assertEquals(woken, 1, "woken once");
   // A withdrawn wait is not called.
   const s1 = new ReadShare(1, 10);
@@ -192,7 +258,7 @@ Deno.test("ReadShare: the waiting reader is woken once, only when no longer full
   let withdrawn = 0;
   const withdraw = s1.whenFree(() => withdrawn++);
   withdraw();
-  s1.release();
+  s1.release(EMPTY);
   assertEquals(withdrawn, 0, "withdrawn before the share came back");
   // Withdrawing after a newer wait leaves the newer one.
   const s2 = new ReadShare(1, 10);
@@ -200,7 +266,7 @@ Deno.test("ReadShare: the waiting reader is woken once, only when no longer full
   const first = s2.whenFree(() => woken += 100);
   const second = s2.whenFree(() => woken += 10);
   first();
-  s2.release();
+  s2.release(EMPTY);
   assertEquals(woken, 11, "the newer wait survives the older one's withdrawal");
   second();
 });
