@@ -144,8 +144,9 @@ export class Server implements AsyncDisposable {
 
   /**
    * Stops accepting, says bye to every peer and releases the sockets. It resolves
-   * promptly (within about a second): it does not wait for handlers still running;
-   * their answers are dropped. Idempotent.
+   * promptly (within about two seconds): it does not wait for handlers still running;
+   * their answers are dropped. Answers already sent that a peer has not read within the
+   * first second go to `onUnsent` (the peer is aborted). Idempotent.
    */
   async close(): Promise<void> {
     await this.#listener.close();
@@ -200,9 +201,14 @@ export class Server implements AsyncDisposable {
     let posted = false;
     try {
       reply = await this.#handler(req, ch);
-      if (isRequest) await channelControl().respond(ch, id, reply ?? "", () => posted = true);
+      if (!isRequest) {
+        // Nothing answers a Signal (or a Response): what the handler returned is not sent,
+        // and goes back like the message (kept, the message held the peer's share for good).
+        abandon(reply, req, engine);
+        reply = undefined;
+      } else await channelControl().respond(ch, id, reply ?? "", () => posted = true);
     } catch (err) {
-      if (reply instanceof Message && reply !== req) engine.put(reply);
+      abandon(reply, req, engine);
       reply = undefined;
       // A streamed reply that failed partway was ended with the error already.
       // Also while the channel is closing: the peer's ByeResponse waits for this answer.
@@ -223,6 +229,27 @@ export class Server implements AsyncDisposable {
       await ch.respond(id, "", { headers: errorHeaders(err) });
     } catch {
       // The channel closed meanwhile: nobody is left to tell.
+    }
+  }
+}
+
+/**
+ * Lets go of a reply that will not be sent: a Message goes back to the pool (unless it is
+ * the request, released apart), and chunks not read to the end are closed (`return()`), so
+ * that a generator's `finally` runs and a source built to release something on `return()`
+ * does so even if nothing of it was read (respond() refused before it started).
+ */
+function abandon(reply: Reply, req: Message, engine: Engine): void {
+  if (reply instanceof Message) {
+    if (reply !== req) engine.put(reply);
+    return;
+  }
+  const close = (reply as { return?: unknown } | null | undefined)?.return;
+  if (typeof reply === "object" && reply !== null && typeof close === "function") {
+    try {
+      void Promise.resolve(close.call(reply)).catch(() => {});
+    } catch {
+      // A return() that throws: nothing more to release.
     }
   }
 }
