@@ -234,7 +234,9 @@ export class WorkerServer implements AsyncDisposable {
     try {
       for (const name of names) {
         await isolateListening(name, { signal: timeout.signal });
-        this.#channels.push(await connect(`isolate|${name}`));
+        const ch = await connect(`isolate|${name}`);
+        this.#channels.push(ch);
+        void dropUnasked(ch);
       }
     } finally {
       cancelTimer();
@@ -289,7 +291,35 @@ async function relay(req: Message, peer: Channel, ch: Channel): Promise<Reply> {
       ? ch.request(chunkBytes(peer, req), { headers: singleHeaders(req) })
       : withCopy(req, ch, (m) => ch.request(m))).catch(passOn);
   if (!answer.hasMore()) return answer;
-  return chunkBytes(ch, answer);
+  return answerStream(ch, answer);
+}
+
+/**
+ * The streamed answer `first` opens on `ch`, as chunks for the peer's Response. If it is
+ * closed before it was read at all (the peer left, and respond() refused before starting
+ * it), `first` goes back, and with it the rest of the stream as it arrives: a generator
+ * not started runs nothing on return(), and the unread chunks held the Worker's channel
+ * (its read share) for good.
+ */
+function answerStream(ch: Channel, first: Message): AsyncIterableIterator<Uint8Array> {
+  const chunks = chunkBytes(ch, first);
+  let started = false;
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next() {
+      started = true;
+      return chunks.next();
+    },
+    return(value?: unknown) {
+      if (!started) {
+        started = true;
+        ch.engine.put(first);
+      }
+      return chunks.return(value);
+    },
+  };
 }
 
 /**
@@ -342,6 +372,20 @@ function passOn(err: unknown): never {
     if (own.test(err.message)) throw new TofuError(err.status, err.message.replace(own, ""));
   }
   throw err;
+}
+
+/**
+ * Reads what a Worker sends the relay that answers none of its requests (Signals a handler
+ * sends its peer, say) and lets it go: in relay mode the Worker's peer is the relay, and no
+ * client is known to pass it on to. Left unread, each held the channel's read share, and
+ * after `maxChannelHeldMsgs` of them the relay stopped reading the Worker's answers.
+ */
+async function dropUnasked(ch: Channel): Promise<void> {
+  try {
+    for await (const m of ch) ch.engine.put(m); // a stream it opens is dropped with it
+  } catch {
+    // The channel failed: its requests fail with it.
+  }
 }
 
 /** The bodies of the stream `first` opens on `from`, each copied (its message goes back). */
