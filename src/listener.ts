@@ -156,7 +156,8 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
 
   /**
    * Stops accepting, says bye to every peer (a graceful close, at most one second),
-   * then releases the sockets. Idempotent.
+   * aborts the peers still there (what they did not write goes to `onUnsent`, within
+   * another second), then releases the sockets. Idempotent.
    */
   close(): Promise<void> {
     return this.#closing ??= this.#close();
@@ -174,6 +175,16 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
     const grace = sleep(CLOSE_GRACE_MS, true);
     await Promise.race([Promise.all([...this.#live].map((ch) => ch.close())), grace.done]);
     grace.wake();
+    // Peers still there after the grace are aborted, and their channels' closes awaited
+    // (bounded too): what they did not write is then handed back (to onUnsent) before the
+    // group goes; destroying it first dropped those answers without a word.
+    if (this.#live.size > 0) {
+      const left = [...this.#live];
+      for (const ch of left) ch.abort();
+      const handBack = sleep(CLOSE_GRACE_MS, true);
+      await Promise.race([Promise.all(left.map((ch) => ch.closed)), handBack.done]);
+      handBack.wake();
+    }
     await this.#hub.destroy();
   }
 
