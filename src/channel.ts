@@ -886,8 +886,20 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     let prev: Chunk | undefined;
     let first = true;
     const link = this.#number;
+    // Iterated by hand: the deadline bounds a source that stalls too (a `for await` waited
+    // for its next chunk past any timeout or abort).
+    const source = asyncChunks(body);
+    let finished = false;
     try {
-      for await (const c of body as AsyncIterable<Chunk>) {
+      for (;;) {
+        const step = deadline
+          ? await deadline.race(source.next())
+          : await source.next();
+        if (step.done) {
+          finished = true;
+          break;
+        }
+        const c = step.value;
         if (typeof c !== "string" && !(c instanceof Uint8Array)) {
           throw new TypeError("Cannot send: a chunk is not a string or Uint8Array");
         }
@@ -918,6 +930,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       const lastHeaders = first ? headers : undefined;
       id = await this.#postWithRoom(() => this.#postChunk(op, last, lastHeaders, id, 0), deadline);
     } catch (err) {
+      // The source is closed (not awaited: a stalled one answers only when it moves).
+      if (!finished) void Promise.resolve(source.return?.()).catch(noop);
       // Part of the stream went out: end it with the failure, so the peer's reader
       // gets an error instead of waiting for a last chunk that never comes.
       if (!first && this.#number === link) {
@@ -1604,6 +1618,17 @@ function streamKey(m: Message): string {
 
 function appendHeaders(m: Message, headers: Record<string, string>): void {
   for (const [name, value] of Object.entries(headers)) m.headers.append(name, value);
+}
+
+/** The chunks of `body` (a sync or async iterable) as an async iterator. */
+function asyncChunks(body: object): AsyncIterator<unknown> {
+  if (Symbol.asyncIterator in body) {
+    return (body as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  }
+  // As `for await` takes a sync iterable: each value awaited.
+  return (async function* () {
+    yield* body as Iterable<unknown>;
+  })();
 }
 
 function isChunkSource(v: object): boolean {
