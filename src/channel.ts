@@ -19,7 +19,8 @@ export type Chunk = string | Uint8Array;
 
 /**
  * What a channel can send: a body (`string` or `Uint8Array`), a ready {@linkcode Message}
- * (sent as is, with the opcode, channel and id the call needs), or an iterable or async
+ * (sent as is, with the opcode, channel and id the call needs; not one with `more` set,
+ * which is refused with `invalid_more_usage`: pass a stream as its chunks), or an iterable or async
  * iterable of chunks, sent as one `more` stream (every chunk with the same message id,
  * `more` set on all but the last).
  */
@@ -853,6 +854,16 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     onFirst: (id: bigint) => void,
     deadline: Deadline | null,
   ): Promise<bigint> {
+    if (body instanceof Message && body.bhdr.more !== 0) {
+      // Sent as one message it would end the stream at its first chunk, and the rest of
+      // it would be dropped: a proxy's client got the first chunk as a whole answer.
+      throw new TofuError(
+        Status.invalidMoreUsage,
+        `Cannot ${
+          op === OpCode.Response ? "respond" : "send"
+        }: the message has more set (the first chunk of a stream); pass its chunks (for one received, ch.chunks(msg)) to send the whole stream`,
+      );
+    }
     if (deadline !== null) {
       // send() and request() keep pace with the socket: wait while the connection has more
       // than 2 MiB unsent. With the deadline's signal, a call that gave up leaves no wait
@@ -862,7 +873,6 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (body instanceof Message) {
       const bh = body.bhdr;
       bh.opCode = op as OpCode;
-      bh.more = 0;
       if (id !== 0n) bh.messageId = id;
       if (headers) appendHeaders(body, headers);
       const posted = await this.#postWithRoom(() => this.#postMessage(body, op), deadline);
@@ -892,9 +902,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     let finished = false;
     try {
       for (;;) {
-        const step = deadline
-          ? await deadline.race(source.next())
-          : await source.next();
+        const step = deadline ? await deadline.race(source.next()) : await source.next();
         if (step.done) {
           finished = true;
           break;

@@ -548,7 +548,11 @@ for (const t of peerTransports) {
     const m = p.client.engine.get("always")!;
     m.body.set("as a message");
     m.bhdr.opCode = OpCode.Response; // replaced by the call's opcode
-    m.bhdr.more = 1; // cleared: a ready message is a whole body
+    // With more set it is refused (sent whole, it ended a stream at its first chunk), and
+    // stays the caller's.
+    m.bhdr.more = 1;
+    await expectTofuError(p.client.request(m, { timeoutMs: 20_000 }), Status.invalidMoreUsage);
+    m.bhdr.more = 0;
     const asking = p.client.request(m, { headers: { h: "1" }, timeoutMs: 20_000 });
     using req = await nextOf(p.peer);
     assertEquals([req.bhdr.opCode, req.hasMore(), req.body.text(), req.headers.get("h")], [
