@@ -346,6 +346,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   #unread: { key: string; stream: Stream; first: Message; lease: number }[] = [];
   // Unread messages taken off the read share while a chunks() reader waited (#lendQueued).
   // Lent messages and the bytes each was charged to the share (see #lendQueued).
+  // send() and request() calls posting now, and close()s waiting for them (see #posting).
+  #postsUnderWay = 0;
+  #postsDone: (() => void)[] = [];
+  #closeCalled = false;
   readonly #lent = new Map<Message, number>();
   #lentBytes = 0;
   // chunks() readers waiting on an empty stream queue now.
@@ -493,20 +497,22 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    */
   async request(body: Payload, options: RequestOptions = {}): Promise<Message> {
     using deadline = new Deadline("complete request", options.timeoutMs, options.signal);
-    await this.#whenOpen("complete request", deadline);
     const { promise: reply, resolve, reject } = Promise.withResolvers<Message>();
     reply.catch(noop);
     let id: bigint | undefined;
     let m: Message;
-    // Answers are matched by id, so the engine gives the Request one of its own, unique in
-    // this process: a received message keeps the id its sender chose (a proxy forwarding
-    // two clients' Requests with the same id mixed up their answers).
-    if (body instanceof Message) body.bhdr.messageId = 0n;
     try {
-      await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
-        id = first;
-        this.#pending.set(first, { resolve, reject });
-      }, deadline);
+      await this.#posting(async () => {
+        await this.#whenOpen("complete request", deadline);
+        // Answers are matched by id, so the engine gives the Request one of its own, unique
+        // in this process: a received message keeps the id its sender chose (a proxy
+        // forwarding two clients' Requests with the same id mixed up their answers).
+        if (body instanceof Message) body.bhdr.messageId = 0n;
+        await this.#send(OpCode.Request, body, options.headers, 0n, (first) => {
+          id = first;
+          this.#pending.set(first, { resolve, reject });
+        }, deadline);
+      });
       m = await deadline.race(reply);
     } catch (err) {
       if (id !== undefined) {
@@ -564,8 +570,29 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       throw new TypeError(`Cannot send: op ${op} is not OpCode.Signal or OpCode.Request`);
     }
     using deadline = new Deadline("send", options.timeoutMs, options.signal);
-    await this.#whenOpen("send", deadline);
-    return await this.#send(op, body, options.headers, 0n, noop, deadline);
+    return await this.#posting(async () => {
+      await this.#whenOpen("send", deadline);
+      return await this.#send(op, body, options.headers, 0n, noop, deadline);
+    });
+  }
+
+  /**
+   * Runs the posting part of a send() or request(): a close() called meanwhile waits for it
+   * (within its grace) before its ByeRequest, so calls made before close() go out first.
+   * Their posts are not synchronous (they wait for room, a turn at least), and close()
+   * posted its bye first: they failed with "the channel is closing".
+   */
+  async #posting<T>(post: () => Promise<T>): Promise<T> {
+    this.#postsUnderWay++;
+    try {
+      return await post();
+    } finally {
+      if (--this.#postsUnderWay === 0 && this.#postsDone.length > 0) {
+        const waiting = this.#postsDone;
+        this.#postsDone = [];
+        for (const wake of waiting) wake();
+      }
+    }
   }
 
   /**
@@ -786,6 +813,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#userClosed = true;
+    if (this.#state === "open" && this.#postsUnderWay > 0 && !this.#closeCalled) {
+      // Calls made before this close go out before its bye (bounded: a call may wait for
+      // room behind a peer that reads nothing); calls made from now on are refused.
+      this.#closeCalled = true;
+      const grace = sleep(2000, true);
+      await Promise.race([new Promise<void>((r) => this.#postsDone.push(r)), grace.done]);
+      grace.wake();
+    }
+    this.#closeCalled = true;
     if (this.#state === "open") {
       this.#state = "closing";
       this.#postBye(OpCode.ByeRequest);
@@ -1033,6 +1069,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   /** Resolves once the channel is open (at once if it is), within `deadline`. */
   #whenOpen(action: string, deadline: Deadline): Promise<void> {
+    if (this.#closeCalled && this.#state !== "closed") {
+      return deadline.race(Promise.reject(
+        new TofuError(Status.channelClosed, `Cannot ${action}: the channel is closing`),
+      ));
+    }
     if (this.#state === "open" && !this.#linkDown) return deadline.race(Promise.resolve());
     if (this.#state === "closing" || this.#state === "closed") {
       return deadline.race(Promise.reject(
