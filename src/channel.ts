@@ -599,8 +599,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Answers a Request from the peer: a Response with the request's message id. An
    * iterable of chunks goes out as a streamed response. Passing the request message
    * itself as `body` turns it into the response (its body and headers are kept).
-   * Resolves once posted; a Response the connection ends before writing goes to
-   * `onUnsent` (see {@linkcode UnsentHandler}).
+   * Resolves once posted; like {@linkcode Channel.send} it waits while more than 2 MiB is
+   * queued unsent on the connection, and for room when the queue is full (a peer that
+   * reads nothing is closed by the engine's `writeStallTimeoutMs`). A Response the
+   * connection ends before writing goes to `onUnsent` (see {@linkcode UnsentHandler}).
    *
    * @param req The request being answered (you still own it, unless passed as `body`),
    * or its message id.
@@ -654,7 +656,11 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (id === 0n) {
       throw new TofuError(Status.invalidMessageId, "Cannot respond: the request has no message id");
     }
-    await this.#send(OpCode.Response, body, headers, id, onFirst, null);
+    // A reply waits for room like a send (no time limit: a peer that reads nothing is
+    // closed by writeStallTimeoutMs). Refused at once, a burst of large answers to a peer
+    // that reads them all cost it its channel (serve() took it for one that does not read).
+    using room = new Deadline("respond", undefined, undefined);
+    await this.#send(OpCode.Response, body, headers, id, onFirst, room);
   }
 
   /**
@@ -888,7 +894,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     headers: Record<string, string> | undefined,
     id: bigint,
     onFirst: (id: bigint) => void,
-    deadline: Deadline | null,
+    deadline: Deadline,
   ): Promise<bigint> {
     if (body instanceof Message && body.bhdr.more !== 0) {
       // Sent as one message it would end the stream at its first chunk, and the rest of
@@ -900,12 +906,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         }: the message has more set (the first chunk of a stream); pass its chunks (for one received, ch.chunks(msg)) to send the whole stream`,
       );
     }
-    if (deadline !== null) {
-      // send() and request() keep pace with the socket: wait while the connection has more
-      // than 2 MiB unsent. With the deadline's signal, a call that gave up leaves no wait
-      // behind on a full channel. (A reply, without a deadline, does not wait: see serve.)
-      await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
-    }
+    // Every call keeps pace with the socket: it waits while the connection has more than
+    // 2 MiB unsent. With the deadline's signal, a call that gave up leaves no wait behind
+    // on a full channel.
+    await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
     if (body instanceof Message) {
       const bh = body.bhdr;
       bh.opCode = op as OpCode;
@@ -938,7 +942,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     let finished = false;
     try {
       for (;;) {
-        const step = deadline ? await deadline.race(source.next()) : await source.next();
+        const step = await deadline.race(source.next());
         if (step.done) {
           finished = true;
           break;
@@ -956,9 +960,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         }
         if (prev !== undefined) {
           // A long stream keeps pace with the socket, within the caller's deadline.
-          await (deadline
-            ? deadline.race(this.#hub.group.ready(link, { signal: deadline.signal }))
-            : this.#hub.group.ready(link));
+          await deadline.race(this.#hub.group.ready(link, { signal: deadline.signal }));
           const chunk = prev;
           const chunkHeaders = first ? headers : undefined;
           id = await this.#postWithRoom(
@@ -995,15 +997,15 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Posts with `post`; with a deadline, a post refused for room on this channel waits until
    * the channel's queue is empty (and a turn of the event loop has passed) and tries again,
    * within the deadline. Senders that waited for room together are woken together, and the
-   * ones after the budget filled were refused (200 concurrent 60 kB requests: 131). A reply
-   * (no deadline) is not retried: its refusal tells serve() that the peer does not read.
+   * ones after the budget filled were refused (200 concurrent 60 kB requests: 131; replies
+   * likewise: serve() then dropped a peer that read all its answers).
    */
-  async #postWithRoom(post: () => bigint, deadline: Deadline | null): Promise<bigint> {
+  async #postWithRoom(post: () => bigint, deadline: Deadline): Promise<bigint> {
     for (;;) {
       try {
         return post();
       } catch (err) {
-        if (deadline === null || !control.refusedForRoom(this, err)) throw err;
+        if (!control.refusedForRoom(this, err)) throw err;
       }
       const link = this.#number;
       try {

@@ -221,10 +221,8 @@ export class Server implements AsyncDisposable {
   }
 
   async #fail(id: bigint, ch: Channel, err: unknown): Promise<void> {
-    if (channelControl().refusedForRoom(ch, err)) {
-      ch.abort(); // the peer does not read its answers: it loses its channel, nobody else
-      return;
-    }
+    // An answer waits for room (a peer that reads nothing is closed by the engine's
+    // writeStallTimeoutMs): an allocation_failed here is the handler's own, and answered.
     try {
       await ch.respond(id, "", { headers: errorHeaders(err) });
     } catch {
