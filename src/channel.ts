@@ -599,10 +599,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * Answers a Request from the peer: a Response with the request's message id. An
    * iterable of chunks goes out as a streamed response. Passing the request message
    * itself as `body` turns it into the response (its body and headers are kept).
-   * Resolves once posted; like {@linkcode Channel.send} it waits while more than 2 MiB is
-   * queued unsent on the connection, and for room when the queue is full (a peer that
-   * reads nothing is closed by the engine's `writeStallTimeoutMs`). A Response the
-   * connection ends before writing goes to `onUnsent` (see {@linkcode UnsentHandler}).
+   * Resolves once posted; when the connection's queue is full (`maxQueuedBytes`) it waits
+   * for room and tries again (a peer that reads nothing is closed by the engine's
+   * `writeStallTimeoutMs`). A Response the connection ends before writing goes to
+   * `onUnsent` (see {@linkcode UnsentHandler}).
    *
    * @param req The request being answered (you still own it, unless passed as `body`),
    * or its message id.
@@ -656,9 +656,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     if (id === 0n) {
       throw new TofuError(Status.invalidMessageId, "Cannot respond: the request has no message id");
     }
-    // A reply waits for room like a send (no time limit: a peer that reads nothing is
-    // closed by writeStallTimeoutMs). Refused at once, a burst of large answers to a peer
-    // that reads them all cost it its channel (serve() took it for one that does not read).
+    // A reply refused for room waits until the queue drains and tries again (no time limit:
+    // a peer that reads nothing is closed by writeStallTimeoutMs). Refused at once, a burst
+    // of large answers to a peer that reads them all cost it its channel (serve() took it
+    // for one that does not read).
     using room = new Deadline("respond", undefined, undefined);
     await this.#send(OpCode.Response, body, headers, id, onFirst, room);
   }
@@ -906,10 +907,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
         }: the message has more set (the first chunk of a stream); pass its chunks (for one received, ch.chunks(msg)) to send the whole stream`,
       );
     }
-    // Every call keeps pace with the socket: it waits while the connection has more than
-    // 2 MiB unsent. With the deadline's signal, a call that gave up leaves no wait behind
-    // on a full channel.
-    await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
+    if (op !== OpCode.Response) {
+      // send() and request() keep pace with the socket: wait while the connection has more
+      // than 2 MiB unsent. With the deadline's signal, a call that gave up leaves no wait
+      // behind on a full channel. A reply is posted at once while it has room (it waits
+      // only when refused for room, below).
+      await deadline.race(this.#hub.group.ready(this.#number, { signal: deadline.signal }));
+    }
     if (body instanceof Message) {
       const bh = body.bhdr;
       bh.opCode = op as OpCode;
@@ -1077,10 +1081,28 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       ));
     }
     if (this.#state === "open" && !this.#linkDown) return deadline.race(Promise.resolve());
-    if (this.#state === "closing" || this.#state === "closed") {
-      return deadline.race(Promise.reject(
-        new TofuError(Status.channelClosed, `Cannot ${action}: the channel is closed`),
-      ));
+    // The peer's bye under way on a channel that will re-dial: the call waits for the new
+    // connection, as while re-dialing (it was refused at once as closed).
+    const redials = this.#state === "closing" && this.#reconnect !== null && !this.#userClosed;
+    if (this.#state === "closed" || (this.#state === "closing" && !redials)) {
+      // After a turn of the event loop: a loop that retries at once on failure, refused
+      // through microtasks only, kept the close it waits for from ever happening.
+      return deadline.race(
+        new Promise<void>((_, reject) =>
+          setTimeout(
+            () =>
+              reject(
+                new TofuError(
+                  Status.channelClosed,
+                  `Cannot ${action}: the channel is ${
+                    this.#state === "closed" ? "closed" : "closing"
+                  }`,
+                ),
+              ),
+            0,
+          )
+        ),
+      );
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const waiter = { resolve, reject };
@@ -1441,20 +1463,21 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     this.#number = 0;
     this.#clearLent();
     this.#linkDown = false;
+    // Each connection starts with no abort cause: one left from a failed handshake turned
+    // every later check that aborts a misbehaving peer off (#abortLink returns at once).
+    const cause = this.#abortCause;
+    this.#abortCause = null;
     if (this.#handshake) {
       const h = this.#handshake;
       this.#handshake = null;
       this.#byeSent = false; // a bye of the failed attempt (its ByeResponse) went with it
       h.reject(
-        this.#helloFailure ?? error ??
+        this.#helloFailure ?? cause ?? error ??
           new TofuError(Status.connectFailed, `Cannot connect to ${this.#address}: refused`),
       );
       return;
     }
-    if (this.#abortCause !== null) {
-      error = this.#abortCause;
-      this.#abortCause = null;
-    }
+    if (cause !== null) error = cause;
     const status = error ? error.status : Status.success;
     this.#failInFlight(
       error ?? new TofuError(Status.channelClosed, "Cannot use channel: the peer said bye"),

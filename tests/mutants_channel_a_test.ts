@@ -3,7 +3,7 @@
 // survive, over real sockets, TCP and Unix sockets alike. Each names the mutants it kills in
 // docs/testing.md ("mut-ch-a").
 
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertRejects } from "@std/assert";
 import { delay } from "@std/async/delay";
 import {
   type Channel,
@@ -344,7 +344,7 @@ for (const t of peerTransports) {
     const n = p.peer.channelNumber;
     const closing = p.peer.close();
     const send = await expectTofuError(p.peer.send("x"), Status.channelClosed);
-    assertEquals(send.message, "Cannot send: the channel is closed");
+    assertEquals(send.message, "Cannot send: the channel is closing");
     // A Response passes the channel's own check while it closes; the engine refuses it, as
     // the ByeRequest is already posted.
     const respond = await expectTofuError(p.peer.respond(req, "too late"), Status.channelClosed);
@@ -487,9 +487,9 @@ for (const t of peerTransports) {
   });
 
   Deno.test(`${t.name}: Channel: refused posts give back the library's messages and leave the caller's alone`, async () => {
-    // At most 70,000 bytes may wait unsent on a connection: the second of two 40 kB
-    // answers posted at once is refused by the engine (respond() does not wait for room;
-    // request() and send() do, see tests/request_room_test.ts).
+    // At most 70,000 bytes may wait unsent on a connection: the second and third of three
+    // 40 kB answers posted at once are refused for room, wait until it drains and go out
+    // (they were refused with allocation_failed before answers waited for room).
     await using engine = new Engine({
       initialPoolMsgs: 64,
       maxPoolMsgs: 100_000,
@@ -503,23 +503,24 @@ for (const t of peerTransports) {
       const mine = engine.get("always");
       mine.body.set("c".repeat(40_000));
       const third = p.client.respond(3n, mine);
-      await expectTofuError(second, Status.allocationFailed, "maxQueuedBytes 70000");
-      await expectTofuError(third, Status.allocationFailed, "maxQueuedBytes 70000");
-      assert(!inPool(engine, mine), "the caller's message is not put back for it");
-      assertEquals(mine.body.byteLength, 40_000);
-      engine.put(mine);
-      await first;
-      using got = await nextOf(p.peer);
-      assertEquals([got.bhdr.messageId, got.body.byteLength], [1n, 40_000]);
-      // A post overtaken by close(): refused as closing, with the same ownership rules.
-      const peer = p.peer;
-      let closing: Promise<void> | undefined;
-      const closesFirst = function* (): Generator<string> {
-        closing = peer.close();
-        yield "late";
-      };
-      const refused = await expectTofuError(peer.send(closesFirst()), Status.channelClosed);
-      assertEquals(refused.message, "Cannot send message: the channel is closing");
+      await Promise.all([first, second, third]);
+      for (const id of [1n, 2n, 3n]) {
+        using got = await nextOf(p.peer);
+        assertEquals([got.bhdr.messageId, got.body.byteLength], [id, 40_000]);
+      }
+      // A post refused as the channel closes: the caller's message stays the caller's.
+      const closing = p.peer.close();
+      const late = engine.get("always");
+      late.body.set("late");
+      const refused = await expectTofuError(p.peer.respond(4n, late), Status.channelClosed);
+      // Refused by the engine: the ByeRequest is posted already.
+      assertMatch(
+        refused.message,
+        /^Cannot post Response on channel \d+: the channel is closing \(ByeRequest already posted\)$/,
+      );
+      assert(!inPool(engine, late), "the caller's message is not put back for it");
+      assertEquals(late.body.text(), "late");
+      engine.put(late);
       await closing;
       await p.client.closed;
     }
@@ -527,13 +528,10 @@ for (const t of peerTransports) {
       await using p = await pair(t, engine, { timeoutMs: 20_000 });
       const mine = engine.get("always");
       mine.body.set("mine");
-      const asking = p.client.request(mine, { timeoutMs: 20_000 });
       const closing = p.client.close();
+      const asking = p.client.request(mine, { timeoutMs: 20_000 });
       const err = await expectTofuError(asking, Status.channelClosed);
-      assert(
-        /^Cannot wait for room on channel \d+: the channel is closing/.test(err.message),
-        err.message,
-      );
+      assertEquals(err.message, "Cannot complete request: the channel is closing");
       assert(!inPool(engine, mine), "the caller's message is not put back for it");
       assertEquals(mine.body.text(), "mine");
       engine.put(mine);

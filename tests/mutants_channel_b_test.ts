@@ -424,7 +424,7 @@ for (const t of peerTransports) {
     await writeAll(conn, frame(OpCode.ByeRequest, 2n));
     await until(() => !peer.isOpen, "the channel closing");
     const err = await expectTofuError(peer.send("more", { timeoutMs: 5000 }), Status.channelClosed);
-    assertEquals(err.message, "Cannot send: the channel is closed");
+    assertEquals(err.message, "Cannot send: the channel is closing");
     // The raw client goes away (a reset or an end, as the socket has it).
     conn.close();
     const status = await within(peer.closed, 20_000, "the close");
