@@ -35,7 +35,11 @@ interface Slot {
 
 const CLOSE_GRACE_MS = 1000;
 
-let makeListener: (engine: Engine, onUnsent: UnsentHandler | undefined) => Listener;
+let makeListener: (
+  engine: Engine,
+  onUnsent: UnsentHandler | undefined,
+  onAccepted: ((ch: Channel) => void) | null,
+) => Listener;
 let startListener: (l: Listener, addresses: string[]) => Promise<void>;
 
 /**
@@ -68,16 +72,30 @@ let startListener: (l: Listener, addresses: string[]) => Promise<void>;
  * }
  * ```
  */
-export async function listen(
+export function listen(
   address: string | readonly string[],
   options: ListenOptions = {},
+): Promise<Listener> {
+  return listenWith(address, options, null);
+}
+
+/**
+ * Library-internal: {@linkcode listen}, with `onAccepted` called for each accepted peer
+ * before anything it sent is delivered (serve() sets up the peer there: a peer whose
+ * ByeRequest came before serve() took it from the listener got its ByeResponse at once,
+ * and the answers to what it sent before were lost).
+ */
+export async function listenWith(
+  address: string | readonly string[],
+  options: ListenOptions,
+  onAccepted: ((ch: Channel) => void) | null,
 ): Promise<Listener> {
   const addresses = typeof address === "string" ? [address] : [...address];
   if (addresses.length === 0 || addresses.some((a) => typeof a !== "string")) {
     throw new TypeError("Cannot listen: give one address string or a non-empty array of them");
   }
   checkUnsentHandler("listen", options.onUnsent);
-  const listener = makeListener(options.engine ?? defaultEngine(), options.onUnsent);
+  const listener = makeListener(options.engine ?? defaultEngine(), options.onUnsent, onAccepted);
   await startListener(listener, addresses);
   return listener;
 }
@@ -111,15 +129,21 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
   #closing: Promise<void> | null = null;
 
   static {
-    makeListener = (engine, onUnsent) => new Listener(engine, onUnsent);
+    makeListener = (engine, onUnsent, onAccepted) => new Listener(engine, onUnsent, onAccepted);
     startListener = (l, addresses) => l.#start(addresses);
   }
 
   readonly #onUnsent: UnsentHandler | undefined;
+  readonly #onAccepted: ((ch: Channel) => void) | null;
 
-  private constructor(engine: Engine, onUnsent: UnsentHandler | undefined) {
+  private constructor(
+    engine: Engine,
+    onUnsent: UnsentHandler | undefined,
+    onAccepted: ((ch: Channel) => void) | null,
+  ) {
     this.#engine = engine;
     this.#onUnsent = onUnsent;
+    this.#onAccepted = onAccepted;
     this.#hub = new Hub(engine, (m) => this.#accept(m));
     // The engine closed (or the group is gone): no peer comes any more.
     this.#hub.onEnd(() => this.#accepted.close());
@@ -266,6 +290,7 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
     );
     this.#live.add(ch);
     channelControl().onFinish(ch, () => this.#live.delete(ch));
+    this.#onAccepted?.(ch);
     this.#accepted.push(ch);
   }
 

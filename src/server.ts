@@ -6,7 +6,7 @@
 
 import { type Channel, channelControl, errorHeaders, type Payload } from "./channel.ts";
 import type { Engine } from "./engine.ts";
-import { listen, type Listener, type ListenOptions } from "./listener.ts";
+import { type Listener, type ListenOptions, listenWith } from "./listener.ts";
 import { leaseOf, Message } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 
@@ -38,7 +38,12 @@ export interface ServeOptions extends ListenOptions {
   maxInFlight?: number;
 }
 
-let makeServer: (listener: Listener, handler: Handler, maxInFlight: number) => Server;
+let makeServer: (
+  listener: Listener,
+  handler: Handler,
+  maxInFlight: number,
+  drains: WeakMap<Channel, () => Promise<void>>,
+) => Server;
 
 /**
  * Serves Requests on one or more addresses: every Request of every peer is passed to
@@ -87,7 +92,19 @@ export async function serve(
   if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
     throw new RangeError(`Cannot serve: maxInFlight ${maxInFlight} is not a positive integer`);
   }
-  return makeServer(await listen(address, options), handler, maxInFlight);
+  // Each peer's ByeResponse waits for what it sent before (see #servePeer), set up as the
+  // peer is accepted: its ByeRequest may come before the loop below takes it.
+  const drains = new WeakMap<Channel, () => Promise<void>>();
+  const listener = await listenWith(address, options, (ch) => {
+    channelControl().holdBye(ch, async () => {
+      // A message handed to the peer's loop but not yet taken (its `for await` resumes on a
+      // later microtask), or a peer not yet taken from the listener, is counted nowhere:
+      // after a turn it is.
+      await new Promise((r) => setTimeout(r, 0));
+      await drains.get(ch)?.();
+    });
+  });
+  return makeServer(listener, handler, maxInFlight, drains);
 }
 
 /**
@@ -112,13 +129,22 @@ export class Server implements AsyncDisposable {
   readonly #accepting: Promise<void>;
 
   static {
-    makeServer = (listener, handler, maxInFlight) => new Server(listener, handler, maxInFlight);
+    makeServer = (listener, handler, maxInFlight, drains) =>
+      new Server(listener, handler, maxInFlight, drains);
   }
 
-  private constructor(listener: Listener, handler: Handler, maxInFlight: number) {
+  readonly #drains: WeakMap<Channel, () => Promise<void>>;
+
+  private constructor(
+    listener: Listener,
+    handler: Handler,
+    maxInFlight: number,
+    drains: WeakMap<Channel, () => Promise<void>>,
+  ) {
     this.#listener = listener;
     this.#handler = handler;
     this.#maxInFlight = maxInFlight;
+    this.#drains = drains;
     this.#accepting = this.#acceptAll();
   }
 
@@ -178,7 +204,7 @@ export class Server implements AsyncDisposable {
     // The peer may still be answered after its ByeRequest: the ByeResponse waits until
     // everything it sent before has been handled (at most a grace, see Channel).
     const control = channelControl();
-    control.holdBye(ch, async () => {
+    this.#drains.set(ch, async () => {
       while (inFlight > 0 || control.unread(ch) > 0) {
         await new Promise<void>((r) => onSettle.push(r));
       }
