@@ -283,7 +283,9 @@ export class WorkerServer implements AsyncDisposable {
 async function relay(req: Message, peer: Channel, ch: Channel): Promise<Reply> {
   if (req.bhdr.opCode !== OpCode.Request) {
     if (req.bhdr.opCode !== OpCode.Signal) return undefined;
-    await (req.hasMore() ? ch.send(chunkBytes(peer, req)) : withCopy(req, ch, (m) => ch.send(m)));
+    await (req.hasMore()
+      ? ch.send(chunkBytes(peer, req), { headers: singleHeaders(req) })
+      : withCopy(req, ch, (m) => ch.send(m)));
     return undefined;
   }
   const answer =

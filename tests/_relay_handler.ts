@@ -5,7 +5,14 @@ const signals: string[] = [];
 
 export default async (req: Message, ch: Channel): Promise<unknown> => {
   if (req.bhdr.opCode === OpCode.Signal) {
-    signals.push(req.body.text());
+    // Its body (whole, if streamed) and its trace header, if any.
+    const trace = req.headers.get("trace");
+    let body = req.body.text();
+    if (req.hasMore()) {
+      body = "";
+      for await (using c of ch.chunks(req)) body += c.body.text();
+    }
+    signals.push(trace === undefined ? body : `${body}[${trace}]`);
     return;
   }
   const text = req.body.text();

@@ -81,6 +81,19 @@ for (const address of ["tcp|127.0.0.1|0", "uds"]) {
       assertEquals(answer.body.text(), "one,two");
     });
 
+    await t.step("a streamed Signal reaches the Worker whole, with its headers", async () => {
+      await ch.send(["stre", "amed"], { headers: { trace: "B" } });
+      // The Worker's handler records it once it has read its chunks: ask until it has.
+      let seen = "";
+      for (let i = 0; i < 100 && !seen.includes("streamed"); i++) {
+        using answer = await ch.request("signals?", { timeoutMs: 10_000 });
+        seen = answer.body.text();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // Before: "streamed" without its header (found by the hostile-tester helper).
+      assertEquals(seen, "one,two,streamed[B]");
+    });
+
     await t.step("a header that comes twice arrives twice", async () => {
       const m = ch.engine.get("always");
       m.headers.append("x", "1");
