@@ -233,7 +233,9 @@ export async function request(address: Address, o: RequestOptions, ctx: Context)
   });
   const action = `request on ${address.text}`;
   const id = client.group.post(fill(client.message(OpCode.Request), o)).messageId;
-  const deadline = performance.now() + o.timeoutMs;
+  // The timeout is for each answer: it starts again with every chunk of a streamed one
+  // (it was one deadline for the whole stream, though the help says "each answer").
+  let deadline = performance.now() + o.timeoutMs;
   const interrupted = await untilInterrupted(async () => {
     for (let done = false; !done;) {
       const m = await client.next(deadline, action);
@@ -241,6 +243,7 @@ export async function request(address: Address, o: RequestOptions, ctx: Context)
       if (m.bhdr.messageId === id && (op === OpCode.Response || op === OpCode.Signal)) {
         ctx.out(formatMessage(m, "received", o));
         done = op === OpCode.Response && m.bhdr.more === 0;
+        deadline = performance.now() + o.timeoutMs;
       }
       client.engine.put(m);
     }
@@ -370,7 +373,18 @@ export async function bench(address: Address, o: BenchOptions, ctx: Context): Pr
       while (sent < o.count && sentAt.size < o.window) {
         const req = client.message(OpCode.Request);
         req.body.set(payload);
-        sentAt.set(client.group.post(req).messageId, performance.now());
+        let id: bigint;
+        try {
+          id = client.group.post(req).messageId;
+        } catch (err) {
+          // The connection's queue is full (a window of large bodies): take answers first.
+          // With --size 65535 the default window of 64 was refused (allocation_failed).
+          const full = err instanceof TofuError && err.status === Status.allocationFailed;
+          if (!full || sentAt.size === 0) throw err;
+          client.engine.put(req);
+          break;
+        }
+        sentAt.set(id, performance.now());
         sent++;
       }
       const m = await client.next(performance.now() + o.timeoutMs, action);

@@ -11,6 +11,7 @@ import {
   type Message,
   Message as Msg,
   OpCode,
+  serve,
   Status,
 } from "../mod.ts";
 import { tempUdsPath } from "../testing.ts";
@@ -449,6 +450,14 @@ for (const tr of transports) {
       }
     });
 
+    await t.step("bench with the largest bodies and the default window keeps pace", async () => {
+      // 64 Requests of 65,535 bytes are more than one connection queues (4 MiB): before, the
+      // post past it failed the run with allocation_failed (found by the hostile-tester helper).
+      const r = await cli(["bench", bound, "--count", "200", "--size", "65535"]);
+      assertEquals(r.code, 0, r.stderr);
+      assertStringIncludes(r.stdout, `bench ${bound}: 200 requests of 65535 bytes, window 64`);
+    });
+
     await t.step("bench --json prints one summary object", async () => {
       const r = await cli(["bench", bound, "-n", "50", "--size", "0", "--json"]);
       assertEquals(r.code, 0, r.stderr);
@@ -600,3 +609,19 @@ for (const tr of transports) {
     await server.done;
   });
 }
+
+Deno.test("tofu request --timeout bounds each chunk of a streamed answer, not the whole of it", async () => {
+  // 12 chunks, 100 ms apart: 1.2 s in all, each within the 500 ms timeout. Before, the
+  // timeout was one deadline for the whole answer: it failed after 4 chunks (found by the
+  // hostile-tester helper).
+  await using server = await serve("tcp|127.0.0.1|0", () =>
+    (async function* () {
+      for (let i = 0; i < 12; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        yield `chunk ${i}`;
+      }
+    })());
+  const r = await cli(["request", server.address, "--body", "go", "--timeout", "500"]);
+  assertEquals(r.code, 0, r.stderr);
+  for (let i = 0; i < 12; i++) assertStringIncludes(r.stdout, `chunk ${i}`);
+});
