@@ -27,7 +27,11 @@ export type ParsedAddress =
   | { transport: "isolate"; name: string };
 
 function invalid(value: string, reason: string): TofuError {
-  return new TofuError(Status.invalidAddress, `Cannot parse address "${value}": ${reason}`);
+  // Control characters escaped: an error text stays one line (a path with a line break in
+  // it made a log line of two).
+  // deno-lint-ignore no-control-regex
+  const shown = value.replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return new TofuError(Status.invalidAddress, `Cannot parse address "${shown}": ${reason}`);
 }
 
 /**
@@ -39,6 +43,7 @@ function invalid(value: string, reason: string): TofuError {
  */
 export function parseAddress(value: string): ParsedAddress {
   if (typeof value !== "string") throw invalid(String(value), "not a string");
+  if (/[\r\n]/.test(value)) throw invalid(value, "it contains a line break");
   const parts = value.split("|");
   if (parts[0] === "tcp") {
     if (parts.length !== 3) throw invalid(value, "expected tcp|HOST|PORT");

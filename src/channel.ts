@@ -5,6 +5,7 @@
  * @module
  */
 
+import { parseAddress } from "./address.ts";
 import { AsyncQueue, type Done, done } from "./_async_queue.ts";
 import { Deadline, sleep } from "./_deadline.ts";
 import { discharge, ReadShare } from "./_read_share.ts";
@@ -1551,6 +1552,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     this.#helloFailure = null;
     let number: number;
     try {
+      parseAddress(this.#address); // its own error, before the header's
       hello.headers.append("~connect_to", this.#address);
       number = this.#hub.group.post(hello).channelNumber;
     } catch (err) {

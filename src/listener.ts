@@ -4,6 +4,7 @@
  * @module
  */
 
+import { parseAddress } from "./address.ts";
 import { AsyncQueue, done } from "./_async_queue.ts";
 import { type Channel, channelControl, checkUnsentHandler, type UnsentHandler } from "./channel.ts";
 import { sleep } from "./_deadline.ts";
@@ -220,6 +221,7 @@ export class Listener implements AsyncIterable<Channel>, AsyncDisposable {
         m.bhdr.opCode = OpCode.WelcomeRequest;
         let number: number;
         try {
+          parseAddress(requested); // its own error, before the header's
           m.headers.append("~listen_on", requested);
           number = this.#hub.group.post(m).channelNumber;
         } catch (err) {

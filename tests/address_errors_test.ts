@@ -15,7 +15,10 @@ import { MAX_UDS_PATH_BYTES, parseAddress } from "../src/address.ts";
 function refused(value: string, reason: string, parse = parseAddress as (v: string) => unknown) {
   const err = assertThrows(() => parse(value), TofuError);
   assertEquals(err.status, Status.invalidAddress);
-  assertEquals(err.message, `Cannot parse address "${value}": ${reason}`);
+  // Control characters are shown escaped: the text stays one line.
+  // deno-lint-ignore no-control-regex
+  const shown = String(value).replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  assertEquals(err.message, `Cannot parse address "${shown}": ${reason}`);
 }
 
 Deno.test("parseAddress refuses each malformed value with its reason", () => {
@@ -33,6 +36,11 @@ Deno.test("parseAddress refuses each malformed value with its reason", () => {
   refused("uds|/a|b", "expected uds|PATH");
   refused("uds|", "the path is empty");
   refused("uds|/tmp/a\0b", "the path contains NUL");
+  // Before: listen() and connect() failed on the header first, with an internal text
+  // ("Cannot append header \"~listen_on\": ...") holding the raw line break (found by the
+  // hostile-tester helper).
+  refused("uds|/tmp/new\nline.sock", "it contains a line break");
+  refused("tcp|h\r|1", "it contains a line break");
   refused(`uds|/${"p".repeat(MAX_UDS_PATH_BYTES)}`, "the path is longer than 107 bytes");
   refused("udp|h|1", "the transport must be tcp, uds or isolate");
   refused("xyz|/a", "the transport must be tcp, uds or isolate");
