@@ -71,6 +71,9 @@ let setAddress: (s: WorkerServer, address: string) => void;
  * @param address `tcp|HOST|PORT` (port 0 picks a free port for every Worker) or `uds|PATH`
  *   (relay mode).
  * @param moduleUrl The handler module: its default export (or `handler`) serves Requests.
+ *   A URL (`new URL("./handler.ts", import.meta.url)`), or a string with a scheme or an
+ *   absolute path; a relative path is refused (it has nothing sure to be relative to).
+ * @throws {TypeError} If the address is not a string, or the module a relative path.
  * @param options Worker count and mode.
  * @returns The running server; close it to stop the Workers.
  * @throws {TofuError} With `listen_failed` when the Workers cannot start or bind.
@@ -94,6 +97,12 @@ export async function serveWorkers(
   moduleUrl: string | URL,
   options: ServeWorkersOptions = {},
 ): Promise<WorkerServer> {
+  if (typeof address !== "string") {
+    throw new TypeError(
+      `Cannot serve on Workers: the address must be a string, got ${typeof address}`,
+    );
+  }
+  const module = moduleHref(moduleUrl);
   const n = options.workers ?? navigator.hardwareConcurrency ?? 1;
   if (!Number.isInteger(n) || n < 1) {
     throw new RangeError(`Cannot serve on Workers: workers ${n} is not a positive integer`);
@@ -106,7 +115,6 @@ export async function serveWorkers(
       `Cannot serve on Workers: reusePort needs a tcp address, Linux and --unstable-net`,
     );
   }
-  const module = new URL(moduleUrl, import.meta.url).href;
   const maxInFlight = options.maxInFlight ?? 256;
   const timeoutMs = options.startTimeoutMs ?? 30_000;
   const server = makeServer(mode);
@@ -273,6 +281,27 @@ export class WorkerServer implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * The handler module's URL: a URL, a string with a scheme, or an absolute file path. A
+ * relative path was resolved against this library's own file (for a JSR install, a
+ * jsr.io URL): "Module not found", far from what the caller meant.
+ */
+function moduleHref(moduleUrl: string | URL): string {
+  if (moduleUrl instanceof URL) return moduleUrl.href;
+  if (typeof moduleUrl !== "string") {
+    throw new TypeError(
+      `Cannot serve on Workers: the module must be a URL or a string, got ${typeof moduleUrl}`,
+    );
+  }
+  if (/^[a-zA-Z][a-zA-Z\d+.-]*:/.test(moduleUrl)) return new URL(moduleUrl).href;
+  if (moduleUrl.startsWith("/")) return new URL(moduleUrl, "file:///").href;
+  throw new TypeError(
+    `Cannot serve on Workers: the module ${moduleUrl} is a relative path; pass new URL(${
+      JSON.stringify(moduleUrl)
+    }, import.meta.url)`,
+  );
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   TcpServerAddress,
   TofuError,
 } from "../mod.ts";
+import { tempUdsPath } from "../testing.ts";
 import { recv, runChildJson } from "./_fixtures.ts";
 
 const handler = new URL("./_serve_handler.ts", import.meta.url);
@@ -65,4 +66,33 @@ Deno.test("Engine reusePort without --unstable-net: a TCP listen fails with list
   const back = await recv(g);
   assertEquals([back.bhdr.opCode, back.bhdr.status], [OpCode.WelcomeResponse, Status.listenFailed]);
   assert(back.error?.message.includes("--unstable-net"), back.error?.message);
+});
+
+Deno.test("serveWorkers: a relative module path and a non-string address are refused with clear errors", async () => {
+  // Before: "./x.ts" was resolved against the library's own file ("Module not found
+  // file:///.../src/x.ts"), and a number as the address threw "address.startsWith is not a
+  // function" (found by the hostile-tester helper).
+  const rel = await assertRejects(
+    () => serveWorkers("tcp|127.0.0.1|0", "./tests/_serve_handler.ts", { workers: 1 }),
+    TypeError,
+  );
+  assertEquals(
+    rel.message,
+    'Cannot serve on Workers: the module ./tests/_serve_handler.ts is a relative path; pass new URL("./tests/_serve_handler.ts", import.meta.url)',
+  );
+  const num = await assertRejects(
+    // deno-lint-ignore no-explicit-any
+    () => serveWorkers(7099 as any, handler, { workers: 1 }),
+    TypeError,
+  );
+  assertEquals(num.message, "Cannot serve on Workers: the address must be a string, got number");
+  // An absolute path string is a file.
+  await using server = await serveWorkers(
+    `uds|${tempUdsPath()}`,
+    new URL(handler).pathname,
+    { workers: 1, mode: "relay" },
+  );
+  await using ch = await connect(server.address);
+  using answer = await ch.request("ping", { timeoutMs: 10_000 });
+  assertEquals(answer.bhdr.opCode, OpCode.Response);
 });
