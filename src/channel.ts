@@ -1473,7 +1473,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       this.#handshake = null;
       this.#byeSent = false; // a bye of the failed attempt (its ByeResponse) went with it
       h.reject(
-        this.#helloFailure ?? cause ?? error ??
+        this.#helloFailure ?? this.#handshakeFailure(cause ?? error) ??
           new TofuError(Status.connectFailed, `Cannot connect to ${this.#address}: refused`),
       );
       return;
@@ -1489,6 +1489,30 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     } else {
       this.#finish(status);
     }
+  }
+
+  /**
+   * A connection that ended during the handshake, as a connect failure: the engine's
+   * receive errors named a channel number the caller never saw, with a status connect()
+   * does not document (an HTTP server that answered and closed: `recv_failed`, "Cannot
+   * receive on channel 12028: the peer closed the connection inside a frame").
+   */
+  #handshakeFailure(err: TofuError | null): TofuError | null {
+    if (err === null) return null;
+    const st = err.status;
+    if (
+      st === Status.connectFailed || st === Status.udsPathNotFound ||
+      st === Status.invalidAddress || st === Status.notAllowed || st === Status.shutdownStarted
+    ) {
+      return err;
+    }
+    return new TofuError(
+      Status.connectFailed,
+      `Cannot connect to ${this.#address}: the handshake failed (${
+        statusName(st)
+      }: ${err.message})`,
+      { cause: err },
+    );
   }
 
   #gone(number: number): void {
