@@ -25,6 +25,12 @@ export interface UdsAddress {
 /** Unix socket paths this process listens on; a second listen on one fails. */
 export const liveSocketPaths: Set<string> = new Set();
 
+/**
+ * The inodes of the socket files this process listens on: one path spelt another way
+ * (`/tmp/./x.sock`, `/tmp//x.sock`) is the same socket.
+ */
+const liveSocketInodes: Set<number> = new Set();
+
 /** Paths of closed listeners whose socket is still open (accepts pending): until it is not. */
 export const closingSocketPaths: Map<string, Promise<void>> = new Map();
 
@@ -44,7 +50,7 @@ async function prepareSocketPath(path: string): Promise<void> {
   if (!info.isSocket) {
     throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
   }
-  if (liveSocketPaths.has(path)) {
+  if (liveSocketPaths.has(path) || (info.ino !== null && liveSocketInodes.has(info.ino))) {
     throw new Deno.errors.AddrInUse(`a listener of this process is bound to ${path}`);
   }
   let probe: Deno.Conn;
@@ -80,6 +86,7 @@ class UdsListener implements Listener {
     this.#ino = ino;
     this.address = `uds|${path}`;
     liveSocketPaths.add(path);
+    if (ino !== null) liveSocketInodes.add(ino);
   }
 
   accept(): Promise<Conn> {
@@ -98,6 +105,7 @@ class UdsListener implements Listener {
     if (this.#closed) return;
     this.#closed = true;
     liveSocketPaths.delete(this.#path);
+    if (this.#ino !== null) liveSocketInodes.delete(this.#ino);
     const pending = this.#pendingAccepts > 0;
     const restore = closeUnixListener(this.#l, this.#path, this.#ino);
     if (!pending) {

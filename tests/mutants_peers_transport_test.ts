@@ -166,6 +166,11 @@ Deno.test("uds: a path live in this process, or live elsewhere, or not a socket,
     const err = await assertRejects(() => uds.listen({ path }), Deno.errors.AddrInUse);
     assertStringIncludes(err.message, "a listener of this process is bound to");
     assertEquals(statusName(uds.listenFailure(err)), "listen_failed");
+    // The same file spelt another way is this process's too (it said "another process is
+    // listening"; found by the hostile-tester helper).
+    const spelt = path.replace(/\/([^/]+)$/, "/./$1");
+    const again = await assertRejects(() => uds.listen({ path: spelt }), Deno.errors.AddrInUse);
+    assertEquals(again.message, `a listener of this process is bound to ${spelt}`);
   } finally {
     l.close();
     l.ended();
