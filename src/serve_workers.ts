@@ -242,7 +242,11 @@ export class WorkerServer implements AsyncDisposable {
     try {
       for (const name of names) {
         await isolateListening(name, { signal: timeout.signal });
-        const ch = await connect(`isolate|${name}`);
+        // Re-dialed if it closes while its Worker lives (a Worker's serve() may drop it);
+        // the dials to a Worker that died fail and are passed over (not open).
+        const ch = await connect(`isolate|${name}`, {
+          reconnect: { initialDelayMs: 50, maxDelayMs: 1000 },
+        });
         this.#channels.push(ch);
         void dropUnasked(ch);
       }

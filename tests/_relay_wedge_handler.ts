@@ -10,6 +10,10 @@ export default async (req: Message, ch: Channel): Promise<unknown> => {
       for (let i = 0; i < 3000; i++) yield `chunk ${i}`;
     })();
   }
+  if (text === "drop the relay") {
+    ch.abort(); // the Worker's channel to its peer, the relay
+    return "never sent";
+  }
   if (text === "notify") {
     await ch.send("working"); // a Signal to the handler's peer: the relay
     return "done";

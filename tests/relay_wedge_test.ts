@@ -45,3 +45,26 @@ Deno.test("relay: a streamed answer whose client left is dropped, and the Worker
   using answer = await ch.request("ping", { timeoutMs: 5000 });
   assertEquals(answer.body.text(), "pong");
 });
+
+Deno.test("relay: a Worker channel that closes while its Worker lives is dialed again", async () => {
+  await using server = await serveWorkers("tcp|127.0.0.1|0", handler, {
+    workers: 1,
+    mode: "relay",
+  });
+  await using ch = await connect(server.address);
+  const dropped = await ch.request("drop the relay", { timeoutMs: 5000 }).then(
+    () => "answered",
+    () => "failed",
+  );
+  assertEquals(dropped, "failed");
+  // Before: "the channel is closed" for every later request, for good.
+  let answer = "";
+  for (let i = 0; i < 50 && answer === ""; i++) {
+    answer = await ch.request("ping", { timeoutMs: 5000 }).then((m) => {
+      using a = m;
+      return a.body.text();
+    }, () => "");
+    if (answer === "") await new Promise((r) => setTimeout(r, 100));
+  }
+  assertEquals(answer, "pong");
+});
