@@ -60,6 +60,22 @@ async function takeAll(group: ReturnType<Engine["create"]>, held: Message[], rep
   }
 }
 
+/** Puts `held` back, then takes (and puts back) messages until `total` came in all. */
+async function putBackUntil(
+  engine: Engine,
+  group: ReturnType<Engine["create"]>,
+  held: Message[],
+  total: number,
+): Promise<void> {
+  let got = held.length;
+  for (const m of held.splice(0)) engine.put(m);
+  while (got < total) {
+    const m = await recv(group, 10_000);
+    if (!m.isReport()) got++;
+    engine.put(m);
+  }
+}
+
 for (const t of transports) {
   Deno.test(`a channel stops reading at maxChannelHeldBytes of messages not put back, and resumes (${t.name})`, async () => {
     await using engine = new Engine({ maxChannelHeldBytes: 1 << 20 });
@@ -81,13 +97,7 @@ for (const t of transports) {
     );
     engine.put(r);
     // Every message put back lets it read on: all 100 arrive.
-    let got = held.length;
-    for (const m of held.splice(0)) engine.put(m);
-    while (got < 100) {
-      const m = await recv(server.group, 10_000);
-      if (!m.isReport()) got++;
-      engine.put(m);
-    }
+    await putBackUntil(engine, server.group, held, 100);
     await writing;
     conn.close();
   });
@@ -126,13 +136,7 @@ for (const t of transports) {
     assertEquals(reports.length, 2);
     for (const m of smallHeld) engine.put(m);
     // Putting the large ones back resumes both floods: all 200 arrive.
-    let got = held.length;
-    for (const m of held.splice(0)) engine.put(m);
-    while (got < 200) {
-      const m = await recv(server.group, 10_000);
-      if (!m.isReport()) got++;
-      engine.put(m);
-    }
+    await putBackUntil(engine, server.group, held, 200);
     await Promise.all(writing);
     for (const c of [...floods, small]) c.close();
   });
