@@ -214,7 +214,8 @@ live progress line on a terminal.
 Options:
   -n, --count N           requests (default 10000)
   --size BYTES            body size, 0..65535 (default 1024)
-  --window N              requests in flight at most (default 64)
+  --window N              requests in flight at most (default 64), and never more than
+                          2 MiB of them (a peer queues 4 MiB of answers by default)
   --json                  print the summary as one JSON object
 ${TIMEOUT}
 
