@@ -61,7 +61,8 @@ let setAddress: (s: WorkerServer, address: string) => void;
  * its own engine bound to the same port and the kernel spreads the connections. Elsewhere
  * (`relay` mode) this isolate binds the address and hands each Request to the Workers in
  * turn over isolate channels; the handler's work still spreads, the socket I/O does not. A
- * Worker that dies (an uncaught error in it ends it) is passed over from then on.
+ * Worker that dies (an uncaught error in it ends it) is passed over from then on; a channel
+ * to a live Worker that closes is dialed again.
  * Deno 2.9.6 ends the process when `reusePort` is used without `--unstable-net`: this
  * function checks first and never does that.
  *
@@ -240,14 +241,16 @@ export class WorkerServer implements AsyncDisposable {
       false,
     );
     try {
-      for (const name of names) {
+      for (const [i, name] of names.entries()) {
         await isolateListening(name, { signal: timeout.signal });
         // Re-dialed if it closes while its Worker lives (a Worker's serve() may drop it);
-        // the dials to a Worker that died fail and are passed over (not open).
+        // closed for good once the Worker has ended (re-dialed, requests handed to it waited
+        // for a connection that never came).
         const ch = await connect(`isolate|${name}`, {
           reconnect: { initialDelayMs: 50, maxDelayMs: 1000 },
         });
         this.#channels.push(ch);
+        void this.#workers[i]!.link.ended.then(() => ch.abort());
         void dropUnasked(ch);
       }
     } finally {
@@ -257,7 +260,8 @@ export class WorkerServer implements AsyncDisposable {
     const channels = this.#channels;
     this.#relay = await serve(address, (req, peer) => {
       // A Worker that died (an uncaught error ends it) is passed over: its channel is closed
-      // for good, and the live Workers take its share.
+      // for good, and the live Workers take its share; one re-dialing is passed over while
+      // another is open.
       let ch = channels[next++ % channels.length]!;
       for (let i = 1; !ch.isOpen && i < channels.length; i++) {
         ch = channels[next++ % channels.length]!;

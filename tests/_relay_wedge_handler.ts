@@ -10,6 +10,12 @@ export default async (req: Message, ch: Channel): Promise<unknown> => {
       for (let i = 0; i < 3000; i++) yield `chunk ${i}`;
     })();
   }
+  if (text === "die") {
+    setTimeout(() => {
+      throw new Error("the Worker dies"); // uncaught: it ends the Worker
+    }, 10);
+    return "dying";
+  }
   if (text === "drop the relay") {
     ch.abort(); // the Worker's channel to its peer, the relay
     return "never sent";

@@ -5,7 +5,7 @@
 // stopped reading the Worker: every later request through it went unanswered.
 
 import { assertEquals } from "@std/assert";
-import { connect, serveWorkers } from "../mod.ts";
+import { connect, serveWorkers, TofuError } from "../mod.ts";
 
 const handler = new URL("./_relay_wedge_handler.ts", import.meta.url);
 
@@ -67,4 +67,21 @@ Deno.test("relay: a Worker channel that closes while its Worker lives is dialed 
     if (answer === "") await new Promise((r) => setTimeout(r, 100));
   }
   assertEquals(answer, "pong");
+});
+
+Deno.test("relay: once its only Worker has died, requests fail at once (no re-dial to a dead Worker)", async () => {
+  await using server = await serveWorkers("tcp|127.0.0.1|0", handler, {
+    workers: 1,
+    mode: "relay",
+  });
+  await using ch = await connect(server.address);
+  using dying = await ch.request("die", { timeoutMs: 5000 });
+  assertEquals(dying.body.text(), "dying");
+  await new Promise((r) => setTimeout(r, 500)); // the Worker ends
+  const t0 = performance.now();
+  // Before (with the re-dial of the previous test): the request waited for a connection to
+  // the dead Worker until its own timeout (found by the review helper).
+  const err = await ch.request("ping", { timeoutMs: 5000 }).then(() => null, (e: Error) => e);
+  assertEquals(err instanceof TofuError, true, String(err));
+  assertEquals(performance.now() - t0 < 2000, true, "failed at once");
 });
