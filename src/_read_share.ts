@@ -145,6 +145,26 @@ export class ReadShare {
     this.check();
   }
 
+  /**
+   * Lends `m` room (src/channel.ts, lent room): it stops counting toward this share, not
+   * toward the engine's budget (its memory is still held). Returns the bytes it was charged.
+   */
+  lend(m: Message): number {
+    const bytes = heldBytesOf(m);
+    setShare(m, null);
+    this.held--;
+    this.heldBytes -= bytes;
+    this.check();
+    return bytes;
+  }
+
+  /** Takes a message lent room back onto this share (taken by the application, or dropped). */
+  reclaim(m: Message, bytes: number): void {
+    this.held++;
+    this.heldBytes += bytes;
+    setShare(m, this, bytes);
+  }
+
   /** Wakes the waiting reader if it may read again (below its share, window half read). */
   check(): void {
     const wake = this.#wake;

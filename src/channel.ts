@@ -11,7 +11,7 @@ import { Deadline, sleep } from "./_deadline.ts";
 import { discharge, ReadShare } from "./_read_share.ts";
 import type { Hub, Route } from "./_peer_hub.ts";
 import type { Engine } from "./engine.ts";
-import { heldBytesOf, leaseOf, Message, setShare, shareOf, type ShareRef } from "./message.ts";
+import { leaseOf, Message, setShare, shareOf, type ShareRef } from "./message.ts";
 import { OpCode } from "./opcode.ts";
 import { Status, statusName, TofuError } from "./status.ts";
 
@@ -345,13 +345,14 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   // Streams whose first message the iterator handed out and nobody has passed to chunks()
   // yet, with the first message and its lease then (see #sweepUnread).
   #unread: { key: string; stream: Stream; first: Message; lease: number }[] = [];
-  // Unread messages taken off the read share while a chunks() reader waited (#lendQueued).
-  // Lent messages and the bytes each was charged to the share (see #lendQueued).
   // send() and request() calls posting now, and close()s waiting for them (see #posting).
   #postsUnderWay = 0;
   #postsDone: (() => void)[] = [];
   #closeCalled = false;
-  readonly #lent = new Map<Message, number>();
+  #postsWait: Promise<void> | null = null;
+  // Unread messages taken off the read share while a chunks() reader waited (#lendQueued),
+  // with the share and the bytes each was charged, and their bytes in all.
+  readonly #lent = new Map<Message, { share: ReadShare; bytes: number }>();
   #lentBytes = 0;
   // chunks() readers waiting on an empty stream queue now.
   #streamWaiters = 0;
@@ -575,6 +576,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       await this.#whenOpen("send", deadline);
       return await this.#send(op, body, options.headers, 0n, noop, deadline);
     });
+  }
+
+  /** Resolves once no send() or request() is posting, or after close()'s 2 s grace. */
+  async #waitForPosts(): Promise<void> {
+    const grace = sleep(2000, true);
+    await Promise.race([new Promise<void>((r) => this.#postsDone.push(r)), grace.done]);
+    grace.wake();
   }
 
   /**
@@ -821,13 +829,13 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    */
   async close(): Promise<void> {
     this.#userClosed = true;
-    if (this.#state === "open" && this.#postsUnderWay > 0 && !this.#closeCalled) {
+    if (this.#state === "open" && (this.#postsUnderWay > 0 || this.#postsWait !== null)) {
       // Calls made before this close go out before its bye (bounded: a call may wait for
-      // room behind a peer that reads nothing); calls made from now on are refused.
+      // room behind a peer that reads nothing); calls made from now on are refused. A
+      // second close() waits for the same (it posted the bye at once).
       this.#closeCalled = true;
-      const grace = sleep(2000, true);
-      await Promise.race([new Promise<void>((r) => this.#postsDone.push(r)), grace.done]);
-      grace.wake();
+      this.#postsWait ??= this.#waitForPosts();
+      await this.#postsWait;
     }
     this.#closeCalled = true;
     if (this.#state === "open") {
@@ -1077,9 +1085,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   /** Resolves once the channel is open (at once if it is), within `deadline`. */
   #whenOpen(action: string, deadline: Deadline): Promise<void> {
     if (this.#closeCalled && this.#state !== "closed") {
-      return deadline.race(Promise.reject(
-        new TofuError(Status.channelClosed, `Cannot ${action}: the channel is closing`),
-      ));
+      // After a turn, as below: a loop retrying at once kept close() waiting for good.
+      return deadline.race(refuseAfterTurn(`Cannot ${action}: the channel is closing`));
     }
     if (this.#state === "open" && !this.#linkDown) return deadline.race(Promise.resolve());
     // The peer's bye under way on a channel that will re-dial: the call waits for the new
@@ -1089,19 +1096,8 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
       // After a turn of the event loop: a loop that retries at once on failure, refused
       // through microtasks only, kept the close it waits for from ever happening.
       return deadline.race(
-        new Promise<void>((_, reject) =>
-          setTimeout(
-            () =>
-              reject(
-                new TofuError(
-                  Status.channelClosed,
-                  `Cannot ${action}: the channel is ${
-                    this.#state === "closed" ? "closed" : "closing"
-                  }`,
-                ),
-              ),
-            0,
-          )
+        refuseAfterTurn(
+          `Cannot ${action}: the channel is ${this.#state === "closed" ? "closed" : "closing"}`,
         ),
       );
     }
@@ -1344,9 +1340,10 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
   }
 
   #releaseUnread(): void {
-    // The application closed the channel: nobody will read what is still queued.
+    // The application closed the channel: nobody will read what is still queued. (Lent
+    // messages count again first: their put gives their bytes back to the engine's budget.)
+    this.#clearLent();
     for (const m of this.#incoming.drain()) this.#engine.put(m);
-    this.#clearLent(); // every lent message was queued unread
     for (const [key, s] of this.#streams) this.#discard(key, s);
   }
 
@@ -1377,12 +1374,12 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
 
   #lend(m: Message): void {
     const share = shareOf(m);
-    if (share === null) return; // not charged (an answer's, or lent already)
-    const bytes = heldBytesOf(m);
-    const byteLimit = share instanceof ReadShare ? share.byteLimit : Infinity;
-    discharge(m);
-    this.#lent.set(m, bytes);
+    // Not charged (an answer's), or lent already.
+    if (!(share instanceof ReadShare)) return;
+    const bytes = share.lend(m);
+    this.#lent.set(m, { share, bytes });
     this.#lentBytes += bytes;
+    const byteLimit = share.byteLimit;
     if (this.#lent.size > MAX_LENT_MSGS) {
       this.#abortLink(
         new TofuError(
@@ -1400,14 +1397,21 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
     }
   }
 
+  // A message lent room counts again once the application takes it, or just before it is
+  // put back (so that the put gives its bytes back to the engine's budget, which kept them):
+  // taken from a lent queue and never charged again, it escaped both limits (a serve()
+  // handler holding it held memory that counted nowhere; found by the review helper).
   #unlend(m: Message): void {
-    const bytes = this.#lent.get(m);
-    if (bytes === undefined) return;
+    const lent = this.#lent.get(m);
+    if (lent === undefined) return;
     this.#lent.delete(m);
-    this.#lentBytes -= bytes;
+    this.#lentBytes -= lent.bytes;
+    lent.share.reclaim(m, lent.bytes);
   }
 
+  /** Every message lent room counts again (the connection ended, or the channel closed). */
   #clearLent(): void {
+    for (const [m, { share, bytes }] of this.#lent) share.reclaim(m, bytes);
     this.#lent.clear();
     this.#lentBytes = 0;
   }
@@ -1718,6 +1722,13 @@ function streamKey(m: Message): string {
 
 function appendHeaders(m: Message, headers: Record<string, string>): void {
   for (const [name, value] of Object.entries(headers)) m.headers.append(name, value);
+}
+
+/** Rejects with `channel_closed` and `text` after a turn of the event loop. */
+function refuseAfterTurn(text: string): Promise<void> {
+  return new Promise<void>((_, reject) =>
+    setTimeout(() => reject(new TofuError(Status.channelClosed, text)), 0)
+  );
 }
 
 /** The chunks of `body` (a sync or async iterable) as an async iterator. */

@@ -47,3 +47,31 @@ for (const t of ["tcp", "uds"]) {
     await closing;
   });
 }
+
+// Found by the review helper: a second close() posted the bye at once, without waiting for
+// the calls made before the first; and calls refused while close() waited came through
+// microtasks only, so a loop retrying at once kept close() waiting for good.
+Deno.test("a second close() waits for calls made before the first, and a retry loop lets close() happen", async () => {
+  await using server = await serve("tcp|127.0.0.1|0", () => "ok");
+  async function* slow() {
+    yield "a";
+    await new Promise((r) => setTimeout(r, 100));
+    yield "b";
+  }
+  const ch = await connect(server.address);
+  const sent = ch.send(slow()).then(() => "sent", (e: Error) => `refused: ${e.message}`);
+  await Promise.all([ch.close(), ch.close()]);
+  assertEquals(await sent, "sent");
+
+  const ch2 = await connect(server.address);
+  const streaming = ch2.send(slow());
+  let closed = false;
+  const closing = ch2.close().then(() => closed = true);
+  let refusals = 0;
+  while (!closed && refusals < 200_000) {
+    await ch2.send("x").catch(() => refusals++);
+  }
+  assertEquals(closed, true, `${refusals} refusals and close() still waiting`);
+  await streaming;
+  await closing;
+});

@@ -210,3 +210,41 @@ Deno.test("a chunks() reader lends room to at most maxChannelHeldBytes of messag
     });
   }
 });
+
+Deno.test("messages lent room and then taken by handlers count again: serve() stays within its bytes", async () => {
+  // While a chunks() reader waits, messages queued ahead of its chunk are lent room; taken
+  // by serve() for other handlers, they were never charged again, and those handlers held
+  // 46 messages (2.6 MiB) with both limits at 1 MiB (found by the review helper).
+  await using engine = new Engine({ maxChannelHeldBytes: 1 << 20, maxEngineHeldBytes: 1 << 20 });
+  let holding = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((r) => open = r);
+  await using server = await serve("tcp|127.0.0.1|0", async (req, ch) => {
+    if (req.hasMore()) {
+      for await (using _c of ch.chunks(req)) { /* waits for the chunk after "mid" */ }
+      return;
+    }
+    holding++;
+    await gate;
+  }, { engine, maxInFlight: 100_000 });
+  await using client = await peerConnect(server.address);
+  let release!: () => void;
+  const released = new Promise<void>((r) => release = r);
+  const stream = client.send((async function* () {
+    yield "head";
+    yield "mid";
+    await released;
+    yield "tail";
+  })());
+  await delay(100);
+  const body = new Uint8Array(BODY);
+  for (let i = 0; i < 100; i++) {
+    if (!await client.send(body, { timeoutMs: 500 }).then(() => true, () => false)) break;
+  }
+  await delay(300);
+  // 1 MiB held: 18 of them (the 18th takes it past).
+  assertEquals(holding, Math.ceil((1 << 20) / COST));
+  open();
+  release();
+  await stream;
+});

@@ -326,13 +326,14 @@ for (const t of peerTransports) {
     assertEquals(statusName(await p.peer.closed), "success");
   });
 
-  Deno.test(`${t.name}: Channel: right after abort(), send() and request() say the channel is closed`, async () => {
+  Deno.test(`${t.name}: Channel: right after abort(), send() and request() say the channel is closing`, async () => {
     await using p = await pair(t, undefined, { timeoutMs: 20_000 });
     p.client.abort();
-    const send = await expectTofuError(p.client.send("x"), Status.channelClosed);
-    assertEquals(send.message, "Cannot send: the channel is closed");
-    const req = await expectTofuError(p.client.request("x"), Status.channelClosed);
-    assertEquals(req.message, "Cannot complete request: the channel is closed");
+    // Both made before the abort's close is through (refused after a turn).
+    const sending = expectTofuError(p.client.send("x"), Status.channelClosed);
+    const asking = expectTofuError(p.client.request("x"), Status.channelClosed);
+    assertEquals((await sending).message, "Cannot send: the channel is closing");
+    assertEquals((await asking).message, "Cannot complete request: the channel is closing");
     assertEquals(statusName(await p.client.closed), "channel_closed");
   });
 
@@ -343,11 +344,13 @@ for (const t of peerTransports) {
     using req = await nextOf(p.peer);
     const n = p.peer.channelNumber;
     const closing = p.peer.close();
-    const send = await expectTofuError(p.peer.send("x"), Status.channelClosed);
-    assertEquals(send.message, "Cannot send: the channel is closing");
+    // Both made while close() is under way (a refused send comes after a turn).
+    const sending = expectTofuError(p.peer.send("x"), Status.channelClosed);
     // A Response passes the channel's own check while it closes; the engine refuses it, as
     // the ByeRequest is already posted.
-    const respond = await expectTofuError(p.peer.respond(req, "too late"), Status.channelClosed);
+    const responding = expectTofuError(p.peer.respond(req, "too late"), Status.channelClosed);
+    assertEquals((await sending).message, "Cannot send: the channel is closing");
+    const respond = await responding;
     assertEquals(
       respond.message,
       `Cannot post Response on channel ${n}: the channel is closing (ByeRequest already posted)`,
