@@ -26,10 +26,14 @@ export interface UdsAddress {
 export const liveSocketPaths: Set<string> = new Set();
 
 /**
- * The inodes of the socket files this process listens on: one path spelt another way
+ * The socket files this process listens on, as `device:inode`: one path spelt another way
  * (`/tmp/./x.sock`, `/tmp//x.sock`) is the same socket.
  */
-const liveSocketInodes: Set<number> = new Set();
+const liveSocketFiles: Set<string> = new Set();
+
+function fileKey(info: Deno.FileInfo): string | null {
+  return info.ino === null || info.dev === null ? null : `${info.dev}:${info.ino}`;
+}
 
 /** Paths of closed listeners whose socket is still open (accepts pending): until it is not. */
 export const closingSocketPaths: Map<string, Promise<void>> = new Map();
@@ -50,7 +54,8 @@ async function prepareSocketPath(path: string): Promise<void> {
   if (!info.isSocket) {
     throw new Deno.errors.AlreadyExists(`${path} exists and is not a socket`);
   }
-  if (liveSocketPaths.has(path) || (info.ino !== null && liveSocketInodes.has(info.ino))) {
+  const key = fileKey(info);
+  if (liveSocketPaths.has(path) || (key !== null && liveSocketFiles.has(key))) {
     throw new Deno.errors.AddrInUse(`a listener of this process is bound to ${path}`);
   }
   let probe: Deno.Conn;
@@ -80,13 +85,16 @@ class UdsListener implements Listener {
   /** Set by a close with accepts pending: tidies up once the last of them has ended. */
   #whenAcceptsEnd: (() => void) | null = null;
 
-  constructor(l: Deno.UnixListener, path: string, ino: number | null) {
+  readonly #key: string | null;
+
+  constructor(l: Deno.UnixListener, path: string, ino: number | null, key: string | null) {
     this.#l = l;
     this.#path = path;
     this.#ino = ino;
     this.address = `uds|${path}`;
     liveSocketPaths.add(path);
-    if (ino !== null) liveSocketInodes.add(ino);
+    this.#key = key;
+    if (key !== null) liveSocketFiles.add(key);
   }
 
   accept(): Promise<Conn> {
@@ -105,7 +113,7 @@ class UdsListener implements Listener {
     if (this.#closed) return;
     this.#closed = true;
     liveSocketPaths.delete(this.#path);
-    if (this.#ino !== null) liveSocketInodes.delete(this.#ino);
+    if (this.#key !== null) liveSocketFiles.delete(this.#key);
     const pending = this.#pendingAccepts > 0;
     const restore = closeUnixListener(this.#l, this.#path, this.#ino);
     if (!pending) {
@@ -136,12 +144,15 @@ export const uds: Transport<UdsAddress> = {
     await prepareSocketPath(addr.path);
     const l = Deno.listen({ transport: "unix", path: addr.path });
     let ino: number | null = null;
+    let key: string | null = null;
     try {
-      ino = Deno.lstatSync(addr.path).ino;
+      const info = Deno.lstatSync(addr.path);
+      ino = info.ino;
+      key = fileKey(info);
     } catch {
       // Without a readable inode, closing removes the path as Deno does.
     }
-    return new UdsListener(l, addr.path, ino);
+    return new UdsListener(l, addr.path, ino, key);
   },
   connectFailure: socketConnectFailure,
   listenFailure: socketListenFailure,

@@ -236,8 +236,8 @@ export interface ChannelControl {
   unread(ch: Channel): number;
   /**
    * Whether `err` is `ch`'s own post refused for room (`allocation_failed`: its queue is at
-   * its budget, so the peer does not read), not an error of the same status from elsewhere
-   * (another channel's refusal, or one a handler made up).
+   * its budget), not an error of the same status from elsewhere (another channel's refusal,
+   * or one a handler made up): such a post waits for room and is tried again.
    */
   refusedForRoom(ch: Channel, err: unknown): boolean;
 }
@@ -610,7 +610,7 @@ export class Channel implements AsyncIterable<Message>, AsyncDisposable {
    * itself as `body` turns it into the response (its body and headers are kept).
    * Resolves once posted; when the connection's queue is full (`maxQueuedBytes`) it waits
    * for room and tries again (a peer that reads nothing is closed by the engine's
-   * `writeStallTimeoutMs`). A Response the connection ends before writing goes to
+   * `writeStallTimeoutMs`; with that timeout off, the wait lasts until the channel closes). A Response the connection ends before writing goes to
    * `onUnsent` (see {@linkcode UnsentHandler}).
    *
    * @param req The request being answered (you still own it, unless passed as `body`),

@@ -268,6 +268,10 @@ function abandon(reply: Reply, req: Message, engine: Engine): void {
     if (reply !== req) engine.put(reply);
     return;
   }
+  if (reply instanceof ReadableStream) {
+    void reply.cancel().catch(() => {}); // a stream (a file's, say) is let go of too
+    return;
+  }
   const close = (reply as { return?: unknown } | null | undefined)?.return;
   if (typeof reply === "object" && reply !== null && typeof close === "function") {
     try {

@@ -24,3 +24,19 @@ for (const t of ["tcp", "uds"]) {
     assertEquals(calls, 201);
   });
 }
+
+Deno.test("a ReadableStream a handler returns but that is not sent is cancelled", async () => {
+  // Nothing answers a Signal: the stream returned for it is let go of (found by the review
+  // helper: only iterators were closed, and a returned file's stream stayed open).
+  let cancelled = 0;
+  await using server = await serve("tcp|127.0.0.1|0", () =>
+    new ReadableStream<Uint8Array>({
+      cancel() {
+        cancelled++;
+      },
+    }));
+  await using ch = await connect(server.address);
+  await ch.send("a Signal");
+  for (let i = 0; i < 100 && cancelled === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assertEquals(cancelled, 1);
+});
