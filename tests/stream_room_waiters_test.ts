@@ -11,5 +11,6 @@ Deno.test("tcp: stream sends that give up waiting for room before a chunk hold n
   const r = await gcChild("./_stream_room_child.ts", "1000");
   assertEquals(r.timedOut, 1000); // every send gave up (the peer reads nothing meanwhile)
   // Unmutated: -11..+11 bytes per call; with the wait left behind: 1,100-1,130.
-  assert(r.heldPerCall! < 200, `${r.heldPerCall!.toFixed(0)} bytes held per given-up send`);
+  // Under load (CI beside another test run) it measured up to 216: the bound sits halfway.
+  assert(r.heldPerCall! < 550, `${r.heldPerCall!.toFixed(0)} bytes held per given-up send`);
 });
