@@ -25,8 +25,8 @@ export const HELD_MESSAGE_OVERHEAD = 512;
 
 /**
  * Charged bytes a channel may always hold, even past the engine-wide budget: a channel
- * whose peer sends little is never stopped for the ones that filled it (at least two of
- * the largest frames, 131,087 bytes each).
+ * whose peer sends little is never stopped for the ones that filled it (it reads while it
+ * holds less, so two of the largest frames, 131,086 bytes each, always fit).
  */
 export const ENGINE_HELD_ALLOWANCE = 256 * 1024;
 
