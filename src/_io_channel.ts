@@ -6,14 +6,15 @@
 // Read side: a channel reads into a free pool message or a new one while it holds fewer
 // than its read share of messages not yet back (maxChannelHeldMsgs, maxChannelHeldBytes,
 // and all channels' bytes maxEngineHeldBytes past a channel's allowance), while fewer than
-// maxPoolMsgs of its messages wait unread in the group's receive queue, and while that queue
-// has room; otherwise it stops reading (backpressure for that peer alone).
+// maxPoolMsgs (at most MAX_UNREAD_WINDOW, 1,024) of its messages wait unread in the group's
+// receive queue, and while that queue has room; otherwise it stops reading (backpressure for
+// that peer alone).
 
 import { BinaryHeader } from "./binary_header.ts";
 import { dropSpilled, FrameDecoder, hasLargePartial, spillFrame, takeSpilled } from "./codec.ts";
 import type { Message } from "./message.ts";
 import { OpCode, opCodeName } from "./opcode.ts";
-import { ReadShare, Stop } from "./_read_share.ts";
+import { MAX_UNREAD_WINDOW, ReadShare, Stop } from "./_read_share.ts";
 import {
   type Chunk,
   ENGINE_BUDGET_ALLOWANCE,
@@ -113,7 +114,7 @@ export class IoChannel implements Channel {
     this.#isClient = hello !== null;
     this.#share = new ReadShare(
       host.maxChannelHeldMsgs,
-      Math.max(1, host.pool.max),
+      Math.max(1, Math.min(host.pool.max, MAX_UNREAD_WINDOW)),
       host.maxChannelHeldBytes,
       host.heldBudget,
     );

@@ -31,6 +31,17 @@ export const HELD_MESSAGE_OVERHEAD = 512;
 export const ENGINE_HELD_ALLOWANCE = 256 * 1024;
 
 /**
+ * Most messages of one channel that wait unread in its group's receive queue (the unread
+ * window is `maxPoolMsgs` up to this). Decoding further ahead of the application gains
+ * nothing (the frames wait as well in the socket's buffers) and costs: an engine whose pool
+ * was sized for a large send window (32,768) let a reader whose socket always had data run
+ * tens of thousands of messages ahead of a receiver taking one per `await`, and the messages
+ * went cold in the CPU caches before the receiver got to them: that receiver's CPU per
+ * message was 2-2.5x a tryReceive drain's (bench/RESULTS.md).
+ */
+export const MAX_UNREAD_WINDOW = 1024;
+
+/**
  * The engine-wide bound on held bytes (maxEngineHeldBytes): what all channels' messages
  * not yet back are charged together. A share past its allowance that is stopped by it
  * waits here, and every share waiting is checked again once the total is below it.

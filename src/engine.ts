@@ -18,8 +18,8 @@ export interface EngineOptions {
   initialPoolMsgs?: number;
   /**
    * Most messages the pool keeps (default 64; raised to `initialPoolMsgs` if smaller). Also
-   * the most messages of one channel that wait unread in its group's receive queue: then
-   * that channel pauses reading until the application takes one.
+   * the most messages of one channel that wait unread in its group's receive queue, up to
+   * 1,024: then that channel pauses reading until the application has taken half of them.
    */
   maxPoolMsgs?: number;
   /** Most channels open at once, listeners included (default and at most 65534). */

@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import { ENGINE_BUDGET_ALLOWANCE, QUEUED_MESSAGE_OVERHEAD } from "../src/_send_lane.ts";
 import { HAND_BACK_SLICE } from "../src/_io_channel.ts";
+import { MAX_UNREAD_WINDOW } from "../src/_read_share.ts";
 import { Owner, ownerOf } from "../src/message.ts";
 import { tempUdsPath } from "../testing.ts";
 import {
@@ -924,6 +925,34 @@ for (const t of transports) {
       engine.put(m);
     }
     assertEquals(ids, Array.from({ length: 2000 }, (_, i) => i + 1), "all of it, in order");
+    await writing;
+    flooder.close();
+    await recvUntilClosed(engine, server.group);
+  });
+
+  Deno.test(`${t.name}: a large pool does not let a reader run more than ${MAX_UNREAD_WINDOW} messages ahead`, async () => {
+    // The unread window was maxPoolMsgs: with a pool sized for a big send window, a reader
+    // fed by a socket that always has data decoded tens of thousands of frames ahead of a
+    // receiver taking one message per await, and every message went cold in the CPU caches
+    // (for await ran at 0.6x of a tryReceive drain; bench/RESULTS.md).
+    await using engine = new Engine({ initialPoolMsgs: 64, maxPoolMsgs: 4096 });
+    const server = await listen(engine, t);
+    const flooder = await rawConnect(server.bound);
+    const writing = writeAll(flooder, floodFrames(3000));
+    await new Promise((r) => setTimeout(r, 300)); // the reader reads what it may
+    const ids: number[] = [];
+    // Taken in one synchronous loop: the reader cannot add to the queue meanwhile.
+    for (let m = server.group.tryReceive(); m !== null; m = server.group.tryReceive()) {
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids.length, MAX_UNREAD_WINDOW, "read ahead of the application");
+    while (ids.length < 3000) {
+      const m = await recv(server.group);
+      ids.push(Number(m.bhdr.messageId));
+      engine.put(m);
+    }
+    assertEquals(ids, Array.from({ length: 3000 }, (_, i) => i + 1), "all of it, in order");
     await writing;
     flooder.close();
     await recvUntilClosed(engine, server.group);
