@@ -21,10 +21,10 @@ export interface WaitReceiveOptions {
 /** Options of {@linkcode ChannelGroup.ready}. */
 export interface ReadyOptions {
   /**
-   * Resolve once the channel's queued bytes are at or below this many (default
-   * {@linkcode DEFAULT_LOW_WATER_BYTES}, at most half the engine's `maxQueuedBytes`, so that
-   * the post after it fits the budget as long as a frame costs at most the other half). Bytes are
-   * counted as `maxQueuedBytes` counts them: each queued frame plus 512 bytes.
+   * Resolve once the channel's queued bytes are at or below this many (default: half the
+   * engine's `maxQueuedBytes`, {@linkcode DEFAULT_LOW_WATER_BYTES} with the default budget, so
+   * that the post after it fits the budget as long as a frame costs at most the other half).
+   * Bytes are counted as `maxQueuedBytes` counts them: each queued frame plus 512 bytes.
    */
   lowWaterBytes?: number;
   /** Gives up waiting; the promise rejects with `signal.reason`. */
@@ -32,8 +32,10 @@ export interface ReadyOptions {
 }
 
 /**
- * The default low-water mark of {@linkcode ChannelGroup.ready}, in charged bytes (2 MiB:
- * about 3,500 queued 64-byte messages, or 31 of 64 KiB; half the default `maxQueuedBytes`).
+ * The default low-water mark of {@linkcode ChannelGroup.ready} with the default
+ * `maxQueuedBytes` of 4 MiB, in charged bytes (2 MiB: about 3,500 queued 64-byte messages, or
+ * 31 of 64 KiB). The mark is half of `maxQueuedBytes`: an engine given a larger budget lets a
+ * sender queue more before it waits.
  */
 export const DEFAULT_LOW_WATER_BYTES = 2 * 1024 * 1024;
 
@@ -116,7 +118,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * @example A sender that keeps pace with its peer
    * ```ts ignore
    * for (const body of bodies) {
-   *   await group.ready(ch); // at once while at most 2 MiB are queued
+   *   await group.ready(ch); // at once while at most 2 MiB (half of maxQueuedBytes) are queued
    *   const m = engine.get("always");
    *   m.bhdr.channelNumber = ch;
    *   m.body.set(body);
@@ -138,9 +140,11 @@ export class ChannelGroup implements AsyncIterable<Message> {
     }
     const engine = this.#engine;
     const max = engine.maxQueuedBytes;
-    // Half the budget at most: at the budget itself, ready() resolved while the queue was
-    // just under it and the post that followed was refused (allocation_failed).
-    const mark = options?.lowWaterBytes ?? Math.min(DEFAULT_LOW_WATER_BYTES, Math.floor(max / 2));
+    // Half the budget: at the budget itself, ready() resolved while the queue was just under
+    // it and the post that followed was refused (allocation_failed). Not 2 MiB whatever the
+    // budget: with 64 MiB allowed, a naive sender that waited past 2 MiB ran at 0.78x of one
+    // keeping its own window of 32,768 messages (bench/RESULTS.md).
+    const mark = options?.lowWaterBytes ?? Math.floor(max / 2);
     if (typeof mark !== "number" || Number.isNaN(mark) || mark < 0) {
       throw new RangeError(
         `Cannot wait for room on channel ${n}: lowWaterBytes ${mark} is not a number >= 0`,

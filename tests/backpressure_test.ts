@@ -113,9 +113,9 @@ for (const t of transports) {
       initialPoolMsgs: 4,
       maxPoolMsgs: 4,
     });
-    const { server, group, ch } = await stuffedChannel(engine, t, 400);
+    const { server, group, ch } = await stuffedChannel(engine, t, 800);
     const room = group.ready(ch, { lowWaterBytes: 1024 });
-    const room2 = group.ready(ch); // the default mark (2 MiB) is far below 24 MB
+    const room2 = group.ready(ch); // the default mark (32 MiB, half the budget) is below 48 MB
     assert(!await settledWithin(room, 200), "ready() resolved while megabytes were queued");
     group.post(makeAbort(engine, ch));
     const err = await rejectsWith(room, Status.channelClosed);
@@ -139,7 +139,7 @@ for (const t of transports) {
     const { channelNumber: ch } = group.post(t.connectTo(bound).format(engine.get("always")));
     const peer = await l.accept();
     const body = new Uint8Array(BIG).fill(0x63);
-    for (let i = 0; i < 400; i++) {
+    for (let i = 0; i < 800; i++) {
       const m = make(engine, ch, OpCode.Signal);
       m.body.set(body);
       group.post(m);
@@ -168,7 +168,7 @@ for (const t of transports) {
       initialPoolMsgs: 4,
       maxPoolMsgs: 4,
     });
-    const { server, group, ch } = await stuffedChannel(engine, t, 400);
+    const { server, group, ch } = await stuffedChannel(engine, t, 800);
     const ac = new AbortController();
     const room = group.ready(ch, { signal: ac.signal });
     assert(!await settledWithin(room, 100));

@@ -110,6 +110,42 @@ for (const t of transports) {
     await room;
     await reading;
   });
+
+  Deno.test(`${t.name}: ready()'s default mark is half of a raised maxQueuedBytes`, async () => {
+    // The mark stayed at 2 MiB whatever the budget: a naive ready() sender on an engine
+    // that allowed 64 MiB queued waited past 2 MiB all the same, each time for a write or
+    // two, and ran at 0.78x of a sender keeping its own window (bench/RESULTS.md).
+    await using engine = new Engine({ maxQueuedBytes: 16 * 1024 * 1024 });
+    const server = await listen(engine, t);
+    const link = await connect(engine, t, server);
+    const body = new Uint8Array(64).fill(0x61);
+    const per = 80 + 512;
+    const postCharged = (bytes: number) => {
+      const n = Math.ceil(bytes / per);
+      for (let i = 0; i < n; i++) {
+        const m = make(engine, link.clientCh, OpCode.Request);
+        m.body.set(body);
+        link.client.post(m);
+      }
+      return n;
+    };
+    const state = (p: Promise<void>) =>
+      Promise.race([p.then(() => "resolved"), Promise.resolve().then(() => "pending")]);
+    let total = postCharged(7.5 * 1024 * 1024);
+    assertEquals(await state(link.client.ready(link.clientCh)), "resolved", "7.5 MiB queued");
+    total += postCharged(1024 * 1024);
+    const room = link.client.ready(link.clientCh);
+    assertEquals(await state(room), "pending", "8.5 MiB queued");
+    const reading = (async () => {
+      for (let got = 0; got < total;) {
+        const m = await recv(server.group);
+        if (m.bhdr.opCode === OpCode.Request) got++;
+        engine.put(m);
+      }
+    })();
+    await room;
+    await reading;
+  });
 }
 
 for (const t of transports) {
