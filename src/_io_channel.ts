@@ -170,8 +170,11 @@ export class IoChannel implements Channel {
     }
   }
 
-  /** Resolves once the queued bytes are at or below `mark`; see ChannelGroup.ready. */
-  ready(mark: number, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Resolves once the charged queued bytes are at or below `mark` and the frame bytes at or
+   * below `frameMark`; see ChannelGroup.ready.
+   */
+  ready(mark: number, frameMark: number, signal: AbortSignal | undefined): Promise<void> {
     // The action's text is made only for an error: a sender may call this per message.
     if (this.#closed) {
       return Promise.reject(
@@ -189,7 +192,13 @@ export class IoChannel implements Channel {
         ),
       );
     }
-    return this.#room.wait(this.#queuedBytes, mark, signal);
+    return this.#room.wait(this.#queuedBytes, this.#frameBytes(), mark, frameMark, signal);
+  }
+
+  // The queued frames' own bytes: each is charged its size plus QUEUED_MESSAGE_OVERHEAD.
+  #frameBytes(): number {
+    return this.#queuedBytes -
+      (this.#urgent!.frames + this.#normal!.frames) * QUEUED_MESSAGE_OVERHEAD;
   }
 
   #postAction(m: Message): string {
@@ -297,7 +306,7 @@ export class IoChannel implements Channel {
     const released = lane.settledBytes + n * QUEUED_MESSAGE_OVERHEAD;
     this.#queuedBytes -= released;
     this.#host.charge(-released);
-    if (this.#room.waiting) this.#room.update(this.#queuedBytes);
+    if (this.#room.waiting) this.#room.update(this.#queuedBytes, this.#frameBytes());
     if (this.#closeAfter || (this.#byeSent && this.#byeReceived)) {
       this.close(Status.channelClosed, null);
     }

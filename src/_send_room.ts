@@ -1,11 +1,14 @@
 // Senders waiting for room on one channel (ChannelGroup.ready): each waits until the
-// channel's charged queued bytes are at or below its low-water mark. The channel reports
-// every release of queued bytes (a write settled) and its close; nothing here runs a timer.
+// channel's charged queued bytes are at or below its low-water mark, and its frame bytes
+// (the same frames without the per-frame overhead) at or below its frame mark. The channel
+// reports every release of queued bytes (a write settled) and its close; nothing here runs
+// a timer.
 
 import type { TofuError } from "./status.ts";
 
 interface RoomWaiter {
   mark: number;
+  frameMark: number;
   resolve: () => void;
   reject: (reason: unknown) => void;
   signal: AbortSignal | undefined;
@@ -25,19 +28,22 @@ export class SendRoom {
   }
 
   /**
-   * Resolves once `queued()` is at or below `mark` (at once if it is), rejects with the
-   * channel's close error or `signal.reason`.
+   * Resolves once the charged `queued` bytes are at or below `mark` and the `frames` bytes
+   * at or below `frameMark` (at once if they are), rejects with the channel's close error or
+   * `signal.reason`.
    */
   wait(
     queued: number,
+    frames: number,
     mark: number,
+    frameMark: number,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    if (queued <= mark) return ROOM;
+    if (queued <= mark && frames <= frameMark) return ROOM;
     return new Promise<void>((resolve, reject) => {
-      const w: RoomWaiter = { mark, resolve, reject, signal, onAbort: undefined };
+      const w: RoomWaiter = { mark, frameMark, resolve, reject, signal, onAbort: undefined };
       if (signal) {
         w.onAbort = () => {
           const i = this.#waiters.indexOf(w);
@@ -50,13 +56,16 @@ export class SendRoom {
     });
   }
 
-  /** The channel's queued bytes fell to `queued`: wakes every sender whose mark it reached. */
-  update(queued: number): void {
+  /**
+   * The channel's queued bytes fell to `queued` charged, `frames` of frames: wakes every
+   * sender whose marks they reached.
+   */
+  update(queued: number, frames: number): void {
     const ws = this.#waiters;
     let kept = 0;
     for (let i = 0; i < ws.length; i++) {
       const w = ws[i]!;
-      if (queued <= w.mark) {
+      if (queued <= w.mark && frames <= w.frameMark) {
         settle(w);
         w.resolve();
       } else ws[kept++] = w;

@@ -21,10 +21,11 @@ export interface WaitReceiveOptions {
 /** Options of {@linkcode ChannelGroup.ready}. */
 export interface ReadyOptions {
   /**
-   * Resolve once the channel's queued bytes are at or below this many (default: half the
-   * engine's `maxQueuedBytes`, {@linkcode DEFAULT_LOW_WATER_BYTES} with the default budget, so
-   * that the post after it fits the budget as long as a frame costs at most the other half).
-   * Bytes are counted as `maxQueuedBytes` counts them: each queued frame plus 512 bytes.
+   * Resolve once the channel's queued bytes are at or below this many, counted as
+   * `maxQueuedBytes` counts them: each queued frame plus 512 bytes. By default, once at most
+   * half the engine's `maxQueuedBytes` is queued so counted (so that the post after it fits
+   * the budget as long as a frame costs at most the other half) and at most
+   * {@linkcode DEFAULT_LOW_WATER_BYTES} (2 MiB) of the frames' own bytes.
    */
   lowWaterBytes?: number;
   /** Gives up waiting; the promise rejects with `signal.reason`. */
@@ -32,10 +33,12 @@ export interface ReadyOptions {
 }
 
 /**
- * The default low-water mark of {@linkcode ChannelGroup.ready} with the default
- * `maxQueuedBytes` of 4 MiB, in charged bytes (2 MiB: about 3,500 queued 64-byte messages, or
- * 31 of 64 KiB). The mark is half of `maxQueuedBytes`: an engine given a larger budget lets a
- * sender queue more before it waits.
+ * The most bytes of frames (their size on the wire) {@linkcode ChannelGroup.ready} lets a
+ * channel have queued by default: 2 MiB, about 32 frames of 64 KiB. Their charged bytes
+ * (each frame plus 512) must also be at most half of `maxQueuedBytes`, which with the default
+ * budget of 4 MiB is also 2 MiB: about 3,500 queued 64-byte messages. An engine given a larger
+ * budget lets a sender of small messages queue more of them (up to about 26,000) before it
+ * waits, and one of large frames no more.
  */
 export const DEFAULT_LOW_WATER_BYTES = 2 * 1024 * 1024;
 
@@ -118,7 +121,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
    * @example A sender that keeps pace with its peer
    * ```ts ignore
    * for (const body of bodies) {
-   *   await group.ready(ch); // at once while at most 2 MiB (half of maxQueuedBytes) are queued
+   *   await group.ready(ch); // at once while at most 2 MiB are queued
    *   const m = engine.get("always");
    *   m.bhdr.channelNumber = ch;
    *   m.body.set(body);
@@ -140,11 +143,16 @@ export class ChannelGroup implements AsyncIterable<Message> {
     }
     const engine = this.#engine;
     const max = engine.maxQueuedBytes;
-    // Half the budget: at the budget itself, ready() resolved while the queue was just under
-    // it and the post that followed was refused (allocation_failed). Not 2 MiB whatever the
-    // budget: with 64 MiB allowed, a naive sender that waited past 2 MiB ran at 0.78x of one
-    // keeping its own window of 32,768 messages (bench/RESULTS.md).
-    const mark = options?.lowWaterBytes ?? Math.floor(max / 2);
+    // By default, half the budget: at the budget itself, ready() resolved while the queue was
+    // just under it and the post that followed was refused (allocation_failed). Not 2 MiB
+    // charged whatever the budget: with 64 MiB allowed, a naive sender of 64-byte messages
+    // that waited past 2 MiB (3,500 frames, each charged 512 bytes more than its 80) ran at
+    // 0.78x of one keeping its own window of 32,768. And at most 2 MiB of the frames' own
+    // bytes: 32 MiB of 64 KiB frames went cold in the CPU caches before they were written
+    // (0.77-0.88x; bench/RESULTS.md).
+    const lowWater = options?.lowWaterBytes;
+    const mark = lowWater ?? Math.floor(max / 2);
+    const frameMark = lowWater === undefined ? DEFAULT_LOW_WATER_BYTES : Infinity;
     if (typeof mark !== "number" || Number.isNaN(mark) || mark < 0) {
       throw new RangeError(
         `Cannot wait for room on channel ${n}: lowWaterBytes ${mark} is not a number >= 0`,
@@ -177,7 +185,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
         `Cannot wait for room on channel ${n}: it is a listener, which sends nothing`,
       );
     }
-    return (ch as IoChannel).ready(mark, options?.signal);
+    return (ch as IoChannel).ready(mark, frameMark, options?.signal);
   }
 
   /**

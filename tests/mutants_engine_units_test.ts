@@ -275,22 +275,40 @@ Deno.test("ReadShare: the waiting reader is woken once, only when no longer full
 
 Deno.test("SendRoom: room at or below the mark at once; waits wake at their own marks", async () => {
   const room = new SendRoom();
-  await room.wait(10, 10, undefined); // at the mark: room at once
+  await room.wait(10, 0, 10, Infinity, undefined); // at the mark: room at once
   assertFalse(room.waiting);
   const order: string[] = [];
-  const low = room.wait(50, 5, undefined).then(() => order.push("low"));
-  const high = room.wait(50, 20, undefined).then(() => order.push("high"));
+  const low = room.wait(50, 0, 5, Infinity, undefined).then(() => order.push("low"));
+  const high = room.wait(50, 0, 20, Infinity, undefined).then(() => order.push("high"));
   assert(room.waiting);
-  room.update(21);
+  room.update(21, 0);
   await pause(0);
   assertEquals(order, []);
-  room.update(20); // exactly the high mark
+  room.update(20, 0); // exactly the high mark
   await high;
   assertEquals(order, ["high"]);
   assert(room.waiting, "the low-mark sender still waits");
-  room.update(5);
+  room.update(5, 0);
   await low;
   assertEquals(order, ["high", "low"]);
+  assertFalse(room.waiting);
+});
+
+Deno.test("SendRoom: a wait with a frame mark needs both marks reached", async () => {
+  const room = new SendRoom();
+  await room.wait(10, 50, 10, 50, undefined); // both at their marks: room at once
+  assertFalse(room.waiting);
+  let woken = false;
+  const both = room.wait(10, 60, 10, 50, undefined).then(() => woken = true);
+  assert(room.waiting, "frames over their mark: it waits though the charged bytes are at theirs");
+  room.update(10, 51);
+  await pause(0);
+  assertFalse(woken);
+  room.update(11, 50); // frames at their mark, charged bytes over theirs
+  await pause(0);
+  assertFalse(woken);
+  room.update(10, 50);
+  await both;
   assertFalse(room.waiting);
 });
 
@@ -298,36 +316,36 @@ Deno.test("SendRoom: an abort rejects that wait only, with the signal's reason",
   const room = new SendRoom();
   const ac = new AbortController();
   const reason = new Error("stop");
-  const aborted = room.wait(100, 1, ac.signal);
-  const other = room.wait(100, 1, undefined);
+  const aborted = room.wait(100, 0, 1, Infinity, ac.signal);
+  const other = room.wait(100, 0, 1, Infinity, undefined);
   ac.abort(reason);
   assertStrictEquals(await aborted.catch((e) => e), reason);
   assert(room.waiting, "the other sender still waits");
-  room.update(0);
+  room.update(0, 0);
   await other;
   assertFalse(room.waiting);
   // The only sender, or the first of several, aborts: it no longer waits.
   const ac2 = new AbortController();
-  const only = room.wait(100, 1, ac2.signal);
+  const only = room.wait(100, 0, 1, Infinity, ac2.signal);
   ac2.abort(reason);
   assertStrictEquals(await only.catch((e) => e), reason);
   assertFalse(room.waiting, "an aborted sender is removed");
   // Already aborted: rejected before looking at the room.
-  assertStrictEquals(await room.wait(0, 10, ac.signal).catch((e) => e), reason);
+  assertStrictEquals(await room.wait(0, 0, 10, Infinity, ac.signal).catch((e) => e), reason);
 });
 
 Deno.test("SendRoom: close rejects every sender, now and later, with the first error", async () => {
   const room = new SendRoom();
   const ac = new AbortController();
   const err = new TofuError(Status.channelClosed, "Cannot send: closed");
-  const a = room.wait(100, 1, ac.signal);
-  const b = room.wait(100, 1, undefined);
+  const a = room.wait(100, 0, 1, Infinity, ac.signal);
+  const b = room.wait(100, 0, 1, Infinity, undefined);
   room.close(err);
   room.close(new TofuError(Status.shutdownStarted, "Cannot send: later"));
   assertStrictEquals(await a.catch((e) => e), err);
   assertStrictEquals(await b.catch((e) => e), err);
   assertFalse(room.waiting);
-  assertStrictEquals(await room.wait(0, 10, undefined).catch((e) => e), err);
+  assertStrictEquals(await room.wait(0, 0, 10, Infinity, undefined).catch((e) => e), err);
   ac.abort(); // its listener was removed: nothing happens
 });
 

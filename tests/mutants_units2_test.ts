@@ -73,16 +73,16 @@ Deno.test("SendRoom: a wait that ends leaves no abort listener on its signal", a
   const room = new SendRoom();
   const shared = new CountedSignal();
   // Woken by room: the listener is removed.
-  const woken = room.wait(100, 10, shared.signal);
+  const woken = room.wait(100, 0, 10, Infinity, shared.signal);
   assertEquals(shared.listeners, 1, "a waiting sender listens for the abort");
-  room.update(10);
+  room.update(10, 0);
   await woken;
   assertEquals(shared.listeners, 0, "woken: the listener is removed");
   // Woken while another sender with the same signal keeps waiting.
-  const first = room.wait(100, 50, shared.signal);
-  const second = room.wait(100, 5, shared.signal);
+  const first = room.wait(100, 0, 50, Infinity, shared.signal);
+  const second = room.wait(100, 0, 5, Infinity, shared.signal);
   assertEquals(shared.listeners, 2);
-  room.update(50);
+  room.update(50, 0);
   await first;
   assertEquals(shared.listeners, 1, "only the woken sender's listener is removed");
   // Rejected by close: the listener is removed.
@@ -97,13 +97,13 @@ Deno.test("SendRoom: an aborted wait leaves no abort listener on its signal", as
   const room = new SendRoom();
   const own = new CountedSignal();
   const reason = new Error("stop");
-  const aborted = room.wait(100, 1, own.signal);
-  const other = room.wait(100, 1, undefined);
+  const aborted = room.wait(100, 0, 1, Infinity, own.signal);
+  const other = room.wait(100, 0, 1, Infinity, undefined);
   own.abort(reason);
   assertStrictEquals(await aborted.catch((e) => e), reason);
   assertEquals(own.listeners, 0, "the listener is let go once it ran");
   assert(room.waiting, "the other sender still waits");
-  room.update(0);
+  room.update(0, 0);
   await other;
   assertFalse(room.waiting);
 });
