@@ -37,7 +37,7 @@ export const ENGINE_HELD_ALLOWANCE = 256 * 1024;
  * was sized for a large send window (32,768) let a reader whose socket always had data run
  * tens of thousands of messages ahead of a receiver taking one per `await`, and the messages
  * went cold in the CPU caches before the receiver got to them: that receiver's CPU per
- * message was 2-2.5x a tryReceive drain's (bench/RESULTS.md).
+ * message was 2-3x a tryReceive drain's (bench/RESULTS.md).
  */
 export const MAX_UNREAD_WINDOW = 1024;
 
