@@ -195,6 +195,12 @@ export class IoChannel implements Channel {
     return this.#room.wait(this.#queuedBytes, this.#frameBytes(), mark, frameMark, signal);
   }
 
+  /** Whether ready(mark, frameMark) would resolve at once. */
+  hasRoom(mark: number, frameMark: number): boolean {
+    return !this.#closed && this.#sendClosed === null && this.#queuedBytes <= mark &&
+      this.#frameBytes() <= frameMark;
+  }
+
   // The queued frames' own bytes: each is charged its size plus QUEUED_MESSAGE_OVERHEAD.
   #frameBytes(): number {
     return this.#queuedBytes -

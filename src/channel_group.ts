@@ -29,7 +29,7 @@ export interface ReadyOptions {
    */
   lowWaterBytes?: number;
   /** Gives up waiting; the promise rejects with `signal.reason`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -43,6 +43,7 @@ export interface ReadyOptions {
 export const DEFAULT_LOW_WATER_BYTES = 2 * 1024 * 1024;
 
 let makeGroup: (engine: EngineCore, core: GroupCore) => ChannelGroup;
+let roomNow: (group: ChannelGroup, channelNumber: number) => boolean;
 
 /**
  * A group of channels with one FIFO receive queue. Everything the engine has for
@@ -75,6 +76,7 @@ export class ChannelGroup implements AsyncIterable<Message> {
       g.#core = core;
       return g;
     };
+    roomNow = (g, n) => g.#roomNow(n);
   }
 
   private constructor() {}
@@ -135,6 +137,19 @@ export class ChannelGroup implements AsyncIterable<Message> {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  // Whether ready(n) with the default marks would resolve at once (false for any channel
+  // it would refuse).
+  #roomNow(n: number): boolean {
+    const engine = this.#engine;
+    if (engine.closed || this.#core.destroyed) return false;
+    const ch = engine.channels.get(n);
+    if (ch === undefined || ch.group !== this.#core || ch.isListener) return false;
+    return (ch as IoChannel).hasRoom(
+      Math.floor(engine.maxQueuedBytes / 2),
+      DEFAULT_LOW_WATER_BYTES,
+    );
   }
 
   #ready(n: number, options: ReadyOptions | undefined): Promise<void> {
@@ -268,6 +283,14 @@ export class ChannelGroup implements AsyncIterable<Message> {
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
     return new GroupIterator(this.#core.queue);
   }
+}
+
+/**
+ * Library-internal: whether `group.ready(channelNumber)` (default marks) would resolve at once,
+ * so that a post may go out without waiting (src/channel.ts, send()).
+ */
+export function hasRoomNow(group: ChannelGroup, channelNumber: number): boolean {
+  return roomNow(group, channelNumber);
 }
 
 const FINISHED: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
