@@ -4,7 +4,15 @@
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "@std/assert";
 import { deadline } from "@std/async/deadline";
 import { delay } from "@std/async/delay";
-import { encodeFrame, Engine, Message, OpCode, Status, TofuError } from "../mod.ts";
+import {
+  type ChannelGroup,
+  encodeFrame,
+  Engine,
+  Message,
+  OpCode,
+  Status,
+  TofuError,
+} from "../mod.ts";
 import {
   connect,
   expect,
@@ -75,6 +83,20 @@ for (const t of transports) {
   });
 }
 
+/** "resolved" if `p` has settled by the next microtask, else "pending". */
+function stateOf(p: Promise<void>): Promise<string> {
+  return Promise.race([p.then(() => "resolved"), Promise.resolve().then(() => "pending")]);
+}
+
+/** Takes messages from `group` until `total` Requests came, putting each back. */
+async function takeRequests(engine: Engine, group: ChannelGroup, total: number): Promise<void> {
+  for (let got = 0; got < total;) {
+    const m = await recv(group);
+    if (m.bhdr.opCode === OpCode.Request) got++;
+    engine.put(m);
+  }
+}
+
 for (const t of transports) {
   Deno.test(`${t.name}: ready() waits only past its default mark of 2 MiB queued`, async () => {
     await using engine = new Engine();
@@ -90,23 +112,15 @@ for (const t of transports) {
         link.client.post(m);
       }
     };
-    const state = (p: Promise<void>) =>
-      Promise.race([p.then(() => "resolved"), Promise.resolve().then(() => "pending")]);
     postCharged(1.5 * 1024 * 1024);
-    assertEquals(await state(link.client.ready(link.clientCh)), "resolved", "1.5 MiB queued");
+    assertEquals(await stateOf(link.client.ready(link.clientCh)), "resolved", "1.5 MiB queued");
     postCharged(1024 * 1024);
     const room = link.client.ready(link.clientCh);
-    assertEquals(await state(room), "pending", "2.5 MiB queued");
+    assertEquals(await stateOf(room), "pending", "2.5 MiB queued");
     // The server reads on (the engine stops reading a channel at its read share, so the
     // application takes the messages), until the writes took the queue down to 2 MiB.
     const total = Math.ceil(1.5 * 1024 * 1024 / 592) + Math.ceil(1024 * 1024 / 592);
-    const reading = (async () => {
-      for (let got = 0; got < total;) {
-        const m = await recv(server.group);
-        if (m.bhdr.opCode === OpCode.Request) got++;
-        engine.put(m);
-      }
-    })();
+    const reading = takeRequests(engine, server.group, total);
     await room;
     await reading;
   });
@@ -129,20 +143,12 @@ for (const t of transports) {
       }
       return n;
     };
-    const state = (p: Promise<void>) =>
-      Promise.race([p.then(() => "resolved"), Promise.resolve().then(() => "pending")]);
     let total = postCharged(7.5 * 1024 * 1024);
-    assertEquals(await state(link.client.ready(link.clientCh)), "resolved", "7.5 MiB queued");
+    assertEquals(await stateOf(link.client.ready(link.clientCh)), "resolved", "7.5 MiB queued");
     total += postCharged(1024 * 1024);
     const room = link.client.ready(link.clientCh);
-    assertEquals(await state(room), "pending", "8.5 MiB queued");
-    const reading = (async () => {
-      for (let got = 0; got < total;) {
-        const m = await recv(server.group);
-        if (m.bhdr.opCode === OpCode.Request) got++;
-        engine.put(m);
-      }
-    })();
+    assertEquals(await stateOf(room), "pending", "8.5 MiB queued");
+    const reading = takeRequests(engine, server.group, total);
     await room;
     await reading;
   });
@@ -155,8 +161,6 @@ for (const t of transports) {
     const server = await listen(engine, t);
     const link = await connect(engine, t, server);
     const body = new Uint8Array(60_000).fill(0x61);
-    const state = (p: Promise<void>) =>
-      Promise.race([p.then(() => "resolved"), Promise.resolve().then(() => "pending")]);
     // Posts of one turn are not written before the turn ends.
     const post = (n: number) => {
       for (let i = 0; i < n; i++) {
@@ -165,20 +169,14 @@ for (const t of transports) {
         link.client.post(m);
       }
     };
-    const reading = (async () => {
-      for (let got = 0; got < 70;) {
-        const m = await recv(server.group);
-        if (m.bhdr.opCode === OpCode.Request) got++;
-        engine.put(m);
-      }
-    })();
+    const reading = takeRequests(engine, server.group, 70);
     reading.catch(() => {}); // awaited below; a failed assertion first must not leave it uncaught
     post(30); // 1.8 MB of frames
-    assertEquals(await state(link.client.ready(link.clientCh)), "resolved", "1.8 MB queued");
+    assertEquals(await stateOf(link.client.ready(link.clientCh)), "resolved", "1.8 MB queued");
     await link.client.ready(link.clientCh, { lowWaterBytes: 0 }); // all written
     post(40); // 2.4 MB of frames, far below half the budget in charged bytes
     const room = link.client.ready(link.clientCh);
-    assertEquals(await state(room), "pending", "2.4 MB queued");
+    assertEquals(await stateOf(room), "pending", "2.4 MB queued");
     await room;
     await reading;
   });
